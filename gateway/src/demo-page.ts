@@ -1,0 +1,51 @@
+import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+import type { Request, Response } from "./http.js";
+
+export interface DemoPage {
+  serve(req: Request, res: Response): boolean;
+}
+
+const publicDir = fileURLToPath(new URL("./public/", import.meta.url));
+
+/**
+ * The live leaderboard page at "/". Its script is bundled once at start with
+ * esbuild (generated client + connect-web), so there is no build step to
+ * forget and the page always matches the contract it was started with.
+ */
+export async function loadDemoPage(): Promise<DemoPage> {
+  const html = await readFile(`${publicDir}index.html`);
+  const bundle = await build({
+    entryPoints: [`${publicDir}app.ts`],
+    bundle: true,
+    write: false,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    minify: true,
+    legalComments: "none",
+  });
+  const script = Buffer.from(bundle.outputFiles[0]!.contents);
+  const assets = new Map<string, { body: Buffer; type: string }>([
+    ["/", { body: html, type: "text/html; charset=utf-8" }],
+    ["/index.html", { body: html, type: "text/html; charset=utf-8" }],
+    ["/app.js", { body: script, type: "text/javascript; charset=utf-8" }],
+  ]);
+  return {
+    serve(req, res) {
+      const path = (req.url ?? "/").split("?")[0] ?? "/";
+      const asset = assets.get(path);
+      if (!asset || (req.method !== "GET" && req.method !== "HEAD")) return false;
+      res.writeHead(200, {
+        "content-type": asset.type,
+        "content-length": String(asset.body.length),
+        "cache-control": "no-cache",
+        "x-content-type-options": "nosniff",
+      });
+      if (req.method === "HEAD") res.end();
+      else res.end(asset.body);
+      return true;
+    },
+  };
+}

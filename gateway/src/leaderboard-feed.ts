@@ -1,0 +1,130 @@
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import type { LeaderboardUpdate, PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
+import type { Logger } from "@scoreboard/platform/logger";
+
+type Listener = (update: LeaderboardUpdate) => void;
+
+/**
+ * One upstream WatchLeaderboard stream per (board, limit) for the whole
+ * gateway, shared by every SSE, WebSocket and Connect client watching it.
+ * The upstream reconnects with backoff when push goes away; listeners only
+ * ever see the latest state, so a slow client cannot make anything queue.
+ */
+export class LeaderboardFeeds {
+  private readonly feeds = new Map<string, Feed>();
+
+  constructor(
+    private readonly push: Client<typeof PushService>,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Calls `listener` with the latest update at once (if any) and on every change. Returns unsubscribe. */
+  subscribe(board: string, limit: number, listener: Listener): () => void {
+    const key = `${board}/${limit}`;
+    let feed = this.feeds.get(key);
+    if (!feed) {
+      feed = new Feed(this.push, board, limit, this.logger, () => this.feeds.delete(key));
+      this.feeds.set(key, feed);
+    }
+    return feed.add(listener);
+  }
+
+  /**
+   * The latest top `limit` of a board while its upstream stream is live, for
+   * answering reads without a round trip; undefined when there is none or
+   * the stream is down (then callers ask ranking).
+   */
+  current(board: string, limit: number): LeaderboardUpdate | undefined {
+    return this.feeds.get(`${board}/${limit}`)?.live;
+  }
+
+  get subscriberCount(): number {
+    let count = 0;
+    for (const feed of this.feeds.values()) count += feed.size;
+    return count;
+  }
+
+  close(): void {
+    for (const feed of this.feeds.values()) feed.close();
+    this.feeds.clear();
+  }
+}
+
+class Feed {
+  private readonly listeners = new Set<Listener>();
+  private readonly abort = new AbortController();
+  private latest: LeaderboardUpdate | undefined;
+  private streaming = false;
+
+  constructor(
+    private readonly push: Client<typeof PushService>,
+    private readonly board: string,
+    private readonly limit: number,
+    private readonly logger: Logger,
+    private readonly onIdle: () => void,
+  ) {
+    void this.run();
+  }
+
+  /** The latest update, only while the upstream stream is connected. */
+  get live(): LeaderboardUpdate | undefined {
+    return this.streaming ? this.latest : undefined;
+  }
+
+  get size(): number {
+    return this.listeners.size;
+  }
+
+  add(listener: Listener): () => void {
+    this.listeners.add(listener);
+    if (this.latest) listener(this.latest);
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.close();
+    };
+  }
+
+  close(): void {
+    if (this.abort.signal.aborted) return;
+    this.abort.abort();
+    this.onIdle();
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.abort.signal.aborted) {
+      try {
+        for await (const update of this.push.watchLeaderboard(
+          { board: this.board, limit: this.limit },
+          { signal: this.abort.signal },
+        )) {
+          failures = 0;
+          if (update.heartbeat) continue; // keep-alive from push, not a state
+          this.latest = update;
+          this.streaming = true;
+          for (const listener of this.listeners) listener(update);
+        }
+        this.streaming = false; // ended (push shut down): reconnect below
+      } catch (err) {
+        this.streaming = false;
+        if (this.abort.signal.aborted) return;
+        const error = ConnectError.from(err);
+        if (error.code !== Code.Unavailable && error.code !== Code.Canceled) {
+          this.logger.warn({ err: error.message, board: this.board }, "leaderboard feed broke, reconnecting");
+        }
+      }
+      failures += 1;
+      await sleep(Math.min(100 * 2 ** failures, 5_000), this.abort.signal);
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}

@@ -1,0 +1,72 @@
+import { CatalogService } from "@scoreboard/gen/scoreboard/v1/catalog_pb";
+import { PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
+import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
+import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
+import { exitOnStartupError, onShutdown } from "@scoreboard/platform/lifecycle";
+import { createLogger } from "@scoreboard/platform/logger";
+import { startRpcServer, type RpcServer } from "@scoreboard/platform/rpc-server";
+import { TokenVerifier } from "@scoreboard/platform/auth";
+import { RedisSlidingWindowLimiter } from "@scoreboard/platform/rate-limit";
+import { createRedis } from "@scoreboard/platform/redis";
+import { loadGatewayConfig } from "./config.js";
+import { ReadGate } from "./rest/leaderboard-reads.js";
+import { WriteGuard } from "./write-guard.js";
+import { createWebSocketUpgrade } from "./ws.js";
+import { loadDemoPage } from "./demo-page.js";
+import { LeaderboardFeeds } from "./leaderboard-feed.js";
+import { createRestHandler } from "./routes.js";
+import { registerRpcProxy } from "./rpc-proxy.js";
+import { connectUpstreams } from "./upstreams.js";
+
+const logger = createLogger("gateway");
+
+async function main(): Promise<void> {
+  const config = loadGatewayConfig();
+  const upstreams = connectUpstreams(config.upstreams);
+  const redis = createRedis(config.redisUrl, logger);
+  const verifier = new TokenVerifier(config.auth);
+  const readGate = new ReadGate({ requireScope: config.readsRequireScope, verifier });
+  const guard = new WriteGuard({
+    verifier,
+    limiter: new RedisSlidingWindowLimiter(redis, { logger }),
+    ipRule: config.rateLimits.ip,
+    trustedProxyHops: config.trustedProxyHops,
+    logger,
+  });
+  const feeds = new LeaderboardFeeds(upstreams.push, logger);
+  const page = await loadDemoPage();
+
+  let server: RpcServer | undefined;
+  const rest = createRestHandler({
+    upstreams,
+    feeds,
+    page,
+    guard,
+    rules: config.rateLimits,
+    maxIncrement: config.maxIncrement,
+    readGate,
+    logger,
+    sseHeartbeatMs: config.sseHeartbeatMs,
+    shutdownSignal: () => server!.shutdownSignal,
+    isReady: () => server?.health.isServing() ?? false,
+  });
+  server = await startRpcServer({
+    name: "gateway",
+    host: config.host,
+    port: config.port,
+    logger,
+    services: [ScoreService, CatalogService, RankingService, PushService],
+    routes: (router) => registerRpcProxy(router, upstreams, feeds, guard, config.rateLimits.rpc, readGate, config.sseHeartbeatMs),
+    fallback: rest,
+    onUpgrade: createWebSocketUpgrade({ feeds, verifier, readGate, shutdownSignal: () => server!.shutdownSignal, logger }),
+  });
+
+  onShutdown(logger, async () => {
+    feeds.close();
+    await server.close();
+    upstreams.close();
+    redis.disconnect();
+  });
+}
+
+main().catch((err: unknown) => exitOnStartupError(logger, err));

@@ -1,0 +1,121 @@
+import type { Logger } from "@scoreboard/platform/logger";
+import type { DemoPage } from "./demo-page.js";
+import { sendFailure, sendJson, type Request, type Response } from "./http.js";
+import type { LeaderboardFeeds } from "./leaderboard-feed.js";
+import { createActionsApi } from "./rest/actions-api.js";
+import { createLeaderboardReads, type ReadGate } from "./rest/leaderboard-reads.js";
+import { createScoreIncrementApi } from "./rest/score-increment-api.js";
+import { createScoreUpdateApi } from "./rest/score-update-api.js";
+import { createScoresApi } from "./rest/scores-api.js";
+import { createUpdateScoreApi } from "./rest/update-score-api.js";
+import type { WriteRules } from "./rest/write-rules.js";
+import { serveLeaderboardStream } from "./sse.js";
+import type { Upstreams } from "./upstreams.js";
+import type { WriteGuard } from "./write-guard.js";
+
+export interface RestDeps {
+  upstreams: Upstreams;
+  feeds: LeaderboardFeeds;
+  page: DemoPage;
+  guard: WriteGuard;
+  rules: WriteRules;
+  maxIncrement: number;
+  readGate: ReadGate;
+  shutdownSignal: () => AbortSignal;
+  isReady: () => boolean;
+  sseHeartbeatMs: number;
+  logger: Logger;
+}
+
+type Handler = (req: Request, res: Response, params: Record<string, string>) => void | Promise<void>;
+interface Route {
+  method: string;
+  path: string;
+  handler: Handler;
+}
+
+/** Every non-RPC route of the gateway: the seeds' REST dialects, SSE, probes and the demo page. */
+export function createRestHandler(deps: RestDeps) {
+  const { upstreams, guard, rules } = deps;
+  const actions = createActionsApi(upstreams, guard, rules);
+  const scores = createScoresApi(upstreams, guard, rules);
+  const increment = createScoreIncrementApi(upstreams, guard, rules, deps.maxIncrement);
+  const scoreUpdate = createScoreUpdateApi(upstreams, guard, rules, deps.maxIncrement);
+  const updateScore = createUpdateScoreApi(upstreams, guard, rules);
+  const reads = createLeaderboardReads(upstreams, deps.readGate, deps.feeds);
+
+  // First match wins: seed 002's /api/score/update shadows seed 001's
+  // /api/score/{user_id} for a user literally named "update".
+  const routes: Route[] = [
+    { method: "POST", path: "/api/actions", handler: actions.submitAction },
+    { method: "GET", path: "/api/leaderboard", handler: reads.actions },
+    { method: "GET", path: "/api/scores/leaderboard", handler: reads.scores },
+    { method: "GET", path: "/api/scores", handler: reads.scoresWithNames },
+    { method: "GET", path: "/leaderboard", handler: reads.players },
+    {
+      method: "GET",
+      path: "/api/leaderboard/stream",
+      handler: async (req, res) => {
+        try {
+          // EventSource cannot send headers: a browser may pass ?access_token= instead.
+          const query = new URL(req.url ?? "/", "http://gateway").searchParams.get("access_token");
+          await deps.readGate.check(req.headers.authorization ?? (query ? `Bearer ${query}` : undefined));
+        } catch (err) {
+          sendFailure(res, err);
+          return;
+        }
+        serveLeaderboardStream(req, res, deps.feeds, { heartbeatMs: deps.sseHeartbeatMs, shutdownSignal: deps.shutdownSignal() });
+      },
+    },
+    { method: "POST", path: "/api/scores/update", handler: scores.update },
+    { method: "POST", path: "/api/score/update", handler: scoreUpdate.update },
+    { method: "POST", path: "/api/score/:userId", handler: (req, res, p) => increment.increment(req, res, { userId: p.userId! }) },
+    { method: "POST", path: "/update-score", handler: updateScore.update },
+    { method: "GET", path: "/healthz", handler: (_req, res) => sendJson(res, 200, { status: "ok" }) },
+    {
+      method: "GET",
+      path: "/readyz",
+      handler: (_req, res) => (deps.isReady() ? sendJson(res, 200, { status: "ready" }) : sendJson(res, 503, { status: "not ready" })),
+    },
+  ];
+
+  return (req: Request, res: Response): void => {
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    let pathMatched = false;
+    for (const route of routes) {
+      const params = match(route.path, path);
+      if (!params) continue;
+      pathMatched = true;
+      if (route.method !== req.method) continue;
+      Promise.resolve(route.handler(req, res, params)).catch((err: unknown) => {
+        deps.logger.error({ err, method: req.method, path }, "route failed");
+        if (!res.headersSent) sendJson(res, 500, { success: false, message: "internal error", code: "internal" });
+        else res.end();
+      });
+      return;
+    }
+    if (deps.page.serve(req, res)) return;
+    if (pathMatched) {
+      sendJson(res, 405, { success: false, message: `${req.method} is not allowed on ${path}`, code: "method_not_allowed" });
+      return;
+    }
+    sendJson(res, 404, { success: false, message: `no route for ${req.method} ${path}`, code: "not_found" });
+  };
+}
+
+function match(pattern: string, path: string): Record<string, string> | undefined {
+  const want = pattern.split("/");
+  const have = path.split("/");
+  if (want.length !== have.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < want.length; i++) {
+    const segment = want[i]!;
+    if (segment.startsWith(":")) {
+      if (!have[i]) return undefined;
+      params[segment.slice(1)] = have[i]!;
+    } else if (segment !== have[i]) {
+      return undefined;
+    }
+  }
+  return params;
+}

@@ -1,0 +1,96 @@
+import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import type { RateLimitRule } from "@scoreboard/platform/rate-limit";
+import { fromUpstream } from "./http.js";
+import type { ReadGate } from "./rest/leaderboard-reads.js";
+import { isRateLimited, type WriteGuard } from "./write-guard.js";
+import { PushService, type LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
+import { latestStateStream } from "@scoreboard/platform/leaderboard-stream";
+import { CatalogService } from "@scoreboard/gen/scoreboard/v1/catalog_pb";
+import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
+import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
+import { boardName, pageLimit } from "@scoreboard/platform/board-params";
+import type { LeaderboardFeeds } from "./leaderboard-feed.js";
+import type { Upstreams } from "./upstreams.js";
+
+/**
+ * The public face of the three services for browsers (Connect, gRPC-Web) and
+ * gRPC clients: unary calls go straight through with the caller's
+ * credentials; streams share the gateway's leaderboard feeds.
+ */
+export function registerRpcProxy(
+  router: ConnectRouter,
+  upstreams: Upstreams,
+  feeds: LeaderboardFeeds,
+  guard: WriteGuard,
+  writeRule: RateLimitRule,
+  readGate: ReadGate,
+  heartbeatMs: number,
+): void {
+  const forward = (ctx: HandlerContext) => {
+    const authorization = ctx.requestHeader.get("authorization");
+    return {
+      signal: ctx.signal,
+      timeoutMs: ctx.timeoutMs() ?? 10_000,
+      headers: authorization ? { authorization } : undefined,
+    };
+  };
+  // Writes are rate limited per proven user, like the REST routes.
+  const admit = async (ctx: HandlerContext) => {
+    try {
+      await guard.admitUser(ctx.requestHeader.get("authorization"), writeRule, "rpc");
+    } catch (err) {
+      if (isRateLimited(err)) {
+        for (const [name, value] of Object.entries(err.headers)) ctx.responseHeader.set(name, value);
+        throw new ConnectError(err.message, Code.ResourceExhausted);
+      }
+      throw err;
+    }
+    return forward(ctx);
+  };
+  router.service(ScoreService, {
+    submitAction: async (req, ctx) => upstreams.score.submitAction(req, await admit(ctx)).catch(rethrowClean),
+    addScore: async (req, ctx) => upstreams.score.addScore(req, await admit(ctx)).catch(rethrowClean),
+  });
+  router.service(CatalogService, {
+    listActions: (req, ctx) => upstreams.catalog.listActions(req, forward(ctx)).catch(rethrowClean),
+    putAction: (req, ctx) => upstreams.catalog.putAction(req, forward(ctx)).catch(rethrowClean),
+    deleteAction: (req, ctx) => upstreams.catalog.deleteAction(req, forward(ctx)).catch(rethrowClean),
+  });
+  router.service(RankingService, {
+    getLeaderboard: async (req, ctx) => {
+      await readGate.check(ctx.requestHeader.get("authorization"));
+      return upstreams.ranking.getLeaderboard(req, forward(ctx)).catch(rethrowClean);
+    },
+    getRank: async (req, ctx) => {
+      await readGate.check(ctx.requestHeader.get("authorization"));
+      return upstreams.ranking.getRank(req, forward(ctx)).catch(rethrowClean);
+    },
+  });
+  router.service(PushService, {
+    watchLeaderboard: async function* (req, ctx) {
+      await readGate.check(ctx.requestHeader.get("authorization"));
+      yield* watchThroughFeed(feeds, boardName(req.board), pageLimit(req.limit), ctx, heartbeatMs);
+    },
+  });
+}
+
+/**
+ * An upstream error carries the upstream's gRPC response headers
+ * (content-type application/grpc, grpc-status...); connect would copy them
+ * onto our Connect or gRPC-Web answer and make it unreadable. Keep only the
+ * code and message.
+ */
+function rethrowClean(err: unknown): never {
+  const upstream = fromUpstream(err);
+  throw new ConnectError(upstream.rawMessage, upstream.code);
+}
+
+function watchThroughFeed(feeds: LeaderboardFeeds, board: string, limit: number, ctx: HandlerContext, heartbeatMs: number) {
+  return latestStateStream<LeaderboardUpdate>({
+    subscribe: (onChange) => feeds.subscribe(board, limit, onChange),
+    signal: ctx.signal,
+    heartbeatMs,
+    // Sequence numbers are per client stream, as the contract says.
+    render: (update) => ({ entries: update.entries, asOf: update.asOf }),
+  });
+}

@@ -1,0 +1,65 @@
+import type { LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { LeaderboardFeeds } from "./leaderboard-feed.js";
+import type { Request, Response } from "./http.js";
+
+export interface SseOptions {
+  heartbeatMs: number;
+  shutdownSignal: AbortSignal;
+}
+
+/**
+ * GET /api/leaderboard/stream (seed 004): `event: connected`, then
+ * `event: score:update` with the top 10 at once and on every change.
+ * A client that cannot keep up is sent only the newest state once its socket
+ * drains, so no per-client queue grows.
+ */
+export function serveLeaderboardStream(req: Request, res: Response, feeds: LeaderboardFeeds, options: SseOptions): void {
+  res.writeHead(200, {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache, no-transform",
+    ...(req.httpVersionMajor === 1 ? { connection: "keep-alive" } : {}),
+    "x-accel-buffering": "no",
+  });
+  res.write(`retry: 2000\nevent: connected\ndata: ${JSON.stringify({ message: "Connected to leaderboard stream" })}\n\n`);
+
+  let pending: LeaderboardUpdate | undefined;
+  let blocked = false;
+  const send = (update: LeaderboardUpdate) => {
+    if (blocked) {
+      pending = update;
+      return;
+    }
+    const payload = {
+      topUsers: update.entries.map((e) => ({ userId: e.userId, score: Number(e.score) })),
+      timestamp: (update.asOf ? timestampDate(update.asOf) : new Date()).toISOString(),
+    };
+    blocked = !res.write(`event: score:update\ndata: ${JSON.stringify(payload)}\n\n`);
+  };
+  const onDrain = () => {
+    blocked = false;
+    const update = pending;
+    pending = undefined;
+    if (update) send(update);
+  };
+  res.on("drain", onDrain);
+
+  const unsubscribe = feeds.subscribe("global", 10, send);
+  // Comments keep proxies from closing an idle stream.
+  const heartbeat = setInterval(() => {
+    if (!blocked) res.write(": heartbeat\n\n");
+  }, options.heartbeatMs);
+
+  const finish = () => {
+    clearInterval(heartbeat);
+    unsubscribe();
+    options.shutdownSignal.removeEventListener("abort", end);
+    res.off("drain", onDrain);
+  };
+  const end = () => {
+    finish();
+    res.end();
+  };
+  options.shutdownSignal.addEventListener("abort", end, { once: true });
+  res.once("close", finish);
+}

@@ -1,0 +1,32 @@
+import { createClient, type Client } from "@connectrpc/connect";
+import { CatalogService } from "@scoreboard/gen/scoreboard/v1/catalog_pb";
+import { PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
+import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
+import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
+import { createServiceTransport } from "@scoreboard/platform/clients";
+
+/** gRPC clients of the three services behind the gateway. */
+export interface Upstreams {
+  score: Client<typeof ScoreService>;
+  catalog: Client<typeof CatalogService>;
+  ranking: Client<typeof RankingService>;
+  push: Client<typeof PushService>;
+  close(): void;
+}
+
+export function connectUpstreams(urls: { score: string; ranking: string; push: string }): Upstreams {
+  const score = createServiceTransport(urls.score);
+  const ranking = createServiceTransport(urls.ranking);
+  const push = createServiceTransport(urls.push);
+  return {
+    score: createClient(ScoreService, score.transport),
+    catalog: createClient(CatalogService, score.transport),
+    ranking: createClient(RankingService, ranking.transport),
+    push: createClient(PushService, push.transport),
+    close() {
+      score.close();
+      ranking.close();
+      push.close();
+    },
+  };
+}

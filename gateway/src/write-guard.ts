@@ -1,0 +1,97 @@
+import type { CallOptions } from "@connectrpc/connect";
+import { TokenVerifier, type Principal } from "@scoreboard/platform/auth";
+import type { Logger } from "@scoreboard/platform/logger";
+import { rateLimitHeaders, type RateLimitDecision, type RateLimiter, type RateLimitRule } from "@scoreboard/platform/rate-limit";
+import { HttpError, type Request } from "./http.js";
+
+export interface WriteGuardOptions {
+  verifier: TokenVerifier;
+  limiter: RateLimiter;
+  /** Limit per client IP shared by every write route (seed 004). */
+  ipRule: RateLimitRule;
+  /** How many proxies in front of us append to X-Forwarded-For (0: use the socket address). */
+  trustedProxyHops: number;
+  logger: Logger;
+}
+
+export interface AdmittedWrite {
+  principal: Principal;
+  /** Call options for the score service: credentials, dialect, retry key. */
+  call: CallOptions;
+  /** RateLimit-* headers to add to the answer. */
+  headers: Record<string, string>;
+}
+
+/** Raised when a rate limit refuses a write; carries Retry-After and friends. */
+export class RateLimitedError extends HttpError {
+  constructor(readonly headers: Record<string, string>, scope: string) {
+    super(429, `rate limit exceeded (${scope}); retry after ${headers["Retry-After"] ?? "a while"} s`, "resource_exhausted");
+  }
+}
+
+/**
+ * What every REST write goes through before the score service: the token is
+ * verified here too (rate limits must key on a proven user, not on a claim an
+ * attacker can write), then the per-IP and the route's per-user limits apply.
+ * The score service verifies the token again and decides the grant.
+ */
+export class WriteGuard {
+  constructor(private readonly options: WriteGuardOptions) {}
+
+  async admit(req: Request, source: string, userRule: RateLimitRule): Promise<AdmittedWrite> {
+    const ip = clientIp(req, this.options.trustedProxyHops);
+    const byIp = await this.options.limiter.check(this.options.ipRule, ip);
+    if (!byIp.allowed) throw this.limited(byIp, "per client address", { ip, source });
+
+    const authorization = header(req, "authorization");
+    const { principal, decision } = await this.admitUser(authorization, userRule, source);
+    const headers: Record<string, string> = { authorization: authorization!, "sb-source": source };
+    const apiKey = header(req, "x-api-key");
+    if (apiKey !== undefined) headers["x-api-key"] = apiKey;
+    return { principal, call: { headers, timeoutMs: 10_000 }, headers: rateLimitHeaders(decision) };
+  }
+
+  /** Verifies the token and applies a per-user limit (the RPC path has no client address here). */
+  async admitUser(
+    authorization: string | null | undefined,
+    rule: RateLimitRule,
+    source: string,
+  ): Promise<{ principal: Principal; decision: RateLimitDecision }> {
+    const principal = await this.options.verifier.authenticate(authorization);
+    const decision = await this.options.limiter.check(rule, principal.userId);
+    if (!decision.allowed) throw this.limited(decision, "per user", { userId: principal.userId, source });
+    return { principal, decision };
+  }
+
+  private limited(decision: RateLimitDecision, scope: string, detail: Record<string, string>): RateLimitedError {
+    // Logged, not audited in PostgreSQL: a flood must not become a write flood.
+    this.options.logger.warn({ ...detail, scope, degraded: decision.degraded }, "write rate limited");
+    return new RateLimitedError(rateLimitHeaders(decision), scope);
+  }
+}
+
+/** Idempotency-Key header (1..64 printable characters), or "" when absent. */
+export function idempotencyKeyOf(req: Request): string {
+  const key = header(req, "idempotency-key");
+  if (key === undefined) return "";
+  if (!/^[\x21-\x7e]{1,64}$/.test(key)) throw new HttpError(400, "Idempotency-Key must be 1..64 visible ASCII characters", "invalid_argument");
+  return key;
+}
+
+export function clientIp(req: Request, trustedProxyHops: number): string {
+  const socketAddress = req.socket?.remoteAddress ?? "unknown";
+  if (trustedProxyHops <= 0) return socketAddress;
+  const forwarded = (header(req, "x-forwarded-for") ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  // The last `hops` entries were written by our own proxies; the one before is the client.
+  return forwarded[forwarded.length - trustedProxyHops] ?? socketAddress;
+}
+
+function header(req: Request, name: string): string | undefined {
+  const value = req.headers[name];
+  return typeof value === "string" ? value : Array.isArray(value) ? value[0] : undefined;
+}
+
+export function isRateLimited(err: unknown): err is RateLimitedError {
+  return err instanceof RateLimitedError;
+}
+

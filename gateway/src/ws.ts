@@ -1,0 +1,143 @@
+import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
+import { WebSocketServer, type WebSocket } from "ws";
+import { ConnectError } from "@connectrpc/connect";
+import type { LeaderboardEntry } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
+import type { LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
+import type { TokenVerifier } from "@scoreboard/platform/auth";
+import { httpStatusOf } from "@scoreboard/platform/errors";
+import type { Logger } from "@scoreboard/platform/logger";
+import type { LeaderboardFeeds } from "./leaderboard-feed.js";
+import type { ReadGate } from "./rest/leaderboard-reads.js";
+
+export interface WebSocketOptions {
+  feeds: LeaderboardFeeds;
+  verifier: TokenVerifier;
+  readGate: ReadGate;
+  shutdownSignal: () => AbortSignal;
+  logger: Logger;
+  pingIntervalMs?: number;
+}
+
+/** A WebSocket dialect: how to turn board changes into that seed's messages. */
+interface Dialect {
+  /** Seed 002 requires a JWT; seed 003's stream follows READS_REQUIRE_SCOPE. */
+  requiresToken: boolean;
+  messages(update: LeaderboardUpdate, previous: LeaderboardEntry[] | undefined): unknown[];
+}
+
+const dialects: Record<string, Dialect> = {
+  // Seed 002: {"event":"leaderboardUpdate","top10":[{"userId","username","score"}]}.
+  "/ws/scoreboard": {
+    requiresToken: true,
+    messages: (update) => [
+      { event: "leaderboardUpdate", top10: update.entries.map((e) => ({ userId: e.userId, username: e.username, score: Number(e.score) })) },
+    ],
+  },
+  // Seed 003: the top scores, and a scoreUpdate for each listed player whose
+  // score moved (players outside the top 10 are not followed).
+  "/live-updates": {
+    requiresToken: false,
+    messages: (update, previous) => {
+      const before = new Map((previous ?? []).map((e) => [e.userId, e.score]));
+      const moved = previous
+        ? update.entries.filter((e) => before.get(e.userId) !== e.score).map((e) => ({ type: "scoreUpdate", playerId: e.userId, newScore: Number(e.score) }))
+        : [];
+      return [{ type: "leaderboardUpdate", topScores: update.entries.map((e) => ({ playerId: e.userId, score: Number(e.score) })) }, ...moved];
+    },
+  },
+};
+
+// A client this far behind is sent the latest state once it catches up,
+// never a queue of every intermediate one.
+const MAX_BUFFERED_BYTES = 64 * 1024;
+
+/**
+ * WebSocket streams of the top 10 (seeds 002 and 003), fed by the same shared
+ * leaderboard feed as SSE and Connect. Browsers cannot set headers on a
+ * WebSocket, so the token may come as `Authorization: Bearer`, as the
+ * subprotocol pair ["bearer", "<jwt>"], or as ?access_token=.
+ */
+export function createWebSocketUpgrade(options: WebSocketOptions) {
+  const server = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024, handleProtocols: (protocols) => (protocols.has("bearer") ? "bearer" : false) });
+  const pingIntervalMs = options.pingIntervalMs ?? 30_000;
+
+  return (req: IncomingMessage, socket: Socket, head: Buffer): void => {
+    const url = new URL(req.url ?? "/", "http://gateway");
+    const dialect = dialects[url.pathname];
+    if (!dialect) return refuse(socket, 404, "no such stream");
+    void authorize(req, url, dialect, options).then(
+      () => server.handleUpgrade(req, socket, head, (ws) => serve(ws, dialect, options, pingIntervalMs)),
+      (err: unknown) => {
+        const error = ConnectError.from(err);
+        refuse(socket, httpStatusOf(error.code), error.rawMessage);
+      },
+    );
+  };
+}
+
+async function authorize(req: IncomingMessage, url: URL, dialect: Dialect, options: WebSocketOptions): Promise<void> {
+  const token = tokenOf(req, url);
+  if (dialect.requiresToken) await options.verifier.authenticate(token ? `Bearer ${token}` : undefined);
+  await options.readGate.check(token ? `Bearer ${token}` : undefined);
+}
+
+function tokenOf(req: IncomingMessage, url: URL): string | undefined {
+  const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1];
+  if (bearer) return bearer;
+  const protocols = (req.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim());
+  const index = protocols.indexOf("bearer");
+  if (index >= 0 && protocols[index + 1]) return protocols[index + 1];
+  return url.searchParams.get("access_token") ?? undefined;
+}
+
+function serve(ws: WebSocket, dialect: Dialect, options: WebSocketOptions, pingIntervalMs: number): void {
+  let previous: LeaderboardEntry[] | undefined;
+  let pending: LeaderboardUpdate | undefined;
+  let alive = true;
+
+  const send = (update: LeaderboardUpdate) => {
+    if (ws.readyState !== ws.OPEN) return;
+    if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+      pending = update;
+      return;
+    }
+    const messages = dialect.messages(update, previous);
+    previous = update.entries;
+    messages.forEach((message, i) => ws.send(JSON.stringify(message), i === messages.length - 1 ? flush : undefined));
+  };
+  // Called when a send left the socket: a state that waited goes out now.
+  const flush = () => {
+    if (!pending || ws.bufferedAmount > MAX_BUFFERED_BYTES) return;
+    const update = pending;
+    pending = undefined;
+    send(update);
+  };
+  const unsubscribe = options.feeds.subscribe("global", 10, send);
+  // Pings keep proxies from closing an idle stream and find dead peers.
+  const ping = setInterval(() => {
+    if (!alive) return ws.terminate();
+    alive = false;
+    ws.ping();
+  }, pingIntervalMs);
+  ws.on("pong", () => (alive = true));
+  // Clients only listen; anything they send is ignored (maxPayload bounds it).
+  ws.on("message", () => {});
+  const shutdown = options.shutdownSignal();
+  const onShutdown = () => ws.close(1001, "server shutting down");
+  shutdown.addEventListener("abort", onShutdown, { once: true });
+  ws.once("close", () => {
+    clearInterval(ping);
+    unsubscribe();
+    shutdown.removeEventListener("abort", onShutdown);
+  });
+  ws.on("error", (err) => options.logger.debug({ err: err.message }, "websocket error"));
+}
+
+function refuse(socket: Socket, status: number, message: string): void {
+  const body = JSON.stringify({ success: false, message });
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : status === 403 ? "Forbidden" : status === 404 ? "Not Found" : "Error"}\r\n` +
+      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}

@@ -1,0 +1,115 @@
+import { Kysely, Migrator, PostgresDialect, type Generated, type ColumnType, type Migration } from "kysely";
+import pg from "pg";
+import * as foundation from "./migrations/2026_11_23_001_foundation.js";
+import * as writePath from "./migrations/2026_11_23_002_write_path.js";
+import * as grantFunction from "./migrations/2026_11_23_003_grant_function.js";
+import * as grantBatch from "./migrations/2026_11_23_004_grant_batch.js";
+import * as regions from "./migrations/2026_11_23_005_regions.js";
+
+// PostgreSQL BIGINT arrives as a string by default; every bigint we store
+// (scores, ids, versions) stays far below 2^53, so read it as a number.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+
+export interface UsersTable {
+  user_id: string;
+  username: string;
+  role: Generated<string>;
+  /** SHA-256 hex of the user's API key (seed 001's X-API-Key), if any. */
+  api_key_hash: string | null;
+  /** The user's region board ("eu", "us"), from the profile or the token's `region` claim. */
+  region: ColumnType<string | null, string | null | undefined, string | null>;
+  created_at: Generated<Date>;
+}
+
+export interface ActionsTable {
+  action_id: string;
+  points: number;
+  description: Generated<string>;
+  requires_ticket: Generated<boolean>;
+  created_at: Generated<Date>;
+}
+
+export interface LedgerTable {
+  id: Generated<number>;
+  request_id: Generated<string>;
+  user_id: string;
+  /** NULL for a direct increment. */
+  action_id: string | null;
+  kind: Generated<"action" | "increment">;
+  points: number;
+  /** The user's total right after this entry: what a retry answers again. */
+  new_score: number | null;
+  /** The user's score version right after this entry (orders events per user). */
+  version: number | null;
+  idempotency_key: string | null;
+  ticket_jti: string | null;
+  /** Which API the grant came through (for the audit trail). */
+  source: Generated<string>;
+  created_at: Generated<Date>;
+}
+
+export interface AuditLogTable {
+  id: Generated<number>;
+  at: Generated<Date>;
+  user_id: string | null;
+  operation: string;
+  outcome: "granted" | "refused";
+  reason: string;
+  request_id: string | null;
+  detail: ColumnType<unknown, string | undefined, string>;
+}
+
+export interface ScoresTable {
+  user_id: string;
+  score: number;
+  version: number;
+  updated_at: Timestamp;
+}
+
+export interface OutboxTable {
+  id: Generated<number>;
+  ledger_id: number;
+  subject: string;
+  /** Legacy rows carry their encoded event; newer ones are built from the ledger at publish time. */
+  payload: Uint8Array | null;
+  created_at: Generated<Date>;
+  published_at: Timestamp | null;
+}
+
+export interface Database {
+  users: UsersTable;
+  actions: ActionsTable;
+  ledger: LedgerTable;
+  scores: ScoresTable;
+  outbox: OutboxTable;
+  audit_log: AuditLogTable;
+}
+
+export type Db = Kysely<Database>;
+
+export function createDb(databaseUrl: string, maxConnections = 10): Db {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: maxConnections });
+  // An idle client losing its server (PostgreSQL restart) emits 'error' on the
+  // pool; without a listener that would crash the process.
+  pool.on("error", () => {});
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+// Migrations are listed here, not discovered on disk, so a bundle or image
+// cannot silently miss one.
+const migrations: Record<string, Migration> = {
+  "2026_11_23_001_foundation": foundation,
+  "2026_11_23_002_write_path": writePath,
+  "2026_11_23_003_grant_function": grantFunction,
+  "2026_11_23_004_grant_batch": grantBatch,
+  "2026_11_23_005_regions": regions,
+};
+
+export async function migrateToLatest(db: Db): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
+}

@@ -1,0 +1,28 @@
+import { pino, type Logger } from "pino";
+
+export type { Logger };
+
+// Anything that could carry a credential is censored at the logger, so a
+// careless `log.info({ req })` cannot leak a token.
+const redactPaths = [
+  "authorization",
+  "*.authorization",
+  "headers.authorization",
+  "*.headers.authorization",
+  "token",
+  "*.token",
+  "jwtSecret",
+  "*.jwtSecret",
+  "password",
+  "*.password",
+];
+
+export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "info"): Logger {
+  return pino({
+    level,
+    base: { service },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: redactPaths, censor: "[redacted]" },
+    formatters: { level: (label) => ({ level: label }) },
+  });
+}

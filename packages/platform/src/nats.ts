@@ -1,0 +1,147 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  RetentionPolicy,
+  StorageType,
+  connect,
+  nanos,
+  type ConsumerConfig,
+  type JetStreamManager,
+  type MsgHdrs,
+  type NatsConnection,
+  type StreamConfig,
+} from "nats";
+import type { Logger } from "./logger.js";
+
+/**
+ * Every JetStream stream and durable consumer is declared here and created
+ * idempotently at start, so a fresh NATS and an upgraded one converge.
+ */
+export const Subjects = {
+  scoreChanged: "scoreboard.score.changed",
+  boardChanged: (board: string) => `scoreboard.board.${board}.changed`,
+  allBoardsChanged: "scoreboard.board.*.changed",
+  /** Where a consumer parks an event it gave up on: scoreboard.dlq.<subject without "scoreboard.">. */
+  deadLetter: (subject: string) => `scoreboard.dlq.${subject.replace(/^scoreboard\./, "")}`,
+  allDeadLetters: "scoreboard.dlq.>",
+} as const;
+
+export const ScoresStream: Partial<StreamConfig> & { name: string } = {
+  name: "SCORES",
+  subjects: ["scoreboard.score.>"],
+  storage: StorageType.File,
+  retention: RetentionPolicy.Limits,
+  // Republishes of the same ledger id within this window are dropped by the
+  // server (Nats-Msg-Id); the outbox relay retries far sooner than this.
+  duplicate_window: nanos(10 * 60_000),
+  max_age: nanos(7 * 24 * 3_600_000),
+  num_replicas: 1,
+};
+
+/**
+ * Score events a consumer could not trust (failed verification, did not
+ * decode) or could not apply within its maximum deliveries. Each dead letter
+ * is the original payload and headers (minus the Nats-* publish headers) plus
+ * the DeadLetterHeaders below; `npm run dead-letters` lists and replays them.
+ */
+export const DeadLettersStream: Partial<StreamConfig> & { name: string } = {
+  name: "SCORES_DLQ",
+  subjects: [Subjects.allDeadLetters],
+  storage: StorageType.File,
+  retention: RetentionPolicy.Limits,
+  // A consumer that lost its term() after the dead letter was stored sends
+  // it again on redelivery (≥ ack_wait later); the Nats-Msg-Id drops it.
+  duplicate_window: nanos(10 * 60_000),
+  max_age: nanos(30 * 24 * 3_600_000),
+  // A flood of forged events must not fill the disk: past this the oldest go.
+  max_msgs: 1_000_000,
+  num_replicas: 1,
+};
+
+export const DeadLetterHeaders = {
+  /** Why: an EventIntegrityReason, "undecodable", or "max-deliveries: <last error>". */
+  reason: "Sb-Dlq-Reason",
+  /** The event's sequence in its stream (SCORES). */
+  streamSeq: "Sb-Dlq-Stream-Seq",
+  /** How many times the consumer had received it. */
+  deliveries: "Sb-Dlq-Deliveries",
+  /** When it was dead-lettered, ISO 8601 UTC. */
+  at: "Sb-Dlq-At",
+  /** The event's original Nats-Msg-Id (the ledger id), when it had one. */
+  msgId: "Sb-Dlq-Msg-Id",
+} as const;
+
+export const RankingConsumer: Partial<ConsumerConfig> & { durable_name: string } = {
+  durable_name: "ranking",
+  ack_policy: AckPolicy.Explicit,
+  deliver_policy: DeliverPolicy.All,
+  filter_subject: Subjects.scoreChanged,
+  ack_wait: nanos(30_000),
+  // Unlimited on the server: ranking itself moves an event it could not
+  // apply within RANKING_MAX_DELIVER deliveries to SCORES_DLQ, and terms it
+  // only once the dead letter is stored. (A server-side max_deliver would
+  // drop the event from the consumer and announce it only by a core NATS
+  // advisory that nobody may be listening to at that moment.)
+  max_deliver: -1,
+  max_ack_pending: 10_000,
+};
+
+export async function connectNats(url: string, name: string, logger: Logger): Promise<NatsConnection> {
+  const nc = await connect({
+    servers: url.split(","),
+    name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    waitOnFirstConnect: true,
+  });
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === "disconnect" || status.type === "reconnect" || status.type === "error") {
+        logger.warn({ nats: status.type, data: String(status.data) }, "nats connection status");
+      }
+    }
+  })();
+  return nc;
+}
+
+export async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+  try {
+    await jsm.streams.info(config.name);
+    await jsm.streams.update(config.name, config);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    await jsm.streams.add(config);
+  }
+}
+
+export async function ensureConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  config: Partial<ConsumerConfig> & { durable_name: string },
+): Promise<void> {
+  try {
+    await jsm.consumers.info(stream, config.durable_name);
+    await jsm.consumers.update(stream, config.durable_name, config);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    await jsm.consumers.add(stream, config);
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof Error && /not found/i.test(err.message);
+}
+
+/** A message's headers as one string per name (repeated values joined by ","), for EventSealer.open. */
+export function headerRecord(h: MsgHdrs | undefined): Record<string, string> {
+  const record: Record<string, string> = {};
+  if (!h) return record;
+  for (const [name, values] of h) record[name] = values.join(",");
+  return record;
+}
+
+/** The JetStream publish failed because no stream captures the subject (deleted, or NATS lost its store). */
+export function isNoStream(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === "503" || /no responders|stream not found/i.test((err as Error).message);
+}

@@ -1,0 +1,198 @@
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import { Duplex } from "node:stream";
+import type { Socket } from "node:net";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import type { DescService } from "@bufbuild/protobuf";
+import { Health } from "@scoreboard/gen/grpc/health/v1/health_pb";
+import { HealthStatus } from "./health.js";
+import { registerReflection } from "./reflection.js";
+import type { Logger } from "./logger.js";
+
+/** A plain Node request handler, as connect-node's adapter accepts for its fallback. */
+export type NodeHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
+
+export interface RpcServerOptions {
+  name: string;
+  host: string;
+  port: number;
+  logger: Logger;
+  /** The services this process implements, for reflection and health. */
+  services: DescService[];
+  routes: (router: ConnectRouter) => void;
+  interceptors?: Interceptor[];
+  /** Serves every request that is not an RPC (REST, pages, probes). */
+  fallback?: NodeHandler;
+  /**
+   * A second port speaking only cleartext HTTP/2 (gRPC between our services).
+   * Node reads it natively; the shared port has to relay HTTP/2 through a JS
+   * stream after sniffing, which costs a few milliseconds per call here.
+   */
+  grpcPort?: number;
+  /** Takes HTTP/1.1 upgrade requests (WebSocket); without it they are refused. */
+  onUpgrade?: (req: http.IncomingMessage, socket: Socket, head: Buffer) => void;
+}
+
+export interface RpcServer {
+  readonly port: number;
+  /** The HTTP/2-only port, when one was asked for. */
+  readonly grpcPort: number | undefined;
+  readonly health: HealthStatus;
+  /** Aborted when shutdown begins; long-lived streams end on it. */
+  readonly shutdownSignal: AbortSignal;
+  /** Stops accepting, ends streams, waits for in-flight calls (bounded), closes every socket. */
+  close(graceMs?: number): Promise<void>;
+}
+
+const HTTP2_PREFACE = "PRI * HTTP/2.0";
+
+/**
+ * One port speaks HTTP/1.1 (curl, browsers, Connect and gRPC-Web) and
+ * cleartext HTTP/2 (gRPC clients): the first bytes of a connection say
+ * which, because h2c with prior knowledge always opens with the preface.
+ */
+export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
+  const { logger } = options;
+  const shutdown = new AbortController();
+  const health = new HealthStatus(options.services.map((s) => s.typeName));
+
+  const handler = connectNodeAdapter({
+    routes: (router) => {
+      options.routes(router);
+      health.register(router);
+      registerReflection(router, [...options.services, Health]);
+    },
+    interceptors: options.interceptors,
+    shutdownSignal: shutdown.signal,
+    fallback: options.fallback ?? notFound,
+  });
+
+  // In-flight requests, so shutdown can wait for them rather than for
+  // clients to hang up their kept-alive connections.
+  let inFlight = 0;
+  const counted: NodeHandler = (req, res) => {
+    inFlight += 1;
+    res.once("close", () => (inFlight -= 1));
+    handler(req, res);
+  };
+  const http1 = http.createServer(counted);
+  http1.keepAliveTimeout = 65_000;
+  const h2c = http2.createServer({}, counted);
+  http1.on("upgrade", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+    if (options.onUpgrade) options.onUpgrade(req, socket, head);
+    else socket.destroy();
+  });
+  const sockets = new Set<Socket>();
+  const sessions = new Set<http2.Http2Session>();
+  h2c.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+  for (const server of [http1, h2c]) {
+    server.on("clientError", (_err: Error, socket: Socket) => socket.destroy());
+  }
+
+  // No Nagle: gRPC writes headers, data and trailers separately, and delayed
+  // ACKs would hold each answer back ~40 ms.
+  const front = net.createServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.once("error", () => socket.destroy());
+    socket.once("data", (first: Buffer) => {
+      socket.pause();
+      const isHttp2 = first.toString("latin1", 0, HTTP2_PREFACE.length) === HTTP2_PREFACE.slice(0, first.length);
+      if (isHttp2) {
+        h2c.emit("connection", replayingStream(socket, first));
+      } else {
+        socket.unshift(first);
+        http1.emit("connection", socket);
+        socket.resume();
+      }
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    front.once("error", reject);
+    front.listen(options.port, options.host, () => resolve());
+  });
+  front.on("error", (err) => logger.error({ err }, `${options.name} listener error`));
+  const address = front.address();
+  const port = typeof address === "object" && address ? address.port : options.port;
+  let grpcPort: number | undefined;
+  if (options.grpcPort !== undefined) {
+    h2c.on("connection", (socket: Socket) => {
+      if (sockets.has(socket)) return;
+      if (socket instanceof net.Socket) socket.setNoDelay(true);
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve, reject) => {
+      h2c.once("error", reject);
+      h2c.listen(options.grpcPort, options.host, () => resolve());
+    });
+    const grpcAddress = h2c.address();
+    grpcPort = typeof grpcAddress === "object" && grpcAddress ? grpcAddress.port : options.grpcPort;
+  }
+  health.setAll(true);
+  logger.info({ port, grpcPort, host: options.host }, `${options.name} listening`);
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    grpcPort,
+    health,
+    shutdownSignal: shutdown.signal,
+    close(graceMs = 5_000) {
+      closing ??= (async () => {
+        health.setAll(false);
+        front.close();
+        if (grpcPort !== undefined) h2c.close();
+        shutdown.abort();
+        for (const session of sessions) session.close();
+        http1.closeIdleConnections();
+        const deadline = Date.now() + graceMs;
+        while (inFlight > 0 && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        for (const session of sessions) session.destroy();
+        for (const socket of sockets) socket.destroy();
+        logger.info(`${options.name} stopped`);
+      })();
+      return closing;
+    },
+  };
+}
+
+/**
+ * Node's HTTP/2 reads a net.Socket's handle natively and would never see the
+ * bytes we already read to sniff the protocol (unshift only works for
+ * HTTP/1.1). A Duplex that replays them first and then relays the socket
+ * makes HTTP/2 take the JS stream path, which does see them.
+ */
+function replayingStream(socket: Socket, first: Buffer): Duplex {
+  const stream = new Duplex({
+    read: () => socket.resume(),
+    write: (chunk: Buffer, _encoding, callback) => socket.write(chunk, callback),
+    final: (callback) => socket.end(callback),
+    destroy: (err, callback) => {
+      socket.destroy(err ?? undefined);
+      callback(err);
+    },
+  });
+  stream.push(first);
+  socket.on("data", (chunk: Buffer) => {
+    if (!stream.push(chunk)) socket.pause();
+  });
+  socket.once("end", () => stream.push(null));
+  socket.once("close", () => stream.destroy());
+  socket.resume();
+  return stream;
+}
+
+const notFound: NodeHandler = (_req, res) => {
+  const body = JSON.stringify({ success: false, error: { code: "not_found", message: "no such route" } });
+  res.writeHead(404, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+  res.end(body);
+};

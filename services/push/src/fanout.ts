@@ -1,0 +1,165 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { NatsConnection, Subscription } from "nats";
+import { BoardChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
+import type { LeaderboardEntry } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
+import type { Logger } from "@scoreboard/platform/logger";
+import { Subjects } from "@scoreboard/platform/nats";
+
+export interface BoardSnapshot {
+  /** The board's top entries (up to 100), highest first. */
+  top: LeaderboardEntry[];
+  asOf: Timestamp | undefined;
+}
+
+/** Where a board's current state comes from when we have none (ranking's GetLeaderboard). */
+export type SnapshotSource = (board: string) => Promise<BoardSnapshot>;
+
+type Listener = (snapshot: BoardSnapshot) => void;
+
+interface BoardState {
+  snapshot: BoardSnapshot | undefined;
+  loading: Promise<BoardSnapshot> | undefined;
+  listeners: Set<Listener>;
+  /** When listeners were last told, and the pending trailing notification. */
+  notifiedAt: number;
+  trailing: NodeJS.Timeout | undefined;
+}
+
+/**
+ * Keeps the latest top 100 of every watched board in memory and tells each
+ * watcher when its board changed. Fed by ranking's BoardChanged messages on
+ * core NATS (every replica subscribes, so every replica sees every change);
+ * boards are re-read from ranking periodically and after a NATS reconnect, so
+ * a lost message only delays an update.
+ */
+export class TopNFanout {
+  private readonly boards = new Map<string, BoardState>();
+  private subscription: Subscription | undefined;
+  private refreshTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly nats: NatsConnection,
+    private readonly source: SnapshotSource,
+    private readonly logger: Logger,
+    private readonly refreshIntervalMs = 5_000,
+    /** At most one notification per board per this many ms; changes in between are merged. */
+    private readonly coalesceMs = 100,
+  ) {}
+
+  start(): void {
+    this.subscription = this.nats.subscribe(Subjects.allBoardsChanged, {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          const changed = fromBinary(BoardChangedSchema, msg.data);
+          this.publish(changed.board, { top: changed.top, asOf: changed.asOf });
+        } catch (error) {
+          this.logger.warn({ err: (error as Error).message }, "undecodable board change");
+        }
+      },
+    });
+    this.refreshTimer = setInterval(() => void this.refreshAll(), this.refreshIntervalMs);
+    void (async () => {
+      for await (const status of this.nats.status()) {
+        if (status.type === "reconnect") void this.refreshAll();
+      }
+    })();
+  }
+
+  stop(): void {
+    clearInterval(this.refreshTimer);
+    for (const state of this.boards.values()) clearTimeout(state.trailing);
+    this.subscription?.unsubscribe();
+  }
+
+  /** Adds a watcher; it is called with the current snapshot at once, then on every change. */
+  async watch(board: string, listener: Listener): Promise<() => void> {
+    const state = this.stateOf(board);
+    state.listeners.add(listener);
+    const unwatch = () => {
+      state.listeners.delete(listener);
+      if (state.listeners.size === 0 && !state.loading) {
+        clearTimeout(state.trailing);
+        this.boards.delete(board);
+      }
+    };
+    try {
+      listener(state.snapshot ?? (await this.load(board, state)));
+    } catch (err) {
+      unwatch();
+      throw err;
+    }
+    return unwatch;
+  }
+
+  get watcherCount(): number {
+    let count = 0;
+    for (const state of this.boards.values()) count += state.listeners.size;
+    return count;
+  }
+
+  private stateOf(board: string): BoardState {
+    let state = this.boards.get(board);
+    if (!state) {
+      state = { snapshot: undefined, loading: undefined, listeners: new Set(), notifiedAt: 0, trailing: undefined };
+      this.boards.set(board, state);
+    }
+    return state;
+  }
+
+  private load(board: string, state: BoardState): Promise<BoardSnapshot> {
+    state.loading ??= this.source(board)
+      .then((snapshot) => {
+        // A change message may have arrived while we were loading; keep the newer.
+        if (!state.snapshot || millis(snapshot.asOf) >= millis(state.snapshot.asOf)) state.snapshot = snapshot;
+        return state.snapshot;
+      })
+      .finally(() => {
+        state.loading = undefined;
+      });
+    return state.loading;
+  }
+
+  private publish(board: string, snapshot: BoardSnapshot): void {
+    const state = this.boards.get(board);
+    if (!state) return; // nobody here watches this board
+    // A refresh answered after a newer change message must not roll it back.
+    if (state.snapshot && millis(snapshot.asOf) < millis(state.snapshot.asOf)) return;
+    state.snapshot = snapshot;
+    // Leading edge at once, then at most one trailing notification per window
+    // carrying whatever is latest by then.
+    if (state.trailing) return;
+    const wait = state.notifiedAt + this.coalesceMs - Date.now();
+    if (wait <= 0) {
+      this.notify(state);
+      return;
+    }
+    state.trailing = setTimeout(() => {
+      state.trailing = undefined;
+      this.notify(state);
+    }, wait);
+  }
+
+  private notify(state: BoardState): void {
+    state.notifiedAt = Date.now();
+    const snapshot = state.snapshot;
+    if (!snapshot) return;
+    for (const listener of state.listeners) listener(snapshot);
+  }
+
+  private async refreshAll(): Promise<void> {
+    for (const [board, state] of this.boards) {
+      if (state.listeners.size === 0) continue;
+      try {
+        this.publish(board, await this.source(board));
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message, board }, "board refresh failed");
+      }
+    }
+  }
+}
+
+function millis(ts: Timestamp | undefined): number {
+  return ts ? Number(ts.seconds) * 1_000 + ts.nanos / 1e6 : 0;
+}

@@ -1,0 +1,64 @@
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import type { NatsConnection } from "nats";
+import { BoardChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
+import type { Logger } from "@scoreboard/platform/logger";
+import { Subjects } from "@scoreboard/platform/nats";
+import type { Boards } from "./boards.js";
+import { MAX_LIMIT } from "@scoreboard/platform/board-params";
+import { toEntry } from "./service.js";
+
+/**
+ * Tells push replicas a board changed, with its new top 100. The first change
+ * is announced at once; further changes within the window are announced
+ * together at its end, so a burst costs one Redis read and one message per
+ * board and window, and push always ends on the latest state.
+ */
+export class BoardChangeAnnouncer {
+  private readonly pending = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+
+  constructor(
+    private readonly nats: NatsConnection,
+    private readonly boards: Boards,
+    private readonly logger: Logger,
+    private readonly windowMs = 20,
+  ) {}
+
+  changed(boards: string[]): void {
+    for (const board of boards) this.pending.add(board);
+    if (this.timer) return; // inside a window: its end announces these
+    this.flushing = this.flush();
+    this.timer = setTimeout(() => this.endWindow(), this.windowMs);
+  }
+
+  private endWindow(): void {
+    this.timer = undefined;
+    if (this.pending.size === 0) return;
+    this.flushing = this.flush();
+    this.timer = setTimeout(() => this.endWindow(), this.windowMs);
+  }
+
+  private async flush(): Promise<void> {
+    const boards = [...this.pending];
+    this.pending.clear();
+    for (const board of boards) {
+      try {
+        const top = await this.boards.page(board, 0, MAX_LIMIT);
+        const message = create(BoardChangedSchema, { board, top: top.map(toEntry), asOf: timestampNow() });
+        this.nats.publish(Subjects.boardChanged(board), toBinary(BoardChangedSchema, message));
+      } catch (err) {
+        // Push refreshes on its own every few seconds; a lost announcement only delays.
+        this.logger.warn({ err: (err as Error).message, board }, "announcing board change failed");
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.flushing;
+    if (this.pending.size > 0) await this.flush();
+  }
+}

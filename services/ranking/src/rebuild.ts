@@ -1,0 +1,86 @@
+import type { Redis } from "ioredis";
+import { DEFAULT_BOARD } from "@scoreboard/platform/board-params";
+import type { Db } from "@scoreboard/platform/db";
+import type { Logger } from "@scoreboard/platform/logger";
+import { type RedisBoards } from "./boards.js";
+
+// Set after a complete rebuild; a Redis that lost its data loses this too.
+const REBUILT_MARKER = "{sb}:rebuilt-at";
+const BATCH = 10_000;
+
+export interface RebuildResult {
+  users: number;
+  ms: number;
+}
+
+/**
+ * Loads every user's total from PostgreSQL into the boards. Rows go through
+ * the same versioned apply as events, so a rebuild racing live events never
+ * moves a score back, and running it twice changes nothing.
+ */
+export async function rebuildBoards(db: Db, boards: RedisBoards, redis: Redis): Promise<RebuildResult> {
+  const started = Date.now();
+  const fetchAfter = (after: string) =>
+    db
+      .selectFrom("scores")
+      .innerJoin("users", "users.user_id", "scores.user_id")
+      .select(["scores.user_id", "users.username", "users.region", "scores.score", "scores.version", "scores.updated_at"])
+      .where("scores.user_id", ">", after)
+      .orderBy("scores.user_id")
+      .limit(BATCH)
+      .execute();
+  let users = 0;
+  let rows = await fetchAfter("");
+  while (rows.length > 0) {
+    // Read the next batch from PostgreSQL while Redis takes this one.
+    const next = fetchAfter(rows[rows.length - 1]!.user_id);
+    // Rows of one region share their boards: one bulk apply per region.
+    const byRegion = new Map<string, typeof rows>();
+    for (const row of rows) byRegion.set(row.region ?? "", [...(byRegion.get(row.region ?? "") ?? []), row]);
+    await Promise.all(
+      [...byRegion].map(([region, group]) =>
+        boards.applyMany(
+          group.map((r) => ({
+            userId: r.user_id,
+            username: r.username,
+            score: Number(r.score),
+            version: Number(r.version),
+            reachedAtMs: r.updated_at.getTime(),
+          })),
+          region ? [DEFAULT_BOARD, `region:${region}`] : [DEFAULT_BOARD],
+        ),
+      ),
+    );
+    users += rows.length;
+    rows = await next;
+  }
+  await redis.set(REBUILT_MARKER, new Date().toISOString());
+  return { users, ms: Date.now() - started };
+}
+
+/**
+ * Rebuilds at start when Redis has no trace of a rebuild (new, flushed or
+ * restarted without persistence), and again whenever it comes back in that
+ * state after an outage.
+ */
+export function keepBoardsBuilt(db: Db, boards: RedisBoards, redis: Redis, logger: Logger): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  const check = async () => {
+    if (running) return running;
+    running = (async () => {
+      try {
+        if (await redis.exists(REBUILT_MARKER)) return;
+        logger.info("Redis has no boards: rebuilding from PostgreSQL");
+        const result = await rebuildBoards(db, boards, redis);
+        logger.info(result, "boards rebuilt from PostgreSQL");
+      } catch (err) {
+        logger.warn({ err: (err as Error).message }, "board rebuild failed; will retry when Redis is ready again");
+      } finally {
+        running = undefined;
+      }
+    })();
+    return running;
+  };
+  redis.on("ready", () => void check());
+  return check;
+}

@@ -1,0 +1,166 @@
+import { describe, expect, it } from "vitest";
+import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
+import type { Boards, RankedEntry, ScoreState } from "./boards.js";
+import { createRankingService } from "./service.js";
+
+/** An in-memory read model: boards ordered by score (highest first), ties by user id. */
+class FakeBoards implements Boards {
+  readonly calls: Array<{ method: "page" | "rankOf"; args: unknown[] }> = [];
+  private readonly boards = new Map<string, Map<string, { username: string; score: number }>>();
+
+  constructor(private readonly failure?: Error) {}
+
+  seed(board: string, count: number): this {
+    for (let i = 1; i <= count; i += 1) {
+      this.board(board).set(`user-${i}`, { username: `User ${i}`, score: 1000 - i });
+    }
+    return this;
+  }
+
+  async apply(state: ScoreState, boards: string[]): Promise<boolean> {
+    for (const name of boards) this.board(name).set(state.userId, { username: state.username, score: state.score });
+    return true;
+  }
+
+  async page(board: string, offset: number, limit: number): Promise<RankedEntry[]> {
+    this.calls.push({ method: "page", args: [board, offset, limit] });
+    if (this.failure) throw this.failure;
+    return this.ranked(board).slice(offset, offset + limit);
+  }
+
+  async rankOf(board: string, userId: string): Promise<RankedEntry | undefined> {
+    this.calls.push({ method: "rankOf", args: [board, userId] });
+    if (this.failure) throw this.failure;
+    return this.ranked(board).find((e) => e.userId === userId);
+  }
+
+  private board(name: string) {
+    let board = this.boards.get(name);
+    if (!board) this.boards.set(name, (board = new Map()));
+    return board;
+  }
+
+  private ranked(board: string): RankedEntry[] {
+    return [...this.board(board)]
+      .sort(([a, x], [b, y]) => y.score - x.score || a.localeCompare(b))
+      .map(([userId, { username, score }], i) => ({ rank: i + 1, userId, username, score }));
+  }
+}
+
+function setup(boards: Boards) {
+  return createClient(RankingService, createRouterTransport((router) => router.service(RankingService, createRankingService(boards))));
+}
+
+async function codeOf(call: Promise<unknown>): Promise<Code | undefined> {
+  return call.then(
+    () => undefined,
+    (err: unknown) => {
+      expect(err).toBeInstanceOf(ConnectError);
+      return (err as ConnectError).code;
+    },
+  );
+}
+
+describe("GetLeaderboard", () => {
+  it("defaults to the global board and 10 entries", async () => {
+    const boards = new FakeBoards().seed("global", 25);
+    const before = Date.now();
+    const res = await setup(boards).getLeaderboard({});
+    expect(boards.calls).toEqual([{ method: "page", args: ["global", 0, 10] }]);
+    expect(res.entries).toHaveLength(10);
+    expect(res.entries[0]).toMatchObject({ rank: 1n, userId: "user-1", username: "User 1", score: 999n });
+    expect(res.entries.map((e) => e.rank)).toEqual([1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n, 9n, 10n]);
+    expect(res.asOf).toBeDefined();
+    expect(timestampDate(res.asOf!).getTime()).toBeGreaterThanOrEqual(before - 1000);
+  });
+
+  it("pages with offset: ranks continue from the offset and the last page is short", async () => {
+    const client = setup(new FakeBoards().seed("global", 25));
+    const second = await client.getLeaderboard({ limit: 10, offset: 10 });
+    expect(second.entries.map((e) => e.rank)).toEqual([11n, 12n, 13n, 14n, 15n, 16n, 17n, 18n, 19n, 20n]);
+    expect(second.entries[0]?.userId).toBe("user-11");
+    const last = await client.getLeaderboard({ limit: 10, offset: 20 });
+    expect(last.entries.map((e) => e.rank)).toEqual([21n, 22n, 23n, 24n, 25n]);
+    const beyond = await client.getLeaderboard({ limit: 10, offset: 25 });
+    expect(beyond.entries).toEqual([]);
+  });
+
+  it("reads the named board with the asked limit", async () => {
+    const boards = new FakeBoards().seed("global", 5).seed("weekly", 150);
+    const res = await setup(boards).getLeaderboard({ board: "weekly", limit: 100 });
+    expect(res.entries).toHaveLength(100);
+    expect(boards.calls).toEqual([{ method: "page", args: ["weekly", 0, 100] }]);
+  });
+
+  it("answers an empty board with no entries, not an error", async () => {
+    expect((await setup(new FakeBoards()).getLeaderboard({ board: "empty" })).entries).toEqual([]);
+  });
+
+  it.each([
+    ["limit 101", { limit: 101 }],
+    ["negative limit", { limit: -1 }],
+    ["negative offset", { offset: -1 }],
+    ["invalid board", { board: "Not Valid" }],
+  ])("rejects %s with INVALID_ARGUMENT without reading the store", async (_name, req) => {
+    const boards = new FakeBoards().seed("global", 5);
+    expect(await codeOf(setup(boards).getLeaderboard(req))).toBe(Code.InvalidArgument);
+    expect(boards.calls).toEqual([]);
+  });
+});
+
+describe("GetRank", () => {
+  it("returns the user's entry", async () => {
+    const boards = new FakeBoards().seed("global", 5);
+    const res = await setup(boards).getRank({ userId: "user-3" });
+    expect(res.entry).toMatchObject({ rank: 3n, userId: "user-3", username: "User 3", score: 997n });
+    expect(boards.calls).toEqual([{ method: "rankOf", args: ["global", "user-3"] }]);
+  });
+
+  it("answers NOT_FOUND for a user with no score on the board", async () => {
+    const boards = new FakeBoards().seed("global", 5);
+    const err = await setup(boards)
+      .getRank({ board: "weekly", userId: "user-3" })
+      .catch((e: unknown) => e as ConnectError);
+    expect((err as ConnectError).code).toBe(Code.NotFound);
+    expect((err as ConnectError).rawMessage).toBe('user "user-3" has no score on board "weekly"');
+  });
+
+  it.each([
+    ["empty", ""],
+    ["65 characters", "u".repeat(65)],
+    ["a control character", "user\u0000"],
+    ["a leading space", " user-1"],
+  ])("rejects a user id with %s as INVALID_ARGUMENT", async (_name, userId) => {
+    const boards = new FakeBoards().seed("global", 5);
+    expect(await codeOf(setup(boards).getRank({ userId }))).toBe(Code.InvalidArgument);
+    expect(boards.calls).toEqual([]);
+  });
+
+  it("rejects an invalid board as INVALID_ARGUMENT", async () => {
+    expect(await codeOf(setup(new FakeBoards()).getRank({ board: "x y", userId: "user-1" }))).toBe(Code.InvalidArgument);
+  });
+});
+
+describe("store failures", () => {
+  const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6379"), { code: "ECONNREFUSED" });
+
+  it.each([
+    ["GetLeaderboard", (c: ReturnType<typeof setup>) => c.getLeaderboard({})],
+    ["GetRank", (c: ReturnType<typeof setup>) => c.getRank({ userId: "user-1" })],
+  ])("%s answers UNAVAILABLE when Redis refuses connections", async (_name, call) => {
+    const err = await call(setup(new FakeBoards(refused))).catch((e: unknown) => e as ConnectError);
+    expect(err).toBeInstanceOf(ConnectError);
+    expect((err as ConnectError).code).toBe(Code.Unavailable);
+    expect((err as ConnectError).rawMessage).toBe("leaderboard store is unavailable, retry shortly");
+  });
+
+  it("answers INTERNAL for an unexpected store error, without leaking its message", async () => {
+    const err = await setup(new FakeBoards(new Error("WRONGTYPE Operation against a key")))
+      .getLeaderboard({})
+      .catch((e: unknown) => e as ConnectError);
+    expect((err as ConnectError).code).toBe(Code.Internal);
+    expect((err as ConnectError).message).not.toContain("WRONGTYPE");
+  });
+});

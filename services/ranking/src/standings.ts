@@ -1,0 +1,100 @@
+import { sql } from "kysely";
+import type { Redis } from "ioredis";
+import type { Db } from "@scoreboard/platform/db";
+import { DEFAULT_BOARD } from "@scoreboard/platform/board-params";
+import type { Logger } from "@scoreboard/platform/logger";
+import type { Boards, RankedEntry, ScoreState } from "./boards.js";
+
+/**
+ * The global board read straight from PostgreSQL, the source of truth, in
+ * the same order as Redis: score descending, then who reached it first (to
+ * the millisecond), then user id descending in byte order.
+ */
+export class PostgresStandings {
+  constructor(private readonly db: Db) {}
+
+  async page(board: string, offset: number, limit: number): Promise<RankedEntry[]> {
+    const region = regionOf(board);
+    if (region === undefined) return [];
+    const { rows } = await sql<{ user_id: string; username: string; score: number }>`
+      SELECT s.user_id, u.username, s.score
+      FROM scores s JOIN users u ON u.user_id = s.user_id
+      WHERE ${region === null ? sql`true` : sql`u.region = ${region}`}
+      ORDER BY s.score DESC, date_trunc('milliseconds', s.updated_at) ASC, s.user_id COLLATE "C" DESC
+      OFFSET ${offset} LIMIT ${limit}`.execute(this.db);
+    return rows.map((r, i) => ({ rank: offset + i + 1, userId: r.user_id, username: r.username, score: Number(r.score) }));
+  }
+
+  async rankOf(board: string, userId: string): Promise<RankedEntry | undefined> {
+    const region = regionOf(board);
+    if (region === undefined) return undefined;
+    const { rows } = await sql<{ username: string; score: number; above: number }>`
+      SELECT u.username, s.score,
+        (SELECT count(*) FROM scores o JOIN users ou ON ou.user_id = o.user_id
+          WHERE ${region === null ? sql`true` : sql`ou.region = ${region}`} AND (o.score > s.score
+             OR (o.score = s.score AND date_trunc('milliseconds', o.updated_at) < date_trunc('milliseconds', s.updated_at))
+             OR (o.score = s.score AND date_trunc('milliseconds', o.updated_at) = date_trunc('milliseconds', s.updated_at)
+                 AND o.user_id COLLATE "C" > s.user_id COLLATE "C")))::int AS above
+      FROM scores s JOIN users u ON u.user_id = s.user_id
+      WHERE s.user_id = ${userId} AND ${region === null ? sql`true` : sql`u.region = ${region}`}`.execute(this.db);
+    const row = rows[0];
+    return row ? { rank: Number(row.above) + 1, userId, username: row.username, score: Number(row.score) } : undefined;
+  }
+}
+
+/**
+ * Reads from Redis while it is there and from PostgreSQL while it is not
+ * (seeds 000 and 003), so a Redis outage slows reads down instead of failing
+ * them. Writes (event applies) go to Redis only; they retry until it is back.
+ */
+export class ResilientBoards implements Boards {
+  private degraded = false;
+
+  constructor(
+    private readonly redisBoards: Boards,
+    private readonly redis: Redis,
+    private readonly standings: PostgresStandings,
+    private readonly logger: Logger,
+  ) {}
+
+  apply(state: ScoreState, boards: string[]): Promise<boolean> {
+    return this.redisBoards.apply(state, boards);
+  }
+
+  page(board: string, offset: number, limit: number): Promise<RankedEntry[]> {
+    return this.read(
+      () => this.redisBoards.page(board, offset, limit),
+      () => this.standings.page(board, offset, limit),
+    );
+  }
+
+  rankOf(board: string, userId: string): Promise<RankedEntry | undefined> {
+    return this.read(
+      () => this.redisBoards.rankOf(board, userId),
+      () => this.standings.rankOf(board, userId),
+    );
+  }
+
+  private async read<T>(fromRedis: () => Promise<T>, fromPostgres: () => Promise<T>): Promise<T> {
+    // Not connected: do not wait for ioredis' retries, answer from the source of truth.
+    if (this.redis.status === "ready") {
+      try {
+        const value = await fromRedis();
+        if (this.degraded) this.logger.info("reads are back on Redis");
+        this.degraded = false;
+        return value;
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, "Redis read failed, answering from PostgreSQL");
+      }
+    }
+    if (!this.degraded) this.logger.warn("Redis unavailable: reads answer from PostgreSQL");
+    this.degraded = true;
+    return fromPostgres();
+  }
+}
+
+/** null for the global board, the region for "region:<r>", undefined for boards PostgreSQL cannot answer. */
+function regionOf(board: string): string | null | undefined {
+  if (board === DEFAULT_BOARD) return null;
+  return board.startsWith("region:") ? board.slice("region:".length) : undefined;
+}

@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest";
+import { GroupCommit } from "./group-commit.js";
+
+describe("GroupCommit", () => {
+  it("sends the first item at once and batches what arrives while batches are in flight", async () => {
+    const batches: number[][] = [];
+    const releases: Array<() => void> = [];
+    const group = new GroupCommit<number, number>(
+      (items) => {
+        batches.push(items);
+        return new Promise((resolve) => releases.push(() => resolve(items.map((i) => i * 10))));
+      },
+      1,
+      100,
+    );
+    const first = group.submit(1);
+    const rest = [2, 3, 4].map((i) => group.submit(i));
+    expect(batches).toEqual([[1]]); // no waiting when nothing is in flight
+    releases.shift()!();
+    expect(await first).toBe(10);
+    await new Promise((r) => setImmediate(r));
+    expect(batches).toEqual([[1], [2, 3, 4]]); // the queue went as one batch
+    releases.shift()!();
+    expect(await Promise.all(rest)).toEqual([20, 30, 40]);
+  });
+
+  it("retries a failed batch item by item, so only the culprit fails", async () => {
+    const calls: number[][] = [];
+    const group = new GroupCommit<number, number>(
+      async (items) => {
+        calls.push(items);
+        if (items.includes(3)) throw new Error("bad item 3");
+        return items;
+      },
+      1,
+      100,
+    );
+    const blocker = group.submit(0);
+    const results = [1, 2, 3, 4].map((i) => group.submit(i).then((v) => `ok ${v}`, (e: Error) => e.message));
+    await blocker;
+    expect(await Promise.all(results)).toEqual(["ok 1", "ok 2", "bad item 3", "ok 4"]);
+    expect(calls[1]).toEqual([1, 2, 3, 4]);
+  });
+
+  it("caps a batch at its maximum size", async () => {
+    const sizes: number[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const group = new GroupCommit<number, number>(
+      async (items) => {
+        sizes.push(items.length);
+        await gate;
+        return items;
+      },
+      1,
+      3,
+    );
+    const all = Array.from({ length: 8 }, (_, i) => group.submit(i));
+    release();
+    await Promise.all(all);
+    expect(sizes).toEqual([1, 3, 3, 1]);
+  });
+});

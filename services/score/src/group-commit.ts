@@ -1,0 +1,58 @@
+/**
+ * Sends work in batches without adding latency: the first item goes at once;
+ * items that arrive while `maxInFlight` batches are being written wait and go
+ * together in the next one. Under load that turns many transactions into a
+ * few (one round trip and one WAL flush each); when idle it is a plain call.
+ */
+export class GroupCommit<In, Out> {
+  private readonly queue: Array<{ item: In; resolve: (out: Out) => void; reject: (err: unknown) => void }> = [];
+  private inFlight = 0;
+
+  constructor(
+    /** Writes one batch; answers one result per item, in order. */
+    private readonly writeBatch: (items: In[]) => Promise<Out[]>,
+    private readonly maxInFlight: number,
+    private readonly maxBatch: number,
+  ) {}
+
+  submit(item: In): Promise<Out> {
+    return new Promise<Out>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.maxBatch);
+      this.inFlight += 1;
+      void this.write(batch).finally(() => {
+        this.inFlight -= 1;
+        this.pump();
+      });
+    }
+  }
+
+  private async write(batch: typeof this.queue): Promise<void> {
+    try {
+      const results = await this.writeBatch(batch.map((b) => b.item));
+      batch.forEach((b, i) => b.resolve(results[i]!));
+    } catch (err) {
+      if (batch.length === 1) {
+        batch[0]!.reject(err);
+        return;
+      }
+      // One bad item (or a deadlock between batches) must not fail the others:
+      // retry each on its own so only the culprit sees the error.
+      await Promise.all(
+        batch.map(async (b) => {
+          try {
+            b.resolve((await this.writeBatch([b.item]))[0]!);
+          } catch (error) {
+            b.reject(error);
+          }
+        }),
+      );
+    }
+  }
+}

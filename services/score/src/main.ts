@@ -1,0 +1,67 @@
+import { CatalogService } from "@scoreboard/gen/scoreboard/v1/catalog_pb";
+import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
+import { ActionTicketVerifier } from "@scoreboard/platform/action-ticket";
+import { TokenVerifier } from "@scoreboard/platform/auth";
+import { createDb, migrateToLatest } from "@scoreboard/platform/db";
+import { EventSealer } from "@scoreboard/platform/event-seal";
+import { ensureAuditPartitions } from "@scoreboard/platform/migrations/2026_11_23_002_write_path";
+import { exitOnStartupError, onShutdown } from "@scoreboard/platform/lifecycle";
+import { createLogger } from "@scoreboard/platform/logger";
+import { ScoresStream, connectNats, ensureStream } from "@scoreboard/platform/nats";
+import { startRpcServer } from "@scoreboard/platform/rpc-server";
+import { CatalogRepository, createCatalogService } from "./catalog.js";
+import { loadScoreConfig } from "./config.js";
+import { JetStreamPublisher } from "./events.js";
+import { PostgresLedger } from "./ledger.js";
+import { OutboxRelay } from "./outbox.js";
+import { createScoreService } from "./service.js";
+
+const logger = createLogger("score");
+
+async function main(): Promise<void> {
+  const config = loadScoreConfig();
+  const db = createDb(config.databaseUrl);
+  const applied = await migrateToLatest(db);
+  if (applied.length > 0) logger.info({ migrations: applied }, "migrations applied");
+  await ensureAuditPartitions(db);
+
+  const nats = await connectNats(config.natsUrl, "score", logger);
+  const jsm = await nats.jetstreamManager();
+  const declareStream = () => ensureStream(jsm, ScoresStream);
+  await declareStream();
+  const publisher = new JetStreamPublisher(nats.jetstream(), declareStream, new EventSealer(config.eventSeal));
+  const relay = new OutboxRelay(db, publisher, logger, config.outbox);
+  relay.start();
+
+  const verifier = new TokenVerifier(config.auth);
+  const service = createScoreService({
+    ledger: new PostgresLedger(db),
+    verifier,
+    tickets: config.tickets ? new ActionTicketVerifier(config.tickets) : undefined,
+    logger,
+    maxIncrement: config.maxIncrement,
+    requireRegistration: config.requireRegistration,
+    onGranted: () => relay.kick(),
+  });
+  const server = await startRpcServer({
+    name: "score",
+    host: config.host,
+    port: config.port,
+    grpcPort: config.grpcPort,
+    logger,
+    services: [ScoreService, CatalogService],
+    routes: (router) => {
+      router.service(ScoreService, service);
+      router.service(CatalogService, createCatalogService(new CatalogRepository(db), verifier));
+    },
+  });
+
+  onShutdown(logger, async () => {
+    await server.close();
+    await relay.stop();
+    await nats.drain();
+    await db.destroy();
+  });
+}
+
+main().catch((err: unknown) => exitOnStartupError(logger, err));

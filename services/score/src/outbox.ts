@@ -1,0 +1,167 @@
+import { sql } from "kysely";
+import type { Db } from "@scoreboard/platform/db";
+import type { Logger } from "@scoreboard/platform/logger";
+import type { EventPublisher } from "./events.js";
+import { encodeScoreChanged } from "./ledger.js";
+
+export interface OutboxRelayOptions {
+  batchSize: number;
+  /** How often to look for rows nobody kicked us about (other replicas, crashes). */
+  pollIntervalMs: number;
+  /** Published rows are kept this long for inspection, then deleted. */
+  retentionMs: number;
+}
+
+/**
+ * Moves committed outbox rows to JetStream. Rows are claimed with
+ * FOR UPDATE SKIP LOCKED inside a transaction that marks them published only
+ * after JetStream acknowledged every one, so any number of relays can run,
+ * a crash mid-batch republishes (deduplicated by Nats-Msg-Id), and a slow
+ * transaction's row is never skipped: we select by state, not by "id > last".
+ */
+export class OutboxRelay {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+  private failures = 0;
+  private lastCleanup = 0;
+
+  constructor(
+    private readonly db: Db,
+    private readonly publisher: EventPublisher,
+    private readonly logger: Logger,
+    private readonly options: OutboxRelayOptions,
+  ) {}
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  /** Called after a commit: publish now rather than at the next poll. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** Publishes everything unpublished right now; returns how many rows it moved. */
+  async drain(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const moved = await this.publishBatch();
+      total += moved;
+      if (moved < this.options.batchSize) return total;
+    }
+  }
+
+  private schedule(delayMs: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.running = this.cycle().finally(() => {
+        this.running = undefined;
+      });
+    }, delayMs);
+  }
+
+  private async cycle(): Promise<void> {
+    if (this.stopped) return;
+    let delay = this.options.pollIntervalMs;
+    try {
+      this.again = false;
+      await this.drain();
+      await this.cleanup();
+      this.failures = 0;
+      if (this.again) delay = 0;
+    } catch (err) {
+      this.failures += 1;
+      delay = Math.min(100 * 2 ** this.failures, 5_000);
+      this.logger.warn({ err: errorMessage(err), retryInMs: delay }, "outbox relay failed, will retry");
+    }
+    if (!this.stopped) this.schedule(delay);
+  }
+
+  private async publishBatch(): Promise<number> {
+    return this.db.transaction().execute(async (trx) => {
+      const rows = await trx
+        .selectFrom("outbox")
+        .innerJoin("ledger", "ledger.id", "outbox.ledger_id")
+        .innerJoin("users", "users.user_id", "ledger.user_id")
+        .select([
+          "outbox.id",
+          "outbox.ledger_id",
+          "outbox.subject",
+          "outbox.payload",
+          "ledger.request_id",
+          "ledger.user_id",
+          "users.username",
+          "users.region",
+          "ledger.action_id",
+          "ledger.points",
+          "ledger.new_score",
+          "ledger.version",
+          "ledger.created_at",
+        ])
+        .where("outbox.published_at", "is", null)
+        .orderBy("outbox.id")
+        .limit(this.options.batchSize)
+        .forUpdate("outbox")
+        .skipLocked()
+        .execute();
+      if (rows.length === 0) return 0;
+      // Issue every publish before awaiting any: one connection keeps them in
+      // order and the acks come back pipelined.
+      await Promise.all(
+        rows.map((row) => {
+          const payload =
+            row.payload ??
+            encodeScoreChanged({
+              ledgerId: row.ledger_id,
+              requestId: row.request_id,
+              userId: row.user_id,
+              username: row.username,
+              actionId: row.action_id,
+              points: row.points,
+              newScore: row.new_score ?? 0,
+              version: row.version ?? 0,
+              createdAt: row.created_at,
+              region: row.region,
+            });
+          return this.publisher.publish(row.subject, payload, String(row.ledger_id));
+        }),
+      );
+      await trx
+        .updateTable("outbox")
+        .set({ published_at: sql`now()` })
+        .where(
+          "id",
+          "in",
+          rows.map((r) => r.id),
+        )
+        .execute();
+      return rows.length;
+    });
+  }
+
+  private async cleanup(): Promise<void> {
+    if (Date.now() - this.lastCleanup < 60_000) return;
+    this.lastCleanup = Date.now();
+    await this.db
+      .deleteFrom("outbox")
+      .where("published_at", "<", new Date(Date.now() - this.options.retentionMs))
+      .execute();
+  }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

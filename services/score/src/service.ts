@@ -1,0 +1,160 @@
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
+import { Scopes, isValidId, requireScope, type Principal, type TokenVerifier } from "@scoreboard/platform/auth";
+import { toConnectError } from "@scoreboard/platform/errors";
+import type { Logger } from "@scoreboard/platform/logger";
+import type { Grant, GrantOutcome, Ledger, WriteContext } from "./ledger.js";
+
+/** Verifies a signed action ticket; resolves with its one-time id. */
+export interface TicketCheck {
+  verify(ticket: string, expected: { userId: string; actionId: string }): Promise<{ jti: string }>;
+}
+
+export interface ScoreServiceDeps {
+  ledger: Ledger;
+  verifier: TokenVerifier;
+  tickets?: TicketCheck;
+  logger: Logger;
+  /** Largest delta AddScore accepts without admin:score. */
+  maxIncrement: number;
+  requireRegistration: boolean;
+  /** Told after every committed grant (the outbox relay publishes at once). */
+  onGranted: () => void;
+}
+
+// Set by the gateway to say which REST dialect a write came through.
+const SOURCE_HEADER = "sb-source";
+const SOURCE = /^[a-z0-9:_-]{1,32}$/;
+
+export function createScoreService(deps: ScoreServiceDeps): ServiceImpl<typeof ScoreService> {
+  const refuse = async (operation: string, userId: string | null, error: ConnectError, detail: Record<string, unknown> = {}) => {
+    await deps.ledger
+      .audit({ userId, operation, outcome: "refused", reason: error.rawMessage, detail: { code: Code[error.code], ...detail } })
+      .catch((err: unknown) => deps.logger.error({ err: (err as Error).message }, "audit write failed"));
+    return error;
+  };
+
+  /** Authenticates, checks the scope and the optional API key; audits a refusal. */
+  const caller = async (operation: string, ctx: HandlerContext): Promise<Principal> => {
+    let principal: Principal;
+    try {
+      principal = await deps.verifier.authenticate(ctx.requestHeader.get("authorization"));
+      requireScope(principal, Scopes.updateScore);
+    } catch (err) {
+      throw await refuse(operation, null, ConnectError.from(err));
+    }
+    const apiKey = ctx.requestHeader.get("x-api-key");
+    if (apiKey !== null && !(await deps.ledger.apiKeyMatches(principal.userId, apiKey).catch(storeError))) {
+      throw await refuse(operation, principal.userId, new ConnectError("X-API-Key does not match this user", Code.Unauthenticated));
+    }
+    return principal;
+  };
+
+  const writeContext = (principal: Principal, userId: string, idempotencyKey: string, ctx: HandlerContext): WriteContext => {
+    if (idempotencyKey && !isValidId(idempotencyKey)) {
+      throw new ConnectError("idempotency_key must be 1..64 characters without control characters", Code.InvalidArgument);
+    }
+    const source = ctx.requestHeader.get(SOURCE_HEADER) ?? "";
+    return {
+      grantee: { userId, username: userId === principal.userId ? principal.username : userId },
+      source: SOURCE.test(source) ? source : "rpc",
+      idempotencyKey: idempotencyKey || undefined,
+      requireRegistration: deps.requireRegistration,
+      // A token's region speaks for its own user only.
+      region: userId === principal.userId ? principal.region : undefined,
+    };
+  };
+
+  const settle = async (operation: string, userId: string, outcome: GrantOutcome, detail: Record<string, unknown>): Promise<Grant> => {
+    if (outcome.kind === "granted") {
+      if (!outcome.grant.replayed) deps.onGranted();
+      deps.logger.info({ operation, userId, ...detail, newScore: outcome.grant.newScore, requestId: outcome.grant.requestId, replayed: outcome.grant.replayed }, "granted");
+      return outcome.grant;
+    }
+    // The ledger audited its own refusals in the same statement.
+    throw refusalOf(outcome, detail);
+  };
+
+  return {
+    async submitAction(req, ctx) {
+      const principal = await caller("submit_action", ctx);
+      if (!req.actionId) throw await refuse("submit_action", principal.userId, new ConnectError("action_id is required", Code.InvalidArgument));
+      if (!isValidId(req.actionId)) {
+        throw new ConnectError("action_id must be 1..64 characters without control characters", Code.InvalidArgument);
+      }
+      const write = writeContext(principal, principal.userId, req.idempotencyKey, ctx);
+      let ticketJti: string | undefined;
+      if (req.actionTicket) {
+        if (!deps.tickets) throw new ConnectError("action tickets are not configured on this server", Code.FailedPrecondition);
+        try {
+          ({ jti: ticketJti } = await deps.tickets.verify(req.actionTicket, { userId: principal.userId, actionId: req.actionId }));
+        } catch (err) {
+          throw await refuse("submit_action", principal.userId, ConnectError.from(err), { actionId: req.actionId });
+        }
+      }
+      const outcome = await deps.ledger.grantAction(write, req.actionId, ticketJti).catch(storeError);
+      const grant = await settle("submit_action", principal.userId, outcome, { actionId: req.actionId });
+      return {
+        userId: grant.userId,
+        actionId: req.actionId,
+        points: BigInt(grant.points),
+        newScore: BigInt(grant.newScore),
+        requestId: grant.requestId,
+        replayed: grant.replayed,
+      };
+    },
+
+    async addScore(req, ctx) {
+      const principal = await caller("add_score", ctx);
+      const userId = req.userId || principal.userId;
+      const isAdmin = principal.scopes.has(Scopes.adminScore);
+      const deny = async (message: string, code = Code.PermissionDenied) =>
+        refuse("add_score", principal.userId, new ConnectError(message, code), { userId, delta: String(req.delta) });
+      if (!isValidId(userId)) throw await deny("user_id must be 1..64 characters without control characters", Code.InvalidArgument);
+      if (userId !== principal.userId && !isAdmin) throw await deny("a token may only add to its own score");
+      if (!isAdmin && !principal.roles.some((r) => r === "player" || r === "admin")) throw await deny('the role "player" is required');
+      const delta = Number(req.delta);
+      if (delta === 0) throw await deny("delta must not be 0", Code.InvalidArgument);
+      if (delta < 0 && !isAdmin) throw await deny('a negative delta needs the scope "admin:score"');
+      if (delta > deps.maxIncrement && !isAdmin) throw await deny(`delta must be 1..${deps.maxIncrement}`, Code.InvalidArgument);
+      if (!Number.isSafeInteger(delta) || Math.abs(delta) > 1_000_000) throw await deny("delta is out of range", Code.InvalidArgument);
+
+      const write = writeContext(principal, userId, req.idempotencyKey, ctx);
+      const outcome = await deps.ledger.addScore(write, delta).catch(storeError);
+      const grant = await settle("add_score", userId, outcome, { delta });
+      return {
+        userId,
+        delta: BigInt(grant.points),
+        newScore: BigInt(grant.newScore),
+        requestId: grant.requestId,
+        replayed: grant.replayed,
+      };
+    },
+  };
+}
+
+function refusalOf(outcome: Exclude<GrantOutcome, { kind: "granted" }>, detail: Record<string, unknown>): ConnectError {
+  const action = typeof detail.actionId === "string" ? `action "${detail.actionId}"` : "this action";
+  switch (outcome.kind) {
+    case "unknown_action":
+      return new ConnectError(`${action} is not in the catalog`, Code.NotFound);
+    case "already_granted":
+      return new ConnectError(`${action} was already granted to this user`, Code.AlreadyExists);
+    case "ticket_required":
+      return new ConnectError(`${action} requires a signed action ticket`, Code.PermissionDenied);
+    case "ticket_used":
+      return new ConnectError("this action ticket was already used", Code.PermissionDenied);
+    case "unregistered":
+      return new ConnectError("user is not registered", Code.PermissionDenied);
+    case "not_a_player":
+      return new ConnectError(`the user's role "${outcome.role}" may not score`, Code.PermissionDenied);
+    case "below_zero":
+      return new ConnectError(`the total (${outcome.score}) may not go below zero`, Code.FailedPrecondition);
+    case "idempotency_mismatch":
+      return new ConnectError("this idempotency key was used for a different request", Code.FailedPrecondition);
+  }
+}
+
+function storeError(err: unknown): never {
+  throw toConnectError(err, "score store");
+}

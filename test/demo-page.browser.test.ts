@@ -1,0 +1,231 @@
+// The demo page at "/" in a real (headless) Chromium at a phone-sized
+// viewport: the Connect-Web stream of the top 10 reacts to grants made over
+// REST and through the page's own form, without a reload.
+import { existsSync } from "node:fs";
+import { mkdir, rm, stat } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
+
+const CHROMIUM = "/usr/bin/chromium";
+const resultsDir = fileURLToPath(new URL("../test-results/", import.meta.url));
+const screenshotPath = `${resultsDir}demo-page.png`;
+
+interface Row {
+  userId: string;
+  rank: string;
+  user: string;
+  score: number;
+}
+
+/** The table as the user sees it, top to bottom. Scores are locale-formatted, so digits only. */
+function readRows(page: Page): Promise<Row[]> {
+  return page.$$eval("#rows tr", (trs) =>
+    trs.map((tr) => {
+      const text = (cls: string) => tr.querySelector(`td.${cls}`)?.textContent?.trim() ?? "";
+      return {
+        userId: (tr as HTMLElement).dataset.user ?? "",
+        rank: text("rank"),
+        user: text("user"),
+        score: Number(text("score").replace(/\D/g, "")),
+      };
+    }),
+  );
+}
+
+describe("demo page in a browser (phone viewport)", () => {
+  const suffix = randomBytes(4).toString("hex");
+  const alice = { id: `alice-${suffix}`, name: "Alice" };
+  const bob = { id: `bob-${suffix}`, name: "Bob" };
+  const carol = { id: `carol-${suffix}`, name: "Carol" };
+  const actions = { small: `demo-small-${suffix}`, big: `demo-big-${suffix}`, form: `demo-form-${suffix}` };
+
+  let mesh: Mesh | undefined;
+  let browser: Browser | undefined;
+  let context: BrowserContext | undefined;
+  let page: Page;
+  const pageProblems: string[] = [];
+  let navigations = 0;
+
+  /** Polls the table until `check` accepts it; the failure shows the last table, page errors and gateway log. */
+  async function waitForRows(what: string, check: (rows: Row[]) => boolean, timeoutMs = 15_000): Promise<Row[]> {
+    let last: Row[] = [];
+    try {
+      return await eventually(
+        async () => {
+          last = await readRows(page);
+          return check(last) ? last : undefined;
+        },
+        timeoutMs,
+        what,
+      );
+    } catch (err) {
+      const status = await page.textContent("#status").catch(() => "?");
+      throw new Error(
+        `${String(err)}\n#status: ${status}\nrows: ${JSON.stringify(last)}\npage problems:\n${pageProblems.join("\n")}\n` +
+          `gateway log:\n${mesh?.logs.gateway.slice(-15).join("\n")}\npush log:\n${mesh?.logs.push.slice(-15).join("\n")}`,
+      );
+    }
+  }
+
+  async function grant(userId: string, name: string, actionId: string): Promise<{ status: number; body: Record<string, unknown> }> {
+    const res = await fetch(`${mesh!.urls.gateway}/api/actions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${await mesh!.token(userId, { name })}` },
+      body: JSON.stringify({ actionId }),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  }
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`Chromium not found at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (this test never downloads a browser)`);
+    }
+    mesh = await startMesh(inject("infra"));
+    await mesh.sql("insert into actions(action_id, points, description) values ($1, 10, $2), ($3, 50, $4), ($5, 100, $6)", [
+      actions.small,
+      "demo: small",
+      actions.big,
+      "demo: big",
+      actions.form,
+      "demo: via the page form",
+    ]);
+
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    });
+    context = await browser.newContext({
+      viewport: { width: 390, height: 844 },
+      deviceScaleFactor: 2,
+      isMobile: true,
+      hasTouch: true,
+      locale: "en-US",
+    });
+    page = await context.newPage();
+    page.on("console", (msg) => {
+      if (msg.type() === "error" || msg.type() === "warning") pageProblems.push(`console.${msg.type()}: ${msg.text()}`);
+    });
+    page.on("pageerror", (err) => pageProblems.push(`pageerror: ${err.message}`));
+    page.on("requestfailed", (req) => pageProblems.push(`requestfailed: ${req.url()} ${req.failure()?.errorText ?? ""}`));
+    page.on("framenavigated", (frame) => {
+      if (frame === page.mainFrame()) navigations++;
+    });
+  });
+
+  afterAll(async () => {
+    await context?.close().catch(() => undefined);
+    await browser?.close();
+    await mesh?.stop();
+  }, 60_000);
+
+  it("loads at a phone viewport and goes live", async () => {
+    const res = await page.goto(mesh!.urls.gateway, { waitUntil: "load" });
+    expect(res?.status()).toBe(200);
+    expect(await page.title()).toContain("Scoreboard");
+    try {
+      await page.waitForFunction(() => document.querySelector("#status")?.textContent?.trim() === "live", undefined, {
+        timeout: 15_000,
+      });
+    } catch (err) {
+      throw new Error(`#status never said live (${await page.textContent("#status")}): ${String(err)}\n${pageProblems.join("\n")}`);
+    }
+    expect(await page.getAttribute("#status", "data-state")).toBe("live");
+    // An empty board: no rows, the hint shown.
+    expect(await readRows(page)).toEqual([]);
+    expect(await page.isVisible("#empty")).toBe(true);
+    // Nothing is wider than the phone.
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+  });
+
+  it("shows a REST grant live at rank 1 without a reload", async () => {
+    const navigationsBefore = navigations;
+    const { status, body } = await grant(alice.id, alice.name, actions.small);
+    expect(status, JSON.stringify(body)).toBe(200);
+    expect(body).toMatchObject({ success: true, newScore: 10, points: 10 });
+
+    const rows = await waitForRows(`${alice.id} at rank 1 with 10`, (r) =>
+      r.some((row) => row.userId === alice.id && row.rank === "1" && row.score === 10),
+    );
+    expect(rows).toEqual([{ userId: alice.id, rank: "1", user: alice.name, score: 10 }]);
+    expect(await page.isHidden("#empty")).toBe(true);
+    expect(navigations).toBe(navigationsBefore);
+  });
+
+  it("reorders when a second user overtakes", async () => {
+    const navigationsBefore = navigations;
+    const { status, body } = await grant(bob.id, bob.name, actions.big);
+    expect(status, JSON.stringify(body)).toBe(200);
+    expect(body).toMatchObject({ success: true, newScore: 50 });
+
+    const rows = await waitForRows(`${bob.id} at rank 1 above ${alice.id}`, (r) => r.length === 2 && r[0]?.userId === bob.id);
+    expect(rows).toEqual([
+      { userId: bob.id, rank: "1", user: bob.name, score: 50 },
+      { userId: alice.id, rank: "2", user: alice.name, score: 10 },
+    ]);
+    expect(navigations).toBe(navigationsBefore);
+  });
+
+  it("submits through the page's own form and the table follows", async () => {
+    const navigationsBefore = navigations;
+    await page.click("details > summary");
+    expect(await page.isVisible("#submit")).toBe(true);
+    await page.fill("#token", await mesh!.token(carol.id, { name: carol.name }));
+    await page.fill("#action", actions.form);
+    await page.click('#submit button[type="submit"]');
+
+    try {
+      await page.waitForFunction(() => document.querySelector("#result")?.textContent?.trim() === "+100 → 100", undefined, {
+        timeout: 15_000,
+      });
+    } catch (err) {
+      throw new Error(`#result: ${JSON.stringify(await page.textContent("#result"))}: ${String(err)}\n${pageProblems.join("\n")}`);
+    }
+
+    const rows = await waitForRows(`${carol.id} at rank 1 after the form`, (r) => r.length === 3 && r[0]?.userId === carol.id);
+    expect(rows).toEqual([
+      { userId: carol.id, rank: "1", user: carol.name, score: 100 },
+      { userId: bob.id, rank: "2", user: bob.name, score: 50 },
+      { userId: alice.id, rank: "3", user: alice.name, score: 10 },
+    ]);
+
+    expect(navigations).toBe(navigationsBefore);
+    expect(await page.textContent("#status")).toBe("live");
+  });
+
+  it("saves a phone screenshot", async () => {
+    await mkdir(resultsDir, { recursive: true });
+    await rm(screenshotPath, { force: true });
+    await page.screenshot({ path: screenshotPath, fullPage: true, animations: "disabled" });
+    expect(existsSync(screenshotPath)).toBe(true);
+    expect((await stat(screenshotPath)).size).toBeGreaterThan(1_000);
+    // Nothing went wrong in the page along the way.
+    expect(pageProblems.filter((p) => p.startsWith("pageerror"))).toEqual([]);
+  });
+
+  it("refuses a repeated form submission without breaking the page", async () => {
+    await page.click('#submit button[type="submit"]');
+    await page.waitForFunction(() => !document.querySelector("#result")?.textContent?.startsWith("+"), undefined, {
+      timeout: 15_000,
+    });
+    // The gateway answers with a clean Connect error, so the page can show its message.
+    expect(await page.textContent("#result")).toMatch(/already granted/);
+    expect(await mesh!.sql<{ score: string }>("select score::text from scores where user_id = $1", [carol.id])).toEqual([
+      { score: "100" },
+    ]);
+    expect((await readRows(page))[0]).toEqual({ userId: carol.id, rank: "1", user: carol.name, score: 100 });
+    expect(await page.textContent("#status")).toBe("live");
+  });
+});

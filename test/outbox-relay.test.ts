@@ -1,0 +1,102 @@
+// The outbox relay on a real PostgreSQL: nothing committed is skipped, nothing
+// is published twice by concurrent relays, and a failed publish is retried.
+import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import { sql } from "kysely";
+import pino from "pino";
+import type { Db } from "@scoreboard/platform/db";
+import { OutboxRelay } from "../services/score/src/outbox.js";
+import type { EventPublisher } from "../services/score/src/events.js";
+import { freshMigratedDb } from "./harness/database.js";
+
+let db: Db;
+const logger = pino({ level: "silent" });
+const options = { batchSize: 3, pollIntervalMs: 50, retentionMs: 3_600_000 };
+
+class RecordingPublisher implements EventPublisher {
+  readonly published: string[] = [];
+  failNext = 0;
+  async publish(_subject: string, _payload: Uint8Array, messageId: string): Promise<void> {
+    if (this.failNext > 0) {
+      this.failNext -= 1;
+      throw new Error("nats unavailable");
+    }
+    await new Promise((r) => setTimeout(r, 1));
+    this.published.push(messageId);
+  }
+}
+
+beforeAll(async () => {
+  ({ db } = await freshMigratedDb(inject("infra").databaseUrl));
+  await db.insertInto("actions").values({ action_id: "a", points: 1 }).execute();
+});
+
+afterAll(async () => {
+  await db?.destroy();
+});
+
+let nextUser = 0;
+/** Inserts a ledger row and its outbox row, in `executor`'s transaction when it is one. */
+async function addEvent(executor: Db = db) {
+  const userId = `u${nextUser++}`;
+  await executor.insertInto("users").values({ user_id: userId, username: userId }).execute();
+  const { id } = await executor
+    .insertInto("ledger")
+    .values({ user_id: userId, action_id: "a", points: 1 })
+    .returning("id")
+    .executeTakeFirstOrThrow();
+  await executor.insertInto("outbox").values({ ledger_id: id, subject: "scoreboard.score.changed", payload: new Uint8Array([1]) }).execute();
+  return String(id);
+}
+
+it("publishes a slower transaction's row that commits after a newer one was published", async () => {
+  const publisher = new RecordingPublisher();
+  const relay = new OutboxRelay(db, publisher, logger, options);
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let slowId = "";
+  const slow = db.transaction().execute(async (trx) => {
+    slowId = await addEvent(trx); // lower id, not yet committed
+    await held;
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  const fastId = await addEvent();
+  expect(Number(fastId)).toBeGreaterThan(Number(slowId));
+
+  await relay.drain();
+  expect(publisher.published).toEqual([fastId]);
+
+  release();
+  await slow;
+  await relay.drain();
+  expect(publisher.published).toEqual([fastId, slowId]);
+  const pending = await db.selectFrom("outbox").select("id").where("published_at", "is", null).execute();
+  expect(pending).toHaveLength(0);
+});
+
+it("publishes each row once with several relays draining at the same time", async () => {
+  const ids: string[] = [];
+  for (let i = 0; i < 40; i++) ids.push(await addEvent());
+  const publisher = new RecordingPublisher();
+  const relays = Array.from({ length: 4 }, () => new OutboxRelay(db, publisher, logger, options));
+  await Promise.all(relays.map((r) => r.drain()));
+  expect([...publisher.published].sort()).toEqual([...ids].sort());
+  expect(new Set(publisher.published).size).toBe(publisher.published.length);
+});
+
+it("keeps rows unpublished when JetStream fails, and publishes them on retry", async () => {
+  const publisher = new RecordingPublisher();
+  const relay = new OutboxRelay(db, publisher, logger, { ...options, pollIntervalMs: 20 });
+  const id = await addEvent();
+  publisher.failNext = 2;
+  await expect(relay.drain()).rejects.toThrow("nats unavailable");
+  const [row] = await db.selectFrom("outbox").select("published_at").where("ledger_id", "=", Number(id)).execute();
+  expect(row?.published_at).toBeNull();
+
+  relay.start();
+  const deadline = Date.now() + 5_000;
+  while (!publisher.published.includes(id) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await relay.stop();
+  expect(publisher.published.filter((p) => p === id)).toHaveLength(1);
+  const [after] = await db.selectFrom("outbox").select(sql<boolean>`published_at IS NOT NULL`.as("done")).where("ledger_id", "=", Number(id)).execute();
+  expect(after?.done).toBe(true);
+});

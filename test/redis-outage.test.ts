@@ -1,0 +1,119 @@
+// Reads survive a Redis outage by answering from PostgreSQL; boards are
+// rebuilt from PostgreSQL when Redis comes back empty; reconciliation repairs
+// drift and says what it repaired.
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import { Redis } from "ioredis";
+import { memberOf } from "../services/ranking/src/boards.js";
+import { startRedis, type RedisInstance } from "./harness/infra.js";
+import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
+
+const root = fileURLToPath(new URL("../", import.meta.url));
+let redis: RedisInstance;
+let mesh: Mesh;
+
+beforeAll(async () => {
+  // Its own Redis, so this file can take it away without touching the others.
+  redis = await startRedis();
+  mesh = await startMesh({ ...inject("infra"), redisUrl: redis.url });
+  await mesh.sql("INSERT INTO actions (action_id, points) VALUES ('a', 10), ('b', 20), ('c', 30), ('d', 40)");
+});
+afterAll(async () => {
+  await mesh?.stop();
+  await redis?.stop();
+});
+
+async function grant(userId: string, actionId: string) {
+  const res = await fetch(`${mesh.urls.gateway}/api/actions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${await mesh.token(userId)}` },
+    body: JSON.stringify({ actionId }),
+  });
+  expect(res.status).toBe(200);
+}
+const board = async (path = "/leaderboard?limit=100") => (await (await fetch(`${mesh.urls.gateway}${path}`)).json()) as { playerId: string; score: number }[];
+const rank = async (userId: string) =>
+  (await (
+    await fetch(`${mesh.urls.gateway}/scoreboard.v1.RankingService/GetRank`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ userId }),
+    })
+  ).json()) as { entry?: { rank: string; score: string } };
+/** A user's score on the global board, through the user → member index. */
+async function scoreInRedis(client: Redis, userId: string): Promise<number | null> {
+  const member = await client.hget("{sb}:members", userId);
+  const score = member ? await client.zscore("{sb}:board:global", member) : null;
+  return score === null ? null : Number(score);
+}
+
+const postgresBoard = async () =>
+  (await mesh.sql<{ playerId: string; score: number }>(
+    `SELECT user_id AS "playerId", score::int FROM scores ORDER BY score DESC, date_trunc('milliseconds', updated_at), user_id COLLATE "C" DESC`,
+  )).map((r) => ({ playerId: r.playerId, score: r.score }));
+
+it("answers reads from PostgreSQL while Redis is down, then agrees again when it is back", async () => {
+  await grant("ua", "a");
+  await grant("ub", "b");
+  await grant("uc", "c");
+  await grant("ud", "a"); // ties with ua, who got there first: ranks below ua in both stores
+  const before = await eventually(async () => ((await board()).length === 4 ? board() : undefined));
+  expect(before).toEqual(await postgresBoard());
+  const rankBefore = await rank("ub");
+
+  await redis.kill("SIGKILL");
+  expect(await board()).toEqual(before);
+  expect(await rank("ub")).toEqual(rankBefore);
+  expect(await rank("ua")).toMatchObject({ entry: { rank: "3" } });
+  expect(await rank("ud")).toMatchObject({ entry: { rank: "4" } });
+  // Writes go on (rate limits fall back per replica) and show in reads: at
+  // once over RPC (PostgreSQL), and in REST reads once push re-reads ranking.
+  await grant("ue", "d");
+  expect(await rank("ue")).toMatchObject({ entry: { rank: "1", score: "40" } });
+  await eventually(async () => ((await board())[0]?.playerId === "ue" ? true : undefined), 15_000, "REST reads to show ue");
+
+  await redis.restart();
+  const client = new Redis(redis.url);
+  try {
+    await eventually(
+      async () => ((await scoreInRedis(client, "ue")) === 40 ? true : undefined),
+      30_000,
+      "the event made during the outage to reach Redis",
+    );
+  } finally {
+    client.disconnect();
+  }
+  expect(await board()).toEqual(await postgresBoard());
+});
+
+it("rebuilds the boards from PostgreSQL when ranking finds Redis empty", async () => {
+  const client = new Redis(redis.url);
+  await client.flushall();
+  client.disconnect();
+  await mesh.kill("ranking");
+  await mesh.start("ranking");
+  const rebuilt = await eventually(async () => ((await board()).length === 5 ? board() : undefined), 20_000, "the rebuild");
+  expect(rebuilt).toEqual(await postgresBoard());
+  const fromRedis = new Redis(redis.url);
+  // The marker is set once the whole rebuild is in.
+  await eventually(async () => ((await fromRedis.exists("{sb}:rebuilt-at")) === 1 ? true : undefined));
+  fromRedis.disconnect();
+});
+
+it("repairs drift with npm run reconcile and prints what it repaired", async () => {
+  const client = new Redis(redis.url);
+  await client.zadd("{sb}:board:global", 999, (await client.hget("{sb}:members", "ua"))!); // wrong score
+  await client.zrem("{sb}:board:global", (await client.hget("{sb}:members", "ub"))!); // missing
+  await client.zadd("{sb}:board:global", 5, memberOf("ghost", Date.now())); // unknown to PostgreSQL
+  await client.hset("{sb}:members", "ghost", memberOf("ghost", Date.now()));
+  const env = { ...process.env, DATABASE_URL: mesh.databaseUrl, REDIS_URL: redis.url };
+  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "scripts/reconcile.ts"], { cwd: root, env });
+  expect(stdout, stdout).toContain("repaired ua: redis 999 -> postgres 10");
+  expect(stdout, stdout).toContain("repaired ub: redis missing -> postgres 20");
+  expect(stdout, stdout).toContain("repaired ghost: redis 5 -> postgres removed");
+  expect(stdout, stdout).toContain("checked 5 users, repaired 3");
+  expect(await board()).toEqual(await postgresBoard());
+  client.disconnect();
+});
