@@ -31,7 +31,9 @@ async function grant(userId: string, actionId: string) {
 
 async function leaderboard(): Promise<{ userId: string; score: number }[]> {
   const res = await fetch(`${mesh.urls.gateway}/api/leaderboard`);
-  return ((await res.json()) as { data: { userId: string; score: number }[] }).data;
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`GET /api/leaderboard answered ${res.status}: ${text}`);
+  return (JSON.parse(text) as { data: { userId: string; score: number }[] }).data;
 }
 
 it("keeps grants made while NATS is down and delivers them when it returns", async () => {

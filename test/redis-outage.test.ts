@@ -106,8 +106,9 @@ it("repairs drift with npm run reconcile and prints what it repaired", async () 
   const client = new Redis(redis.url);
   await client.zadd("{sb}:board:global", 999, (await client.hget("{sb}:members", "ua"))!); // wrong score
   await client.zrem("{sb}:board:global", (await client.hget("{sb}:members", "ub"))!); // missing
-  await client.zadd("{sb}:board:global", 5, memberOf("ghost", Date.now())); // unknown to PostgreSQL
-  await client.hset("{sb}:members", "ghost", memberOf("ghost", Date.now()));
+  const ghost = memberOf("ghost", Date.now()); // one member: two clock reads can differ by a millisecond
+  await client.zadd("{sb}:board:global", 5, ghost); // unknown to PostgreSQL
+  await client.hset("{sb}:members", "ghost", ghost);
   const env = { ...process.env, DATABASE_URL: mesh.databaseUrl, REDIS_URL: redis.url };
   const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "scripts/reconcile.ts"], { cwd: root, env });
   expect(stdout, stdout).toContain("repaired ua: redis 999 -> postgres 10");

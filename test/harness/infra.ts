@@ -25,17 +25,31 @@ export interface NatsInstance extends ManagedProcess { port: number; url: string
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const isRoot = process.getuid?.() === 0;
 
+// Ports are handed out below Linux's ephemeral range (32768+): a port taken
+// from that range can be grabbed by any outgoing connection (or a client's
+// connect-to-self) between the check here and the server's bind.
+const PORT_RANGE = { low: 20_000, high: 32_000 };
+const handedOut = new Set<number>();
+
+/** A port nothing listens on, never handed out twice by this process. */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = PORT_RANGE.low + Math.floor(Math.random() * (PORT_RANGE.high - PORT_RANGE.low));
+    if (handedOut.has(port)) continue;
+    if (await canBind(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port in ${PORT_RANGE.low}..${PORT_RANGE.high}`);
 }
+
+const canBind = (port: number) => new Promise<boolean>((resolve) => {
+  const srv = createServer();
+  srv.unref();
+  srv.once('error', () => resolve(false));
+  srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+});
 
 const canConnect = (port: number) => new Promise<boolean>((resolve) => {
   const s = createConnection({ host: '127.0.0.1', port });

@@ -161,9 +161,11 @@ export async function startMesh(infra: InfraUrls, extraEnv: Record<string, strin
         }),
       );
       await Promise.all([...children.keys()].map((name) => kill(name, "SIGTERM")));
+      runningMeshes.delete(mesh);
       await pool.end();
     },
   };
+  runningMeshes.add(mesh);
   try {
     await start("score");
     await Promise.all([start("ranking"), start("push"), start("gateway")]);
@@ -210,18 +212,39 @@ async function waitServing(baseUrl: string, child: ChildProcess, recentLog: () =
   throw new Error(`${baseUrl} did not become ready:\n${recentLog()}`);
 }
 
-/** Polls `probe` until it returns a value that is not undefined. */
+/** Meshes that are running, so a timed-out wait can show what their processes said. */
+const runningMeshes = new Set<Mesh>();
+
+/**
+ * Polls `probe` until it returns a value that is not undefined. On timeout the
+ * error says what the last attempt saw (its error or value) and ends with the
+ * recent output of every running mesh process, so a CI failure explains itself.
+ */
 export async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000, what = "condition"): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
+  let attempts = 0;
   while (Date.now() < deadline) {
+    attempts += 1;
     try {
       const value = await probe();
       if (value !== undefined) return value;
+      lastError = undefined;
     } catch (err) {
       lastError = err;
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
+  const last = lastError ? `the last attempt threw ${String(lastError)}` : "the last attempt returned undefined";
+  throw new Error(`timed out waiting for ${what} after ${attempts} attempts (${last})${recentMeshOutput()}`);
+}
+
+function recentMeshOutput(): string {
+  const parts: string[] = [];
+  for (const mesh of runningMeshes) {
+    for (const [name, lines] of Object.entries(mesh.logs)) {
+      parts.push(`\n--- ${name} (last ${Math.min(lines.length, 12)} lines) ---\n${lines.slice(-12).join("\n")}`);
+    }
+  }
+  return parts.join("");
 }
