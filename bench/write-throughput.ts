@@ -20,7 +20,7 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const ACTIONS = 20_000;
 const run = promisify(execFile);
 
-const infra = await startInfra();
+const infra = await startInfra({ durable: process.env.BENCH_PG_FSYNC !== "off" });
 const mesh = await startMesh({ databaseUrl: infra.postgres.url, redisUrl: infra.redis.url, natsUrl: infra.nats.url }, { LOG_LEVEL: "warn" });
 
 function percentile(values: number[], p: number): number {

@@ -235,7 +235,16 @@ async function pgQuery(url: string, sql: string): Promise<void> {
   try { await client.connect(); await client.query(sql); } finally { await client.end().catch(() => undefined); }
 }
 
-export async function startPostgres(): Promise<PostgresInstance> {
+export interface PostgresOptions {
+  /**
+   * fsync and full-page writes on, as in production. Tests leave them off;
+   * benchmarks turn them on, since the cost of a durable commit is part of
+   * what they compare.
+   */
+  durable?: boolean;
+}
+
+export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresInstance> {
   const bin = pgBinDir();
   const dir = tempDir('pg');
   const data = join(dir, 'data');
@@ -258,7 +267,7 @@ export async function startPostgres(): Promise<PostgresInstance> {
   // memory and vanish on kill(), so "committed data survives a crash" tests would flake.
   const [cmd, args] = asPg(join(bin, 'postgres'), [
     '-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1',
-    '-c', 'fsync=off', '-c', 'full_page_writes=off',
+    ...(options.durable ? [] : ['-c', 'fsync=off', '-c', 'full_page_writes=off']),
   ]);
   const proc = new Managed({
     name: 'postgres', dir, cmd, args,
@@ -322,8 +331,8 @@ async function abandon(proc: Managed): Promise<void> {
   await proc.stop().catch(() => undefined);
 }
 
-export async function startInfra(): Promise<{ postgres: PostgresInstance; redis: RedisInstance; nats: NatsInstance }> {
-  const results = await Promise.allSettled([startPostgres(), startRedis(), startNats()]);
+export async function startInfra(postgresOptions: PostgresOptions = {}): Promise<{ postgres: PostgresInstance; redis: RedisInstance; nats: NatsInstance }> {
+  const results = await Promise.allSettled([startPostgres(postgresOptions), startRedis(), startNats()]);
   const [postgres, redis, nats] = results;
   if (postgres.status === 'fulfilled' && redis.status === 'fulfilled' && nats.status === 'fulfilled') {
     return { postgres: postgres.value, redis: redis.value, nats: nats.value };

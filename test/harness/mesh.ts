@@ -15,6 +15,8 @@ import { freePort } from "./infra.js";
 export type ServiceName = "score" | "ranking" | "push" | "gateway";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
+/** Extra node flags for every service process, e.g. MESH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile a benchmark. */
+const nodeArgs = process.env.MESH_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
 const entries: Record<ServiceName, string> = {
   score: "services/score/src/main.ts",
   ranking: "services/ranking/src/main.ts",
@@ -97,7 +99,7 @@ export async function startMesh(infra: InfraUrls, extraEnv: Record<string, strin
 
   const replicas: ChildProcess[] = [];
   const spawnService = (name: ServiceName, extra: NodeJS.ProcessEnv = {}) =>
-    spawn(process.execPath, ["--import", "tsx", entries[name]], { cwd: root, env: { ...env, ...extra }, stdio: ["ignore", "pipe", "pipe"] });
+    spawn(process.execPath, [...nodeArgs, "--import", "tsx", entries[name]], { cwd: root, env: { ...env, ...extra }, stdio: ["ignore", "pipe", "pipe"] });
 
   const start = async (name: ServiceName) => {
     const child = spawnService(name);
