@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file scoreboard/v1/events.proto.
  */
 export const file_scoreboard_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChpzY29yZWJvYXJkL3YxL2V2ZW50cy5wcm90bxINc2NvcmVib2FyZC52MSLgAQoMU2NvcmVDaGFuZ2VkEhEKCWxlZGdlcl9pZBgBIAEoAxISCgpyZXF1ZXN0X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSEAoIdXNlcm5hbWUYBCABKAkSEQoJYWN0aW9uX2lkGAUgASgJEg4KBnBvaW50cxgGIAEoAxIRCgluZXdfc2NvcmUYByABKAMSDwoHdmVyc2lvbhgIIAEoAxIvCgtvY2N1cnJlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVnaW9uGAogASgJInYKDEJvYXJkQ2hhbmdlZBINCgVib2FyZBgBIAEoCRIsCgN0b3AYAiADKAsyHy5zY29yZWJvYXJkLnYxLkxlYWRlcmJvYXJkRW50cnkSKQoFYXNfb2YYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp, file_scoreboard_v1_leaderboard]);
+  fileDesc("ChpzY29yZWJvYXJkL3YxL2V2ZW50cy5wcm90bxINc2NvcmVib2FyZC52MSKTAgoMU2NvcmVDaGFuZ2VkEhEKCWxlZGdlcl9pZBgBIAEoAxISCgpyZXF1ZXN0X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSEAoIdXNlcm5hbWUYBCABKAkSEQoJYWN0aW9uX2lkGAUgASgJEg4KBnBvaW50cxgGIAEoAxIRCgluZXdfc2NvcmUYByABKAMSDwoHdmVyc2lvbhgIIAEoAxIvCgtvY2N1cnJlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVnaW9uGAogASgJEjEKDXBlcmlvZF9zY29yZXMYCyADKAsyGi5zY29yZWJvYXJkLnYxLlBlcmlvZFNjb3JlIisKC1BlcmlvZFNjb3JlEg0KBWJvYXJkGAEgASgJEg0KBXNjb3JlGAIgASgDInYKDEJvYXJkQ2hhbmdlZBINCgVib2FyZBgBIAEoCRIsCgN0b3AYAiADKAsyHy5zY29yZWJvYXJkLnYxLkxlYWRlcmJvYXJkRW50cnkSKQoFYXNfb2YYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp, file_scoreboard_v1_leaderboard]);
 
 /**
  * ScoreChanged is the durable event published to the JetStream stream
@@ -90,6 +90,16 @@ export type ScoreChanged = Message<"scoreboard.v1.ScoreChanged"> & {
    * @generated from field: string region = 10;
    */
   region: string;
+
+  /**
+   * The user's totals on the period boards this grant counted on: the UTC
+   * day, ISO week and month of occurred_at ("daily:2026-11-23",
+   * "weekly:2026-w48", "monthly:2026-11"). Absolute and ordered by the same
+   * version as new_score; reached at occurred_at.
+   *
+   * @generated from field: repeated scoreboard.v1.PeriodScore period_scores = 11;
+   */
+  periodScores: PeriodScore[];
 };
 
 /**
@@ -98,6 +108,30 @@ export type ScoreChanged = Message<"scoreboard.v1.ScoreChanged"> & {
  */
 export const ScoreChangedSchema: GenMessage<ScoreChanged> = /*@__PURE__*/
   messageDesc(file_scoreboard_v1_events, 0);
+
+/**
+ * A user's total on one period board.
+ *
+ * @generated from message scoreboard.v1.PeriodScore
+ */
+export type PeriodScore = Message<"scoreboard.v1.PeriodScore"> & {
+  /**
+   * @generated from field: string board = 1;
+   */
+  board: string;
+
+  /**
+   * @generated from field: int64 score = 2;
+   */
+  score: bigint;
+};
+
+/**
+ * Describes the message scoreboard.v1.PeriodScore.
+ * Use `create(PeriodScoreSchema)` to create a new message.
+ */
+export const PeriodScoreSchema: GenMessage<PeriodScore> = /*@__PURE__*/
+  messageDesc(file_scoreboard_v1_events, 1);
 
 /**
  * BoardChanged is published on core NATS (subject
@@ -130,5 +164,5 @@ export type BoardChanged = Message<"scoreboard.v1.BoardChanged"> & {
  * Use `create(BoardChangedSchema)` to create a new message.
  */
 export const BoardChangedSchema: GenMessage<BoardChanged> = /*@__PURE__*/
-  messageDesc(file_scoreboard_v1_events, 1);
+  messageDesc(file_scoreboard_v1_events, 2);
 

@@ -5,6 +5,7 @@ import * as writePath from "./migrations/2026_11_23_002_write_path.js";
 import * as grantFunction from "./migrations/2026_11_23_003_grant_function.js";
 import * as grantBatch from "./migrations/2026_11_23_004_grant_batch.js";
 import * as regions from "./migrations/2026_11_23_005_regions.js";
+import * as periodBoards from "./migrations/2026_11_23_006_period_boards.js";
 
 // PostgreSQL BIGINT arrives as a string by default; every bigint we store
 // (scores, ids, versions) stays far below 2^53, so read it as a number.
@@ -48,6 +49,16 @@ export interface LedgerTable {
   /** Which API the grant came through (for the audit trail). */
   source: Generated<string>;
   created_at: Generated<Date>;
+  /** The user's totals on the period boards this entry counted on, e.g. {"daily:2026-11-23": 30}. */
+  period_scores: ColumnType<Record<string, number> | null, never, never>;
+}
+
+/** A user's total on one period board (filled by the ledger trigger). */
+export interface PeriodScoresTable {
+  board: string;
+  user_id: string;
+  score: number;
+  reached_at: Date;
 }
 
 export interface AuditLogTable {
@@ -83,6 +94,7 @@ export interface Database {
   actions: ActionsTable;
   ledger: LedgerTable;
   scores: ScoresTable;
+  period_scores: PeriodScoresTable;
   outbox: OutboxTable;
   audit_log: AuditLogTable;
 }
@@ -105,6 +117,7 @@ const migrations: Record<string, Migration> = {
   "2026_11_23_003_grant_function": grantFunction,
   "2026_11_23_004_grant_batch": grantBatch,
   "2026_11_23_005_regions": regions,
+  "2026_11_23_006_period_boards": periodBoards,
 };
 
 export async function migrateToLatest(db: Db): Promise<string[]> {

@@ -3,6 +3,7 @@ import { timestampNow } from "@bufbuild/protobuf/wkt";
 import type { NatsConnection } from "nats";
 import { BoardChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
 import type { Logger } from "@scoreboard/platform/logger";
+import { aliasOf } from "@scoreboard/platform/periods";
 import { Subjects } from "@scoreboard/platform/nats";
 import type { Boards } from "./boards.js";
 import { MAX_LIMIT } from "@scoreboard/platform/board-params";
@@ -45,9 +46,14 @@ export class BoardChangeAnnouncer {
     this.pending.clear();
     for (const board of boards) {
       try {
-        const top = await this.boards.page(board, 0, MAX_LIMIT);
-        const message = create(BoardChangedSchema, { board, top: top.map(toEntry), asOf: timestampNow() });
-        this.nats.publish(Subjects.boardChanged(board), toBinary(BoardChangedSchema, message));
+        const top = (await this.boards.page(board, 0, MAX_LIMIT)).map(toEntry);
+        const asOf = timestampNow();
+        // The current period's board is also watched as "daily", "weekly", "monthly".
+        for (const name of [board, aliasOf(board)]) {
+          if (!name) continue;
+          const message = create(BoardChangedSchema, { board: name, top, asOf });
+          this.nats.publish(Subjects.boardChanged(name), toBinary(BoardChangedSchema, message));
+        }
       } catch (err) {
         // Push refreshes on its own every few seconds; a lost announcement only delays.
         this.logger.warn({ err: (err as Error).message, board }, "announcing board change failed");

@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { DEFAULT_RETENTION_MS, expiresAtMs, parsePeriodBoard, type PeriodRetention } from "@scoreboard/platform/periods";
 
 export interface RankedEntry {
   rank: number;
@@ -17,10 +18,21 @@ export interface ScoreState {
   reachedAtMs: number;
 }
 
+/** A user's total on one period board ("daily:2026-11-23"). */
+export interface PeriodTotal {
+  board: string;
+  score: number;
+}
+
 /** The read model: what ranking needs from Redis. */
 export interface Boards {
   /** Applies a score if its version is newer than the one stored; true when it changed anything. */
   apply(state: ScoreState, boards: string[]): Promise<boolean>;
+  /**
+   * Applies a user's totals on period boards (state.score is ignored), same
+   * version rule per board; returns the boards it changed.
+   */
+  applyPeriods(state: ScoreState, periods: PeriodTotal[]): Promise<string[]>;
   page(board: string, offset: number, limit: number): Promise<RankedEntry[]>;
   rankOf(board: string, userId: string): Promise<RankedEntry | undefined>;
 }
@@ -32,6 +44,12 @@ const NAMES = "{sb}:names";
 /** user id → its current sorted-set member. */
 const MEMBERS = "{sb}:members";
 export const boardKey = (board: string) => `{sb}:board:${board}`;
+// A period board keeps its own versions and members: a user's member on
+// yesterday's board (when they reached yesterday's total) is not their member
+// today, and all three keys expire together after the retention.
+const periodVersionsKey = (board: string) => `{sb}:pversions:${board}`;
+const periodMembersKey = (board: string) => `{sb}:pmembers:${board}`;
+const membersKeyOf = (board: string) => (parsePeriodBoard(board) ? periodMembersKey(board) : MEMBERS);
 
 // Ties: a sorted set orders equal scores by member bytes, and ZREVRANGE
 // reverses that. A member is "<13 digits of (MAX - reached at ms)>|<user id>",
@@ -90,20 +108,92 @@ return #order
 `;
 const APPLY_CHUNK = 1_000;
 
+// The same rule for one period board: KEYS = board, its versions, its
+// members; ARGV = expire-at (unix seconds), then user, version, score,
+// member per user.
+const APPLY_PERIOD_SCRIPT = `
+local n = (#ARGV - 1) / 4
+local users = {}
+for i = 1, n do users[i] = ARGV[(i - 1) * 4 + 2] end
+local stored = redis.call('HMGET', KEYS[2], unpack(users))
+local oldMembers = redis.call('HMGET', KEYS[3], unpack(users))
+local best, order = {}, {}
+for i = 1, n do
+  local user = users[i]
+  local version = tonumber(ARGV[(i - 1) * 4 + 3])
+  local floor = best[user] and best[user].version or tonumber(stored[i] or '0') or 0
+  if version > floor then
+    if not best[user] then order[#order + 1] = user end
+    best[user] = { version = version, at = i, old = oldMembers[i] }
+  end
+end
+if #order == 0 then return 0 end
+local versions, members, adds, removes = {}, {}, {}, {}
+for _, user in ipairs(order) do
+  local b = (best[user].at - 1) * 4 + 1
+  local member = ARGV[b + 4]
+  versions[#versions + 1] = user; versions[#versions + 1] = ARGV[b + 2]
+  members[#members + 1] = user; members[#members + 1] = member
+  adds[#adds + 1] = ARGV[b + 3]; adds[#adds + 1] = member
+  local old = best[user].old
+  if old and old ~= member then removes[#removes + 1] = old end
+end
+redis.call('HSET', KEYS[2], unpack(versions))
+redis.call('HSET', KEYS[3], unpack(members))
+if #removes > 0 then redis.call('ZREM', KEYS[1], unpack(removes)) end
+redis.call('ZADD', KEYS[1], unpack(adds))
+for k = 1, 3 do redis.call('EXPIREAT', KEYS[k], ARGV[1]) end
+return #order
+`;
+
 type RedisWithScripts = Redis & {
   applyScores(...args: (string | number)[]): Promise<number>;
+  applyPeriodScores(...args: (string | number)[]): Promise<number>;
 };
 
 export class RedisBoards implements Boards {
   private readonly redis: RedisWithScripts;
 
-  constructor(redis: Redis) {
+  constructor(
+    redis: Redis,
+    private readonly retention: PeriodRetention = DEFAULT_RETENTION_MS,
+  ) {
     redis.defineCommand("applyScores", { lua: APPLY_SCRIPT });
+    redis.defineCommand("applyPeriodScores", { lua: APPLY_PERIOD_SCRIPT });
     this.redis = redis as RedisWithScripts;
   }
 
   async apply(state: ScoreState, boards: string[]): Promise<boolean> {
     return (await this.applyMany([state], boards)) === 1;
+  }
+
+  async applyPeriods(state: ScoreState, periods: PeriodTotal[]): Promise<string[]> {
+    const changed = await Promise.all(
+      periods.map(async ({ board, score }) => ((await this.applyPeriodMany(board, [{ ...state, score }])) > 0 ? board : undefined)),
+    );
+    return changed.filter((board): board is string => board !== undefined);
+  }
+
+  /**
+   * Applies many users' totals on one period board (events and rebuilds).
+   * A board past its retention is left alone: a late redelivery must not
+   * bring an expired board back.
+   */
+  async applyPeriodMany(board: string, states: ScoreState[]): Promise<number> {
+    const period = parsePeriodBoard(board);
+    if (!period) throw new Error(`not a period board: ${board}`);
+    const expireAtS = Math.ceil(expiresAtMs(period, this.retention) / 1000);
+    if (expireAtS * 1000 <= Date.now() || states.length === 0) return 0;
+    const keys = [boardKey(board), periodVersionsKey(board), periodMembersKey(board)];
+    const calls: Promise<number>[] = [];
+    for (let i = 0; i < states.length; i += APPLY_CHUNK) {
+      const args: (string | number)[] = [expireAtS];
+      for (const s of states.slice(i, i + APPLY_CHUNK)) {
+        args.push(s.userId, s.version, s.score, memberOf(s.userId, s.reachedAtMs));
+      }
+      calls.push(this.redis.applyPeriodScores(keys.length, ...keys, ...args));
+    }
+    return (await Promise.all(calls)).reduce((sum, n) => sum + n, 0);
   }
 
   /** Applies many states, a chunk per script call (rebuilds); same version rule as apply(). */
@@ -176,7 +266,7 @@ export class RedisBoards implements Boards {
   }
 
   async rankOf(board: string, userId: string): Promise<RankedEntry | undefined> {
-    const [member, name] = await Promise.all([this.redis.hget(MEMBERS, userId), this.redis.hget(NAMES, userId)]);
+    const [member, name] = await Promise.all([this.redis.hget(membersKeyOf(board), userId), this.redis.hget(NAMES, userId)]);
     if (!member) return undefined;
     const [rank, score] = await Promise.all([this.redis.zrevrank(boardKey(board), member), this.redis.zscore(boardKey(board), member)]);
     if (rank === null || score === null) return undefined;

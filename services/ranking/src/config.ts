@@ -1,5 +1,6 @@
 import { EnvReader, defaultPorts, readCommon, type CommonConfig } from "@scoreboard/platform/config";
 import { readEventSealConfig, type EventSealConfig } from "@scoreboard/platform/event-seal";
+import { DEFAULT_RETENTION_MS, type PeriodRetention } from "@scoreboard/platform/periods";
 
 export interface RankingConfig extends CommonConfig {
   host: string;
@@ -16,7 +17,11 @@ export interface RankingConfig extends CommonConfig {
   eventSeal: EventSealConfig;
   /** Deliveries of one score event before ranking gives up and dead-letters it. */
   maxDeliver: number;
+  /** How long daily, weekly and monthly boards stay readable after their period ended. */
+  periodRetention: PeriodRetention;
 }
+
+const DAY = 86_400_000;
 
 export function loadRankingConfig(env = new EnvReader()): RankingConfig {
   const common = readCommon(env);
@@ -31,6 +36,11 @@ export function loadRankingConfig(env = new EnvReader()): RankingConfig {
     natsUrl: env.url("NATS_URL", "nats://127.0.0.1:4222", ["nats:", "tls:"]),
     eventSeal: readEventSealConfig(env, common.mode),
     maxDeliver: env.int("RANKING_MAX_DELIVER", 20, 1, 10_000),
+    periodRetention: {
+      daily: env.int("DAILY_BOARD_RETENTION_DAYS", DEFAULT_RETENTION_MS.daily / DAY, 1, 3_660) * DAY,
+      weekly: env.int("WEEKLY_BOARD_RETENTION_DAYS", DEFAULT_RETENTION_MS.weekly / DAY, 7, 3_660) * DAY,
+      monthly: env.int("MONTHLY_BOARD_RETENTION_DAYS", DEFAULT_RETENTION_MS.monthly / DAY, 28, 3_660) * DAY,
+    },
   };
   env.done();
   return config;

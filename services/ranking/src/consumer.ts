@@ -113,18 +113,22 @@ export class ScoreEventConsumer {
     }
     const boards = event.region ? [DEFAULT_BOARD, `region:${event.region}`] : [DEFAULT_BOARD];
     try {
-      const changed = await this.options.boards.apply(
-        {
-          userId: event.userId,
-          username: event.username || event.userId,
-          score: Number(event.newScore),
-          version: Number(event.version),
-          reachedAtMs: event.occurredAt ? timestampMs(event.occurredAt) : Date.now(),
-        },
-        boards,
-      );
+      const state = {
+        userId: event.userId,
+        username: event.username || event.userId,
+        score: Number(event.newScore),
+        version: Number(event.version),
+        reachedAtMs: event.occurredAt ? timestampMs(event.occurredAt) : Date.now(),
+      };
+      // Both before the ack: a failure of either redelivers the whole event,
+      // and the version check makes the part that did apply a no-op then.
+      const [changed, changedPeriods] = await Promise.all([
+        this.options.boards.apply(state, boards),
+        this.options.boards.applyPeriods(state, event.periodScores.map((p) => ({ board: p.board, score: Number(p.score) }))),
+      ]);
       msg.ack();
-      if (changed) this.options.onBoardsChanged(boards);
+      const touched = [...(changed ? boards : []), ...changedPeriods];
+      if (touched.length > 0) this.options.onBoardsChanged(touched);
     } catch (err) {
       const error = (err as Error).message;
       if (deliveries >= this.options.maxDeliver) {

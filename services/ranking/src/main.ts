@@ -21,9 +21,9 @@ async function main(): Promise<void> {
   const config = loadRankingConfig();
   const redis = createRedis(config.redisUrl, logger);
   const db = createDb(config.databaseUrl, 4);
-  const redisBoards = new RedisBoards(redis);
+  const redisBoards = new RedisBoards(redis, config.periodRetention);
   const boards = new ResilientBoards(redisBoards, redis, new PostgresStandings(db), logger);
-  const checkBoards = keepBoardsBuilt(db, redisBoards, redis, logger);
+  const checkBoards = keepBoardsBuilt(db, redisBoards, redis, logger, config.periodRetention);
   const stopReconciling = scheduleReconciliation(() => reconcile(db, redisBoards), redis, config.reconcileIntervalMs, (result) => {
     if (result instanceof Error) logger.warn({ err: result.message }, "reconciliation failed");
     else logger.info({ checked: result.checked, repaired: result.repaired.length }, "reconciliation done");
@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     grpcPort: config.grpcPort,
     logger,
     services: [RankingService],
-    routes: (router) => router.service(RankingService, createRankingService(boards)),
+    routes: (router) => router.service(RankingService, createRankingService(boards, config.periodRetention)),
   });
 
   onShutdown(logger, async () => {

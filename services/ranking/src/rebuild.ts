@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import { DEFAULT_BOARD } from "@scoreboard/platform/board-params";
 import type { Db } from "@scoreboard/platform/db";
 import type { Logger } from "@scoreboard/platform/logger";
+import { DEFAULT_RETENTION_MS, PERIOD_KINDS, expiresAtMs, periodAt, type PeriodRetention } from "@scoreboard/platform/periods";
 import { type RedisBoards } from "./boards.js";
 
 // Set after a complete rebuild; a Redis that lost its data loses this too.
@@ -10,6 +11,8 @@ const BATCH = 10_000;
 
 export interface RebuildResult {
   users: number;
+  /** Rows loaded into daily, weekly and monthly boards still within their retention. */
+  periodRows: number;
   ms: number;
 }
 
@@ -18,7 +21,12 @@ export interface RebuildResult {
  * the same versioned apply as events, so a rebuild racing live events never
  * moves a score back, and running it twice changes nothing.
  */
-export async function rebuildBoards(db: Db, boards: RedisBoards, redis: Redis): Promise<RebuildResult> {
+export async function rebuildBoards(
+  db: Db,
+  boards: RedisBoards,
+  redis: Redis,
+  retention: PeriodRetention = DEFAULT_RETENTION_MS,
+): Promise<RebuildResult> {
   const started = Date.now();
   const fetchAfter = (after: string) =>
     db
@@ -54,8 +62,58 @@ export async function rebuildBoards(db: Db, boards: RedisBoards, redis: Redis): 
     users += rows.length;
     rows = await next;
   }
+  let periodRows = 0;
+  for (const board of livePeriodBoards(retention)) periodRows += await rebuildPeriodBoard(db, boards, board);
   await redis.set(REBUILT_MARKER, new Date().toISOString());
-  return { users, ms: Date.now() - started };
+  return { users, periodRows, ms: Date.now() - started };
+}
+
+/** Every period board whose retention has not run out, newest first. */
+export function livePeriodBoards(retention: PeriodRetention, nowMs = Date.now()): string[] {
+  const live: string[] = [];
+  for (const kind of PERIOD_KINDS) {
+    let period = periodAt(kind, nowMs);
+    while (expiresAtMs(period, retention) > nowMs) {
+      live.push(period.board);
+      period = periodAt(kind, period.startMs - 1);
+    }
+  }
+  return live;
+}
+
+// A period row carries the user's current version (read in the same
+// statement, so the pair is consistent): period totals only grow with the
+// ledger, so an event older than that version is already in the total.
+async function rebuildPeriodBoard(db: Db, boards: RedisBoards, board: string): Promise<number> {
+  const fetchAfter = (after: string) =>
+    db
+      .selectFrom("period_scores")
+      .innerJoin("scores", "scores.user_id", "period_scores.user_id")
+      .innerJoin("users", "users.user_id", "period_scores.user_id")
+      .select(["period_scores.user_id", "users.username", "period_scores.score", "period_scores.reached_at", "scores.version"])
+      .where("period_scores.board", "=", board)
+      .where("period_scores.user_id", ">", after)
+      .orderBy("period_scores.user_id")
+      .limit(BATCH)
+      .execute();
+  let count = 0;
+  let rows = await fetchAfter("");
+  while (rows.length > 0) {
+    const next = fetchAfter(rows[rows.length - 1]!.user_id);
+    await boards.applyPeriodMany(
+      board,
+      rows.map((r) => ({
+        userId: r.user_id,
+        username: r.username,
+        score: Number(r.score),
+        version: Number(r.version),
+        reachedAtMs: r.reached_at.getTime(),
+      })),
+    );
+    count += rows.length;
+    rows = await next;
+  }
+  return count;
 }
 
 /**
@@ -63,7 +121,13 @@ export async function rebuildBoards(db: Db, boards: RedisBoards, redis: Redis): 
  * restarted without persistence), and again whenever it comes back in that
  * state after an outage.
  */
-export function keepBoardsBuilt(db: Db, boards: RedisBoards, redis: Redis, logger: Logger): () => Promise<void> {
+export function keepBoardsBuilt(
+  db: Db,
+  boards: RedisBoards,
+  redis: Redis,
+  logger: Logger,
+  retention: PeriodRetention = DEFAULT_RETENTION_MS,
+): () => Promise<void> {
   let running: Promise<void> | undefined;
   const check = async () => {
     if (running) return running;
@@ -71,7 +135,7 @@ export function keepBoardsBuilt(db: Db, boards: RedisBoards, redis: Redis, logge
       try {
         if (await redis.exists(REBUILT_MARKER)) return;
         logger.info("Redis has no boards: rebuilding from PostgreSQL");
-        const result = await rebuildBoards(db, boards, redis);
+        const result = await rebuildBoards(db, boards, redis, retention);
         logger.info(result, "boards rebuilt from PostgreSQL");
       } catch (err) {
         logger.warn({ err: (err as Error).message }, "board rebuild failed; will retry when Redis is ready again");

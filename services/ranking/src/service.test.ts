@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
-import type { Boards, RankedEntry, ScoreState } from "./boards.js";
+import { periodAt } from "@scoreboard/platform/periods";
+import type { Boards, PeriodTotal, RankedEntry, ScoreState } from "./boards.js";
 import { createRankingService } from "./service.js";
 
 /** An in-memory read model: boards ordered by score (highest first), ties by user id. */
@@ -22,6 +23,11 @@ class FakeBoards implements Boards {
   async apply(state: ScoreState, boards: string[]): Promise<boolean> {
     for (const name of boards) this.board(name).set(state.userId, { username: state.username, score: state.score });
     return true;
+  }
+
+  async applyPeriods(state: ScoreState, periods: PeriodTotal[]): Promise<string[]> {
+    for (const { board, score } of periods) this.board(board).set(state.userId, { username: state.username, score });
+    return periods.map((p) => p.board);
   }
 
   async page(board: string, offset: number, limit: number): Promise<RankedEntry[]> {
@@ -88,10 +94,36 @@ describe("GetLeaderboard", () => {
   });
 
   it("reads the named board with the asked limit", async () => {
-    const boards = new FakeBoards().seed("global", 5).seed("weekly", 150);
-    const res = await setup(boards).getLeaderboard({ board: "weekly", limit: 100 });
+    const boards = new FakeBoards().seed("global", 5).seed("season-1", 150);
+    const res = await setup(boards).getLeaderboard({ board: "season-1", limit: 100 });
     expect(res.entries).toHaveLength(100);
-    expect(boards.calls).toEqual([{ method: "page", args: ["weekly", 0, 100] }]);
+    expect(boards.calls).toEqual([{ method: "page", args: ["season-1", 0, 100] }]);
+  });
+
+  it("reads daily, weekly and monthly as the current UTC period's board", async () => {
+    const boards = new FakeBoards();
+    const client = setup(boards);
+    for (const kind of ["daily", "weekly", "monthly"] as const) {
+      await client.getLeaderboard({ board: kind });
+      await client.getRank({ board: kind, userId: "nobody" }).catch(() => undefined);
+    }
+    const asked = boards.calls.map((c) => c.args[0] as string);
+    // A period can roll over between the calls and now: compare with the boards of either moment.
+    const now = Date.now();
+    for (const [i, kind] of (["daily", "daily", "weekly", "weekly", "monthly", "monthly"] as const).entries()) {
+      expect([periodAt(kind, now).board, periodAt(kind, now - 60_000).board]).toContain(asked[i]);
+    }
+  });
+
+  it("refuses malformed, future and expired period boards", async () => {
+    const client = setup(new FakeBoards());
+    expect(await codeOf(client.getLeaderboard({ board: "daily:2026-02-30" }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(client.getLeaderboard({ board: "weekly:2026-48" }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(client.getLeaderboard({ board: "monthly:2999-01" }))).toBe(Code.OutOfRange);
+    expect(await codeOf(client.getLeaderboard({ board: "daily:2001-01-01" }))).toBe(Code.OutOfRange);
+    expect(await codeOf(client.getRank({ board: "daily:2001-01-01", userId: "u" }))).toBe(Code.OutOfRange);
+    const yesterday = periodAt("daily", Date.now() - 86_400_000).board;
+    expect((await client.getLeaderboard({ board: yesterday })).entries).toEqual([]);
   });
 
   it("answers an empty board with no entries, not an error", async () => {
@@ -121,10 +153,10 @@ describe("GetRank", () => {
   it("answers NOT_FOUND for a user with no score on the board", async () => {
     const boards = new FakeBoards().seed("global", 5);
     const err = await setup(boards)
-      .getRank({ board: "weekly", userId: "user-3" })
+      .getRank({ board: "season-1", userId: "user-3" })
       .catch((e: unknown) => e as ConnectError);
     expect((err as ConnectError).code).toBe(Code.NotFound);
-    expect((err as ConnectError).rawMessage).toBe('user "user-3" has no score on board "weekly"');
+    expect((err as ConnectError).rawMessage).toBe('user "user-3" has no score on board "season-1"');
   });
 
   it.each([

@@ -6,6 +6,7 @@ import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 import { isValidId } from "@scoreboard/platform/auth";
 import { boardName, pageLimit } from "@scoreboard/platform/board-params";
 import { toConnectError } from "@scoreboard/platform/errors";
+import { DEFAULT_RETENTION_MS, resolveBoard, type PeriodRetention } from "@scoreboard/platform/periods";
 import type { Boards, RankedEntry } from "./boards.js";
 
 /** Neighbours above and below that GetRank may return. */
@@ -20,10 +21,12 @@ export function toEntry(e: RankedEntry): LeaderboardEntry {
   });
 }
 
-export function createRankingService(boards: Boards): ServiceImpl<typeof RankingService> {
+export function createRankingService(boards: Boards, retention: PeriodRetention = DEFAULT_RETENTION_MS): ServiceImpl<typeof RankingService> {
+  // "daily", "weekly" and "monthly" mean the current UTC period's board.
+  const boardOf = (requested: string) => resolveBoard(boardName(requested), retention);
   return {
     async getLeaderboard(req) {
-      const board = boardName(req.board);
+      const board = boardOf(req.board);
       const limit = pageLimit(req.limit);
       if (req.offset < 0) throw new ConnectError("offset must be 0 or more", Code.InvalidArgument);
       const entries = await boards.page(board, req.offset, limit).catch((err: unknown) => {
@@ -33,7 +36,7 @@ export function createRankingService(boards: Boards): ServiceImpl<typeof Ranking
     },
 
     async getRank(req) {
-      const board = boardName(req.board);
+      const board = boardOf(req.board);
       if (req.around < 0 || req.around > MAX_AROUND) {
         throw new ConnectError(`around must be 0..${MAX_AROUND}`, Code.InvalidArgument);
       }

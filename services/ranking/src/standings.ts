@@ -3,7 +3,8 @@ import type { Redis } from "ioredis";
 import type { Db } from "@scoreboard/platform/db";
 import { DEFAULT_BOARD } from "@scoreboard/platform/board-params";
 import type { Logger } from "@scoreboard/platform/logger";
-import type { Boards, RankedEntry, ScoreState } from "./boards.js";
+import { parsePeriodBoard } from "@scoreboard/platform/periods";
+import type { Boards, PeriodTotal, RankedEntry, ScoreState } from "./boards.js";
 
 /**
  * The global board read straight from PostgreSQL, the source of truth, in
@@ -14,6 +15,7 @@ export class PostgresStandings {
   constructor(private readonly db: Db) {}
 
   async page(board: string, offset: number, limit: number): Promise<RankedEntry[]> {
+    if (parsePeriodBoard(board)) return this.periodPage(board, offset, limit);
     const region = regionOf(board);
     if (region === undefined) return [];
     const { rows } = await sql<{ user_id: string; username: string; score: number }>`
@@ -26,6 +28,7 @@ export class PostgresStandings {
   }
 
   async rankOf(board: string, userId: string): Promise<RankedEntry | undefined> {
+    if (parsePeriodBoard(board)) return this.periodRankOf(board, userId);
     const region = regionOf(board);
     if (region === undefined) return undefined;
     const { rows } = await sql<{ username: string; score: number; above: number }>`
@@ -37,6 +40,30 @@ export class PostgresStandings {
                  AND o.user_id COLLATE "C" > s.user_id COLLATE "C")))::int AS above
       FROM scores s JOIN users u ON u.user_id = s.user_id
       WHERE s.user_id = ${userId} AND ${region === null ? sql`true` : sql`u.region = ${region}`}`.execute(this.db);
+    const row = rows[0];
+    return row ? { rank: Number(row.above) + 1, userId, username: row.username, score: Number(row.score) } : undefined;
+  }
+
+  private async periodPage(board: string, offset: number, limit: number): Promise<RankedEntry[]> {
+    const { rows } = await sql<{ user_id: string; username: string; score: number }>`
+      SELECT p.user_id, u.username, p.score
+      FROM period_scores p JOIN users u ON u.user_id = p.user_id
+      WHERE p.board = ${board}
+      ORDER BY p.score DESC, date_trunc('milliseconds', p.reached_at) ASC, p.user_id COLLATE "C" DESC
+      OFFSET ${offset} LIMIT ${limit}`.execute(this.db);
+    return rows.map((r, i) => ({ rank: offset + i + 1, userId: r.user_id, username: r.username, score: Number(r.score) }));
+  }
+
+  private async periodRankOf(board: string, userId: string): Promise<RankedEntry | undefined> {
+    const { rows } = await sql<{ username: string; score: number; above: number }>`
+      SELECT u.username, p.score,
+        (SELECT count(*) FROM period_scores o
+          WHERE o.board = p.board AND (o.score > p.score
+             OR (o.score = p.score AND date_trunc('milliseconds', o.reached_at) < date_trunc('milliseconds', p.reached_at))
+             OR (o.score = p.score AND date_trunc('milliseconds', o.reached_at) = date_trunc('milliseconds', p.reached_at)
+                 AND o.user_id COLLATE "C" > p.user_id COLLATE "C")))::int AS above
+      FROM period_scores p JOIN users u ON u.user_id = p.user_id
+      WHERE p.board = ${board} AND p.user_id = ${userId}`.execute(this.db);
     const row = rows[0];
     return row ? { rank: Number(row.above) + 1, userId, username: row.username, score: Number(row.score) } : undefined;
   }
@@ -59,6 +86,10 @@ export class ResilientBoards implements Boards {
 
   apply(state: ScoreState, boards: string[]): Promise<boolean> {
     return this.redisBoards.apply(state, boards);
+  }
+
+  applyPeriods(state: ScoreState, periods: PeriodTotal[]): Promise<string[]> {
+    return this.redisBoards.applyPeriods(state, periods);
   }
 
   page(board: string, offset: number, limit: number): Promise<RankedEntry[]> {

@@ -204,6 +204,8 @@ export function encodeScoreChanged(row: {
   version: number;
   createdAt: Date;
   region: string | null;
+  /** Period board → the user's total there after this entry (from the ledger trigger). */
+  periodScores?: Record<string, number> | null;
 }): Uint8Array {
   return toBinary(
     ScoreChangedSchema,
@@ -218,6 +220,7 @@ export function encodeScoreChanged(row: {
       version: BigInt(row.version),
       occurredAt: timestampFromDate(row.createdAt),
       region: row.region ?? "",
+      periodScores: Object.entries(row.periodScores ?? {}).map(([board, score]) => ({ board, score: BigInt(score) })),
     }),
   );
 }

@@ -110,6 +110,7 @@ export class OutboxRelay {
           "ledger.new_score",
           "ledger.version",
           "ledger.created_at",
+          "ledger.period_scores",
         ])
         .where("outbox.published_at", "is", null)
         .orderBy("outbox.id")
@@ -135,6 +136,7 @@ export class OutboxRelay {
               version: row.version ?? 0,
               createdAt: row.created_at,
               region: row.region,
+              periodScores: row.period_scores,
             });
           return this.publisher.publish(row.subject, payload, String(row.ledger_id));
         }),
