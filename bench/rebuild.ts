@@ -1,7 +1,14 @@
 // npm run bench:rebuild — rebuilds the global board of BENCH_USERS users
 // (default 1,000,000) from PostgreSQL into an empty Redis, and reads GetRank
-// p50/p99 on the result, beside a bare Redis ZREVRANK in the same run.
+// p50/p99 on the result — at the Redis adapter and over gRPC (RankingService
+// on loopback HTTP/2) — beside a bare Redis ZREVRANK in the same run.
 import { randomInt } from "node:crypto";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { createClient } from "@connectrpc/connect";
+import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
+import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
+import { createRankingService } from "../services/ranking/src/service.js";
 import { sql } from "kysely";
 import { Redis } from "ioredis";
 import { RedisBoards } from "../services/ranking/src/boards.js";
@@ -14,6 +21,7 @@ const pg = await startPostgres();
 const redisServer = await startRedis();
 const { db } = await freshMigratedDb(pg.url);
 const redis = new Redis(redisServer.url);
+let server: http2.Http2Server | undefined;
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -30,7 +38,18 @@ try {
   const rebuilt = await rebuildBoards(db, boards, redis);
   console.log(`rebuilt ${rebuilt.users} users into Redis in ${rebuilt.ms} ms (${Math.round(rebuilt.users / (rebuilt.ms / 1000))} users/s)`);
 
+  // The same service ranking serves, on a loopback HTTP/2 port, called as
+  // other services call it (gRPC).
+  server = http2.createServer(connectNodeAdapter({ routes: (router) => router.service(RankingService, createRankingService(boards)) }));
+  await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
+  const client = createClient(
+    RankingService,
+    createGrpcTransport({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }),
+  );
+  await client.getRank({ userId: "u1" }); // connect once before timing
+
   const ours: number[] = [];
+  const rpc: number[] = [];
   const bare: number[] = [];
   for (let i = 0; i < 2_000; i++) {
     const userId = `u${randomInt(1, users + 1)}`;
@@ -38,13 +57,19 @@ try {
     await boards.rankOf("global", userId);
     ours.push(performance.now() - t);
     t = performance.now();
+    await client.getRank({ board: "global", userId });
+    rpc.push(performance.now() - t);
+    t = performance.now();
     await redis.zrevrank("{sb}:board:global", userId);
     bare.push(performance.now() - t);
   }
-  console.log(`rank lookup (zrevrank+zscore+hget)  p50 ${percentile(ours, 50).toFixed(3)} ms  p99 ${percentile(ours, 99).toFixed(3)} ms`);
-  console.log(`bare ZREVRANK                      p50 ${percentile(bare, 50).toFixed(3)} ms  p99 ${percentile(bare, 99).toFixed(3)} ms`);
-  console.log(`ratio ours / bare (p50)             ${(percentile(ours, 50) / percentile(bare, 50)).toFixed(2)}`);
+  const line = (label: string, v: number[]) => console.log(`${label.padEnd(36)} p50 ${percentile(v, 50).toFixed(3)} ms  p99 ${percentile(v, 99).toFixed(3)} ms`);
+  line("GetRank over gRPC (1M-user board)", rpc);
+  line("rank lookup at the Redis adapter", ours);
+  line("bare ZREVRANK", bare);
+  console.log(`ratio GetRank RPC / bare (p50)       ${(percentile(rpc, 50) / percentile(bare, 50)).toFixed(2)}`);
 } finally {
+  server?.close();
   redis.disconnect();
   await db.destroy();
   await stopAll();
