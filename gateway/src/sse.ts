@@ -3,6 +3,23 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
 import type { Request, Response } from "./http.js";
 
+// Every client of a feed gets the same update object: render its frame once,
+// not once per client (10,000 clients would mean 10,000 JSON.stringify calls
+// per change).
+const frames = new WeakMap<LeaderboardUpdate, Buffer>();
+function frameOf(update: LeaderboardUpdate): Buffer {
+  let frame = frames.get(update);
+  if (!frame) {
+    const payload = {
+      topUsers: update.entries.map((e) => ({ userId: e.userId, score: Number(e.score) })),
+      timestamp: (update.asOf ? timestampDate(update.asOf) : new Date()).toISOString(),
+    };
+    frame = Buffer.from(`event: score:update\ndata: ${JSON.stringify(payload)}\n\n`);
+    frames.set(update, frame);
+  }
+  return frame;
+}
+
 export interface SseOptions {
   heartbeatMs: number;
   shutdownSignal: AbortSignal;
@@ -30,11 +47,7 @@ export function serveLeaderboardStream(req: Request, res: Response, feeds: Leade
       pending = update;
       return;
     }
-    const payload = {
-      topUsers: update.entries.map((e) => ({ userId: e.userId, score: Number(e.score) })),
-      timestamp: (update.asOf ? timestampDate(update.asOf) : new Date()).toISOString(),
-    };
-    blocked = !res.write(`event: score:update\ndata: ${JSON.stringify(payload)}\n\n`);
+    blocked = !res.write(frameOf(update));
   };
   const onDrain = () => {
     blocked = false;
