@@ -13,8 +13,8 @@ class StuckResponse extends EventEmitter {
   writeHead() {
     return this;
   }
-  write(chunk: string) {
-    this.chunks.push(chunk);
+  write(chunk: string | Buffer) {
+    this.chunks.push(String(chunk));
     return this.chunks.length < 2; // the connected event fits, then the socket is full
   }
   end() {}
