@@ -1,6 +1,7 @@
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { LeaderboardUpdate, PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import type { Logger } from "@scoreboard/platform/logger";
+import { outsideAnyTrace } from "@scoreboard/platform/tracing";
 
 type Listener = (update: LeaderboardUpdate) => void;
 
@@ -63,7 +64,8 @@ class Feed {
     private readonly logger: Logger,
     private readonly onIdle: () => void,
   ) {
-    void this.run();
+    // Shared by every watcher: not part of the trace of the request that opened it.
+    void outsideAnyTrace(() => this.run());
   }
 
   /** The latest update, only while the upstream stream is connected. */

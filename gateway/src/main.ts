@@ -4,7 +4,10 @@ import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
 import { exitOnStartupError, onShutdown } from "@scoreboard/platform/lifecycle";
 import { createLogger } from "@scoreboard/platform/logger";
+import { startTracing } from "@scoreboard/platform/tracing";
 import { startRpcServer, type RpcServer } from "@scoreboard/platform/rpc-server";
+import { ProcessMetrics } from "@scoreboard/platform/metrics";
+import { Readiness, redisCheck } from "@scoreboard/platform/probes";
 import { TokenVerifier } from "@scoreboard/platform/auth";
 import { RedisSlidingWindowLimiter } from "@scoreboard/platform/rate-limit";
 import { createRedis } from "@scoreboard/platform/redis";
@@ -21,14 +24,16 @@ import { connectUpstreams } from "./upstreams.js";
 const logger = createLogger("gateway");
 
 async function main(): Promise<void> {
+  await startTracing("gateway");
   const config = loadGatewayConfig();
+  const metrics = new ProcessMetrics();
   const upstreams = connectUpstreams(config.upstreams);
   const redis = createRedis(config.redisUrl, logger);
   const verifier = new TokenVerifier(config.auth);
   const readGate = new ReadGate({ requireScope: config.readsRequireScope, verifier });
   const guard = new WriteGuard({
     verifier,
-    limiter: new RedisSlidingWindowLimiter(redis, { logger }),
+    limiter: new RedisSlidingWindowLimiter(redis, { logger, redisErrors: metrics.redisErrors }),
     ipRule: config.rateLimits.ip,
     trustedProxyHops: config.trustedProxyHops,
     logger,
@@ -48,7 +53,7 @@ async function main(): Promise<void> {
     logger,
     sseHeartbeatMs: config.sseHeartbeatMs,
     shutdownSignal: () => server!.shutdownSignal,
-    isReady: () => server?.health.isServing() ?? false,
+    metrics,
   });
   server = await startRpcServer({
     name: "gateway",
@@ -56,9 +61,21 @@ async function main(): Promise<void> {
     port: config.port,
     logger,
     services: [ScoreService, CatalogService, RankingService, PushService],
-    routes: (router) => registerRpcProxy(router, upstreams, feeds, guard, config.rateLimits.rpc, readGate, config.sseHeartbeatMs),
+    routes: (router) =>
+      registerRpcProxy(router, upstreams, feeds, guard, config.rateLimits.rpc, readGate, config.sseHeartbeatMs, metrics.openStreamsOf("connect")),
     fallback: rest,
-    onUpgrade: createWebSocketUpgrade({ feeds, verifier, readGate, shutdownSignal: () => server!.shutdownSignal, logger }),
+    onUpgrade: createWebSocketUpgrade({
+      feeds,
+      verifier,
+      readGate,
+      shutdownSignal: () => server!.shutdownSignal,
+      logger,
+      openStreams: metrics.openStreamsOf("websocket"),
+    }),
+    metrics,
+    // Redis holds the shared rate limits, which fall back per replica while it
+    // is away: degraded, still ready. Upstream services have their own probes.
+    readiness: new Readiness({ checks: { redis: redisCheck(redis) }, degradable: ["redis"], logger }),
   });
 
   onShutdown(logger, async () => {

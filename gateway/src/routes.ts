@@ -1,5 +1,8 @@
 import type { Logger } from "@scoreboard/platform/logger";
+import type { ProcessMetrics } from "@scoreboard/platform/metrics";
+import { inRouteSpan } from "@scoreboard/platform/tracing";
 import type { DemoPage } from "./demo-page.js";
+import { RouteMeter } from "./http-metrics.js";
 import { sendFailure, sendJson, type Request, type Response } from "./http.js";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
 import { createActionsApi } from "./rest/actions-api.js";
@@ -22,9 +25,10 @@ export interface RestDeps {
   maxIncrement: number;
   readGate: ReadGate;
   shutdownSignal: () => AbortSignal;
-  isReady: () => boolean;
   sseHeartbeatMs: number;
   logger: Logger;
+  /** Counts and times every route below, and the open SSE streams. */
+  metrics?: ProcessMetrics;
 }
 
 type Handler = (req: Request, res: Response, params: Record<string, string>) => void | Promise<void>;
@@ -34,7 +38,11 @@ interface Route {
   handler: Handler;
 }
 
-/** Every non-RPC route of the gateway: the seeds' REST dialects, SSE, probes and the demo page. */
+/**
+ * Every non-RPC route of the gateway: the seeds' REST dialects, SSE and the
+ * demo page. (/healthz, /readyz and /metrics are answered before these, by
+ * the RPC server, the same way on every process.)
+ */
 export function createRestHandler(deps: RestDeps) {
   const { upstreams, guard, rules } = deps;
   const actions = createActionsApi(upstreams, guard, rules);
@@ -43,6 +51,7 @@ export function createRestHandler(deps: RestDeps) {
   const scoreUpdate = createScoreUpdateApi(upstreams, guard, rules, deps.maxIncrement);
   const updateScore = createUpdateScoreApi(upstreams, guard, rules);
   const reads = createLeaderboardReads(upstreams, deps.readGate, deps.feeds);
+  const sseStreams = deps.metrics?.openStreamsOf("sse");
 
   // First match wins: seed 002's /api/score/update shadows seed 001's
   // /api/score/{user_id} for a user literally named "update".
@@ -64,6 +73,8 @@ export function createRestHandler(deps: RestDeps) {
           sendFailure(res, err);
           return;
         }
+        sseStreams?.inc();
+        res.once("close", () => sseStreams?.dec());
         serveLeaderboardStream(req, res, deps.feeds, { heartbeatMs: deps.sseHeartbeatMs, shutdownSignal: deps.shutdownSignal() });
       },
     },
@@ -71,13 +82,9 @@ export function createRestHandler(deps: RestDeps) {
     { method: "POST", path: "/api/score/update", handler: scoreUpdate.update },
     { method: "POST", path: "/api/score/:userId", handler: (req, res, p) => increment.increment(req, res, { userId: p.userId! }) },
     { method: "POST", path: "/update-score", handler: updateScore.update },
-    { method: "GET", path: "/healthz", handler: (_req, res) => sendJson(res, 200, { status: "ok" }) },
-    {
-      method: "GET",
-      path: "/readyz",
-      handler: (_req, res) => (deps.isReady() ? sendJson(res, 200, { status: "ready" }) : sendJson(res, 503, { status: "not ready" })),
-    },
   ];
+  const metrics = deps.metrics;
+  const meters = new Map(metrics ? routes.map((route) => [route, new RouteMeter(metrics, route.path, route.method)]) : []);
 
   return (req: Request, res: Response): void => {
     const path = (req.url ?? "/").split("?")[0] ?? "/";
@@ -87,7 +94,9 @@ export function createRestHandler(deps: RestDeps) {
       if (!params) continue;
       pathMatched = true;
       if (route.method !== req.method) continue;
-      Promise.resolve(route.handler(req, res, params)).catch((err: unknown) => {
+      meters.get(route)?.track(res);
+      const run = () => route.handler(req, res, params);
+      Promise.resolve(inRouteSpan(req, res, route.path, run)).catch((err: unknown) => {
         deps.logger.error({ err, method: req.method, path }, "route failed");
         if (!res.headersSent) sendJson(res, 500, { success: false, message: "internal error", code: "internal" });
         else res.end();

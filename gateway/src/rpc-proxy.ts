@@ -9,6 +9,7 @@ import { CatalogService } from "@scoreboard/gen/scoreboard/v1/catalog_pb";
 import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
 import { boardName, pageLimit } from "@scoreboard/platform/board-params";
+import type { OpenCount } from "@scoreboard/platform/metrics";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
 import type { Upstreams } from "./upstreams.js";
 
@@ -25,6 +26,8 @@ export function registerRpcProxy(
   writeRule: RateLimitRule,
   readGate: ReadGate,
   heartbeatMs: number,
+  /** Counts the WatchLeaderboard streams (Connect, gRPC-Web, gRPC) open right now. */
+  openStreams?: OpenCount,
 ): void {
   const forward = (ctx: HandlerContext) => {
     const authorization = ctx.requestHeader.get("authorization");
@@ -69,7 +72,12 @@ export function registerRpcProxy(
   router.service(PushService, {
     watchLeaderboard: async function* (req, ctx) {
       await readGate.check(ctx.requestHeader.get("authorization"));
-      yield* watchThroughFeed(feeds, boardName(req.board), pageLimit(req.limit), ctx, heartbeatMs);
+      openStreams?.inc();
+      try {
+        yield* watchThroughFeed(feeds, boardName(req.board), pageLimit(req.limit), ctx, heartbeatMs);
+      } finally {
+        openStreams?.dec();
+      }
     },
   });
 }

@@ -7,6 +7,7 @@ import type { LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import type { TokenVerifier } from "@scoreboard/platform/auth";
 import { httpStatusOf } from "@scoreboard/platform/errors";
 import type { Logger } from "@scoreboard/platform/logger";
+import type { OpenCount } from "@scoreboard/platform/metrics";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
 import type { ReadGate } from "./rest/leaderboard-reads.js";
 
@@ -17,6 +18,8 @@ export interface WebSocketOptions {
   shutdownSignal: () => AbortSignal;
   logger: Logger;
   pingIntervalMs?: number;
+  /** Counts the WebSocket streams open right now. */
+  openStreams?: OpenCount;
 }
 
 /** A WebSocket dialect: how to turn board changes into that seed's messages. */
@@ -114,6 +117,7 @@ function serve(ws: WebSocket, dialect: Dialect, options: WebSocketOptions, pingI
     send(update);
   };
   const unsubscribe = options.feeds.subscribe("global", 10, send);
+  options.openStreams?.inc();
   // Pings keep proxies from closing an idle stream and find dead peers.
   const ping = setInterval(() => {
     if (!alive) return ws.terminate();
@@ -127,6 +131,7 @@ function serve(ws: WebSocket, dialect: Dialect, options: WebSocketOptions, pingI
   const onShutdown = () => ws.close(1001, "server shutting down");
   shutdown.addEventListener("abort", onShutdown, { once: true });
   ws.once("close", () => {
+    options.openStreams?.dec();
     clearInterval(ping);
     unsubscribe();
     shutdown.removeEventListener("abort", onShutdown);

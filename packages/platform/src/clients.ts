@@ -1,5 +1,6 @@
 import type { Transport } from "@connectrpc/connect";
 import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
+import { clientTracing } from "./rpc-tracing.js";
 
 export interface ServiceTransport {
   transport: Transport;
@@ -17,6 +18,6 @@ export function createServiceTransport(baseUrl: string): ServiceTransport {
     pingTimeoutMs: 5_000,
     idleConnectionTimeoutMs: 60_000,
   });
-  const transport = createGrpcTransport({ baseUrl, sessionManager });
+  const transport = createGrpcTransport({ baseUrl, sessionManager, interceptors: [clientTracing] });
   return { transport, close: () => sessionManager.abort() };
 }

@@ -6,6 +6,7 @@ import * as grantFunction from "./migrations/2026_11_23_003_grant_function.js";
 import * as grantBatch from "./migrations/2026_11_23_004_grant_batch.js";
 import * as regions from "./migrations/2026_11_23_005_regions.js";
 import * as periodBoards from "./migrations/2026_11_23_006_period_boards.js";
+import * as outboxTraceContext from "./migrations/2026_11_23_007_outbox_trace_context.js";
 
 // PostgreSQL BIGINT arrives as a string by default; every bigint we store
 // (scores, ids, versions) stays far below 2^53, so read it as a number.
@@ -87,6 +88,8 @@ export interface OutboxTable {
   payload: Uint8Array | null;
   created_at: Generated<Date>;
   published_at: Timestamp | null;
+  /** The grant's W3C trace context ({traceparent, tracestate?}) when it was traced; the relay's publish continues it. */
+  trace_context: ColumnType<Record<string, string> | null, never, never>;
 }
 
 export interface Database {
@@ -118,6 +121,7 @@ const migrations: Record<string, Migration> = {
   "2026_11_23_004_grant_batch": grantBatch,
   "2026_11_23_005_regions": regions,
   "2026_11_23_006_period_boards": periodBoards,
+  "2026_11_23_007_outbox_trace_context": outboxTraceContext,
 };
 
 export async function migrateToLatest(db: Db): Promise<string[]> {
@@ -125,4 +129,10 @@ export async function migrateToLatest(db: Db): Promise<string[]> {
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));
   return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
+}
+
+/** The migrations this build knows that the database has not run (readiness: never serve an older schema). */
+export async function pendingMigrations(db: Db): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+  return (await migrator.getMigrations()).filter((m) => m.executedAt === undefined).map((m) => m.name);
 }

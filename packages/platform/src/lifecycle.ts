@@ -1,4 +1,5 @@
 import type { Logger } from "./logger.js";
+import { stopTracing } from "./tracing.js";
 
 /**
  * Runs `stop` once on SIGTERM or SIGINT, then exits. A second signal, or a
@@ -19,13 +20,16 @@ export function onShutdown(logger: Logger, stop: () => Promise<void>, deadlineMs
       process.exit(1);
     }, deadlineMs);
     timer.unref();
-    stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error({ err }, "shutdown failed");
-        process.exit(1);
-      },
-    );
+    // Spans of the last calls are exported before we exit, success or not.
+    stop()
+      .finally(() => stopTracing())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, "shutdown failed");
+          process.exit(1);
+        },
+      );
   };
   process.on("SIGTERM", handle);
   process.on("SIGINT", handle);

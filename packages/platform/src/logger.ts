@@ -1,3 +1,4 @@
+import { context, isSpanContextValid, trace } from "@opentelemetry/api";
 import { pino, type Logger } from "pino";
 
 export type { Logger };
@@ -24,5 +25,15 @@ export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: redactPaths, censor: "[redacted]" },
     formatters: { level: (label) => ({ level: label }) },
+    mixin: activeTraceIds,
   });
+}
+
+// A line logged inside a span names it, so logs and traces join up. Without
+// a started SDK the active context is always empty: one lookup per line.
+function activeTraceIds(): Record<string, string> {
+  const span = trace.getSpan(context.active());
+  if (!span) return {};
+  const ids = span.spanContext();
+  return isSpanContextValid(ids) ? { trace_id: ids.traceId, span_id: ids.spanId } : {};
 }

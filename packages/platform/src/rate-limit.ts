@@ -14,6 +14,7 @@ import { createHash, randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { EnvReader } from "./config.js";
+import type { Tally } from "./metrics.js";
 
 export type FailMode = "local" | "open" | "closed";
 export const failModes: readonly FailMode[] = ["local", "open", "closed"];
@@ -49,6 +50,8 @@ export interface RedisSlidingWindowLimiterOptions {
   localMaxKeys?: number;
   /** Monotonic ms clock of the "local" fallback; tests inject a fake one. */
   now?: () => number;
+  /** Counts checks Redis failed or could not take (decided by the fail mode instead). */
+  redisErrors?: Tally;
 }
 
 // A sliding log: one sorted-set member per allowed request, scored by Redis
@@ -194,6 +197,7 @@ export class RedisSlidingWindowLimiter implements RateLimiter {
   private readonly prefix: string;
   private readonly timeoutMs: number;
   private readonly logger: Pick<Logger, "warn" | "info"> | undefined;
+  private readonly redisErrors: Tally | undefined;
   private readonly local: LocalSlidingWindow;
   // Members must be unique per request across replicas; a random id per limiter plus a counter is.
   private readonly memberPrefix = randomBytes(6).toString("base64url");
@@ -205,6 +209,7 @@ export class RedisSlidingWindowLimiter implements RateLimiter {
     this.prefix = options.prefix ?? "sb:";
     this.timeoutMs = options.timeoutMs ?? 50;
     this.logger = options.logger;
+    this.redisErrors = options.redisErrors;
     this.local = new LocalSlidingWindow(options.localMaxKeys ?? 100_000, options.now ?? (() => performance.now()));
     // EVALSHA, falling back to EVAL once after a SCRIPT FLUSH or a failover to a fresh server.
     redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: SLIDING_WINDOW_LUA });
@@ -246,6 +251,7 @@ export class RedisSlidingWindowLimiter implements RateLimiter {
         if (probe) this.probing = false;
       }
     } catch (err) {
+      this.redisErrors?.inc();
       this.failed(err);
       return this.degraded(rule.failMode, redisKey, limit, windowMs);
     }

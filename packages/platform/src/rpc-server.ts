@@ -9,6 +9,10 @@ import type { DescService } from "@bufbuild/protobuf";
 import { Health } from "@scoreboard/gen/grpc/health/v1/health_pb";
 import { HealthStatus } from "./health.js";
 import { registerReflection } from "./reflection.js";
+import { serverTracing } from "./rpc-tracing.js";
+import { rpcMetricsInterceptor } from "./rpc-metrics.js";
+import { createProbeHandler, type Readiness } from "./probes.js";
+import type { ProcessMetrics } from "./metrics.js";
 import type { Logger } from "./logger.js";
 
 /** A plain Node request handler, as connect-node's adapter accepts for its fallback. */
@@ -33,6 +37,10 @@ export interface RpcServerOptions {
   grpcPort?: number;
   /** Takes HTTP/1.1 upgrade requests (WebSocket); without it they are refused. */
   onUpgrade?: (req: http.IncomingMessage, socket: Socket, head: Buffer) => void;
+  /** Counts every RPC served and answers GET /metrics. */
+  metrics?: ProcessMetrics;
+  /** Answers GET /healthz and /readyz; drained as soon as close() begins. */
+  readiness?: Readiness;
 }
 
 export interface RpcServer {
@@ -64,9 +72,9 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
       health.register(router);
       registerReflection(router, [...options.services, Health]);
     },
-    interceptors: options.interceptors,
+    interceptors: [serverTracing, ...(options.metrics ? [rpcMetricsInterceptor(options.metrics, shutdown.signal)] : []), ...(options.interceptors ?? [])],
     shutdownSignal: shutdown.signal,
-    fallback: options.fallback ?? notFound,
+    fallback: withProbes(options),
   });
 
   // In-flight requests, so shutdown can wait for them rather than for
@@ -146,6 +154,8 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     shutdownSignal: shutdown.signal,
     close(graceMs = 5_000) {
       closing ??= (async () => {
+        // First, so load balancers stop sending while in-flight calls finish.
+        options.readiness?.drain();
         health.setAll(false);
         front.close();
         if (grpcPort !== undefined) h2c.close();
@@ -189,6 +199,16 @@ function replayingStream(socket: Socket, first: Buffer): Duplex {
   socket.once("close", () => stream.destroy());
   socket.resume();
   return stream;
+}
+
+/** The probes and /metrics first, then the process's own fallback (REST, pages), else 404. */
+function withProbes(options: RpcServerOptions): NodeHandler {
+  const rest = options.fallback ?? notFound;
+  if (!options.metrics && !options.readiness) return rest;
+  const probes = createProbeHandler(options.readiness, options.metrics, options.logger);
+  return (req, res) => {
+    if (!probes(req, res)) rest(req, res);
+  };
 }
 
 const notFound: NodeHandler = (_req, res) => {

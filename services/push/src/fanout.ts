@@ -4,7 +4,9 @@ import type { NatsConnection, Subscription } from "nats";
 import { BoardChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
 import type { LeaderboardEntry } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
 import type { Logger } from "@scoreboard/platform/logger";
+import type { SecondsObserver } from "@scoreboard/platform/metrics";
 import { Subjects } from "@scoreboard/platform/nats";
+import { SpanKind, contextFromNats, startSpan } from "@scoreboard/platform/tracing";
 
 export interface BoardSnapshot {
   /** The board's top entries (up to 100), highest first. */
@@ -24,6 +26,8 @@ interface BoardState {
   /** When listeners were last told, and the pending trailing notification. */
   notifiedAt: number;
   trailing: NodeJS.Timeout | undefined;
+  /** The snapshot came from ranking's announcement (its asOf is when the board changed), not a refresh. */
+  announced: boolean;
 }
 
 /**
@@ -45,17 +49,24 @@ export class TopNFanout {
     private readonly refreshIntervalMs = 5_000,
     /** At most one notification per board per this many ms; changes in between are merged. */
     private readonly coalesceMs = 100,
+    /** Told, per notification of an announced change, how long after the change it reached the streams. */
+    private readonly fanoutLatency?: SecondsObserver,
   ) {}
 
   start(): void {
     this.subscription = this.nats.subscribe(Subjects.allBoardsChanged, {
       callback: (err, msg) => {
         if (err) return;
+        // A child of ranking's announcement, so a score's trace ends at the streams it reached.
+        const span = startSpan("fan out board change", SpanKind.CONSUMER, contextFromNats(msg.headers), { "messaging.destination.name": msg.subject });
         try {
           const changed = fromBinary(BoardChangedSchema, msg.data);
-          this.publish(changed.board, { top: changed.top, asOf: changed.asOf });
+          span?.setAttributes({ "scoreboard.board": changed.board, "scoreboard.watchers": this.boards.get(changed.board)?.listeners.size ?? 0 });
+          this.publish(changed.board, { top: changed.top, asOf: changed.asOf }, true);
         } catch (error) {
           this.logger.warn({ err: (error as Error).message }, "undecodable board change");
+        } finally {
+          span?.end();
         }
       },
     });
@@ -102,7 +113,7 @@ export class TopNFanout {
   private stateOf(board: string): BoardState {
     let state = this.boards.get(board);
     if (!state) {
-      state = { snapshot: undefined, loading: undefined, listeners: new Set(), notifiedAt: 0, trailing: undefined };
+      state = { snapshot: undefined, loading: undefined, listeners: new Set(), notifiedAt: 0, trailing: undefined, announced: false };
       this.boards.set(board, state);
     }
     return state;
@@ -121,12 +132,13 @@ export class TopNFanout {
     return state.loading;
   }
 
-  private publish(board: string, snapshot: BoardSnapshot): void {
+  private publish(board: string, snapshot: BoardSnapshot, announced = false): void {
     const state = this.boards.get(board);
     if (!state) return; // nobody here watches this board
     // A refresh answered after a newer change message must not roll it back.
     if (state.snapshot && millis(snapshot.asOf) < millis(state.snapshot.asOf)) return;
     state.snapshot = snapshot;
+    state.announced = announced;
     // Leading edge at once, then at most one trailing notification per window
     // carrying whatever is latest by then.
     if (state.trailing) return;
@@ -146,6 +158,10 @@ export class TopNFanout {
     const snapshot = state.snapshot;
     if (!snapshot) return;
     for (const listener of state.listeners) listener(snapshot);
+    if (state.announced && this.fanoutLatency && state.listeners.size > 0) {
+      // Clocks of ranking and push hosts differ a little; never report a negative latency.
+      this.fanoutLatency.observe(Math.max(0, Date.now() - millis(snapshot.asOf)) / 1_000);
+    }
   }
 
   private async refreshAll(): Promise<void> {

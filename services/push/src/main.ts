@@ -4,8 +4,11 @@ import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 import { createServiceTransport } from "@scoreboard/platform/clients";
 import { exitOnStartupError, onShutdown } from "@scoreboard/platform/lifecycle";
 import { createLogger } from "@scoreboard/platform/logger";
+import { startTracing } from "@scoreboard/platform/tracing";
 import { connectNats } from "@scoreboard/platform/nats";
 import { startRpcServer } from "@scoreboard/platform/rpc-server";
+import { ProcessMetrics } from "@scoreboard/platform/metrics";
+import { Readiness, natsCheck } from "@scoreboard/platform/probes";
 import { loadPushConfig } from "./config.js";
 import { TopNFanout } from "./fanout.js";
 import { createPushService } from "./service.js";
@@ -13,7 +16,9 @@ import { createPushService } from "./service.js";
 const logger = createLogger("push");
 
 async function main(): Promise<void> {
+  await startTracing("push");
   const config = loadPushConfig();
+  const metrics = new ProcessMetrics();
   const ranking = createServiceTransport(config.rankingUrl);
   const rankingClient = createClient(RankingService, ranking.transport);
   const nats = await connectNats(config.natsUrl, "push", logger);
@@ -26,6 +31,8 @@ async function main(): Promise<void> {
     },
     logger,
     config.refreshIntervalMs,
+    undefined, // the default coalescing window
+    metrics.fanoutLatency,
   );
   fanout.start();
 
@@ -36,7 +43,9 @@ async function main(): Promise<void> {
     grpcPort: config.grpcPort,
     logger,
     services: [PushService],
-    routes: (router) => router.service(PushService, createPushService(fanout, config.heartbeatMs)),
+    routes: (router) => router.service(PushService, createPushService(fanout, config.heartbeatMs, metrics.openStreamsOf("watch"))),
+    metrics,
+    readiness: new Readiness({ checks: { nats: natsCheck(nats) }, logger }),
   });
 
   onShutdown(logger, async () => {

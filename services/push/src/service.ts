@@ -3,12 +3,14 @@ import type { LeaderboardEntry } from "@scoreboard/gen/scoreboard/v1/leaderboard
 import { PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { boardName, pageLimit } from "@scoreboard/platform/board-params";
 import { latestStateStream } from "@scoreboard/platform/leaderboard-stream";
+import type { OpenCount } from "@scoreboard/platform/metrics";
 import type { BoardSnapshot, TopNFanout } from "./fanout.js";
 
-export function createPushService(fanout: TopNFanout, heartbeatMs = 15_000): ServiceImpl<typeof PushService> {
+/** openStreams counts the WatchLeaderboard streams open right now. */
+export function createPushService(fanout: TopNFanout, heartbeatMs = 15_000, openStreams?: OpenCount): ServiceImpl<typeof PushService> {
   return {
     watchLeaderboard(req, ctx) {
-      return watch(fanout, boardName(req.board), pageLimit(req.limit), ctx, heartbeatMs);
+      return watch(fanout, boardName(req.board), pageLimit(req.limit), ctx, heartbeatMs, openStreams);
     },
   };
 }
@@ -17,10 +19,17 @@ export function createPushService(fanout: TopNFanout, heartbeatMs = 15_000): Ser
  * One stream: the current top N at once, then a message only when the top N
  * differs from what this client last got (latest state only, never a queue).
  */
-function watch(fanout: TopNFanout, board: string, limit: number, ctx: HandlerContext, heartbeatMs: number) {
+function watch(fanout: TopNFanout, board: string, limit: number, ctx: HandlerContext, heartbeatMs: number, openStreams?: OpenCount) {
   let sentKey: string | undefined;
   return latestStateStream<BoardSnapshot>({
-    subscribe: (onChange) => fanout.watch(board, onChange),
+    subscribe: async (onChange) => {
+      const unwatch = await fanout.watch(board, onChange);
+      openStreams?.inc();
+      return () => {
+        openStreams?.dec();
+        unwatch();
+      };
+    },
     signal: ctx.signal,
     heartbeatMs,
     render: (snapshot) => {

@@ -1,6 +1,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import type { NatsConnection } from "nats";
+import { ROOT_CONTEXT, context, type Context } from "@opentelemetry/api";
 import { BoardChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
 import type { Logger } from "@scoreboard/platform/logger";
 import { aliasOf } from "@scoreboard/platform/periods";
@@ -8,6 +9,7 @@ import { Subjects } from "@scoreboard/platform/nats";
 import type { Boards } from "./boards.js";
 import { MAX_LIMIT } from "@scoreboard/platform/board-params";
 import { toEntry } from "./service.js";
+import { SpanKind, injectNats, isTracing, startSpan } from "@scoreboard/platform/tracing";
 
 /**
  * Tells push replicas a board changed, with its new top 100. The first change
@@ -19,6 +21,8 @@ export class BoardChangeAnnouncer {
   private readonly pending = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
+  /** Per pending board, the trace of the latest event that changed it: the state announced is that event's. */
+  private causes = new Map<string, Context>();
 
   constructor(
     private readonly nats: NatsConnection,
@@ -29,6 +33,7 @@ export class BoardChangeAnnouncer {
 
   changed(boards: string[]): void {
     for (const board of boards) this.pending.add(board);
+    if (isTracing()) for (const board of boards) this.causes.set(board, context.active());
     if (this.timer) return; // inside a window: its end announces these
     this.flushing = this.flush();
     this.timer = setTimeout(() => this.endWindow(), this.windowMs);
@@ -44,7 +49,10 @@ export class BoardChangeAnnouncer {
   private async flush(): Promise<void> {
     const boards = [...this.pending];
     this.pending.clear();
+    const causes = this.causes;
+    this.causes = new Map();
     for (const board of boards) {
+      const span = startSpan("announce board change", SpanKind.PRODUCER, causes.get(board) ?? ROOT_CONTEXT, { "scoreboard.board": board });
       try {
         const top = (await this.boards.page(board, 0, MAX_LIMIT)).map(toEntry);
         const asOf = timestampNow();
@@ -52,11 +60,13 @@ export class BoardChangeAnnouncer {
         for (const name of [board, aliasOf(board)]) {
           if (!name) continue;
           const message = create(BoardChangedSchema, { board: name, top, asOf });
-          this.nats.publish(Subjects.boardChanged(name), toBinary(BoardChangedSchema, message));
+          this.nats.publish(Subjects.boardChanged(name), toBinary(BoardChangedSchema, message), { headers: injectNats(span) });
         }
       } catch (err) {
         // Push refreshes on its own every few seconds; a lost announcement only delays.
         this.logger.warn({ err: (err as Error).message, board }, "announcing board change failed");
+      } finally {
+        span?.end();
       }
     }
   }

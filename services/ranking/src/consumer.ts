@@ -14,6 +14,8 @@ import {
   headerRecord,
   isNoStream,
 } from "@scoreboard/platform/nats";
+import { SpanKind, contextFromNats, inSpan, isTracing, type SpanOptions } from "@scoreboard/platform/tracing";
+import type { DeadLetterReason, Tally } from "@scoreboard/platform/metrics";
 import type { Boards } from "./boards.js";
 
 export interface ScoreEventConsumerOptions {
@@ -28,6 +30,17 @@ export interface ScoreEventConsumerOptions {
   opener: EventOpening;
   /** Deliveries after which an event that still fails to apply is dead-lettered. */
   maxDeliver: number;
+  metrics?: ScoreEventConsumerMetrics;
+}
+
+/** What the consumer counts (prom-client counters fit). */
+export interface ScoreEventConsumerMetrics {
+  /** Events received again (delivery count > 1). */
+  redeliveries: Tally;
+  /** Dead letters stored, by why. */
+  deadLetters: { inc(labels: { reason: DeadLetterReason }): void };
+  /** Applies that failed: the boards live in Redis, so these are Redis errors. */
+  applyFailures: Tally;
 }
 
 /**
@@ -78,7 +91,7 @@ export class ScoreEventConsumer {
     while (!this.stopped) {
       try {
         messages ??= await this.subscribe();
-        for await (const msg of messages) await this.handle(msg);
+        for await (const msg of messages) await inSpan("apply score event", () => this.handle(msg), consumedSpan(msg));
       } catch (err) {
         this.logger.warn({ err: (err as Error).message }, "score event subscription failed");
       }
@@ -92,6 +105,7 @@ export class ScoreEventConsumer {
 
   private async handle(msg: JsMsg): Promise<void> {
     const deliveries = msg.info.deliveryCount;
+    if (deliveries > 1) this.options.metrics?.redeliveries.inc();
     let payload: Uint8Array;
     try {
       payload = this.options.opener.open(msg.data, headerRecord(msg.headers));
@@ -130,6 +144,7 @@ export class ScoreEventConsumer {
       const touched = [...(changed ? boards : []), ...changedPeriods];
       if (touched.length > 0) this.options.onBoardsChanged(touched);
     } catch (err) {
+      this.options.metrics?.applyFailures.inc();
       const error = (err as Error).message;
       if (deliveries >= this.options.maxDeliver) {
         this.logger.error({ err: error, seq: msg.seq, deliveries }, "score event still failing after max deliveries, dead-lettering it");
@@ -153,6 +168,7 @@ export class ScoreEventConsumer {
       return;
     }
     msg.term();
+    this.options.metrics?.deadLetters.inc({ reason: deadLetterReason(reason) });
   }
 
   private async publishDeadLetter(msg: JsMsg, reason: string): Promise<void> {
@@ -188,6 +204,23 @@ export class ScoreEventConsumer {
       await send();
     }
   }
+}
+
+/** The relay's publish is the parent: onBoardsChanged runs inside, so the announcement continues the trace. */
+function consumedSpan(msg: JsMsg): SpanOptions<void> {
+  if (!isTracing()) return {};
+  return {
+    kind: SpanKind.CONSUMER,
+    parent: contextFromNats(msg.headers),
+    attributes: { "messaging.system": "nats", "messaging.destination.name": msg.subject, "messaging.nats.stream_sequence": msg.seq, "messaging.nats.deliveries": msg.info.deliveryCount },
+  };
+}
+
+/** The metric label for a dead letter's reason text (see handle): a closed set. */
+export function deadLetterReason(reason: string): DeadLetterReason {
+  if (reason.startsWith("max-deliveries:")) return "max_deliveries";
+  if (reason.startsWith("undecodable:")) return "undecodable";
+  return "verification";
 }
 
 function retryDelayMs(deliveries: number): number {

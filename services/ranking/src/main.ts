@@ -3,9 +3,12 @@ import { createDb } from "@scoreboard/platform/db";
 import { EventSealer } from "@scoreboard/platform/event-seal";
 import { exitOnStartupError, onShutdown } from "@scoreboard/platform/lifecycle";
 import { createLogger } from "@scoreboard/platform/logger";
+import { startTracing } from "@scoreboard/platform/tracing";
 import { DeadLettersStream, RankingConsumer, ScoresStream, connectNats, ensureConsumer, ensureStream } from "@scoreboard/platform/nats";
 import { createRedis } from "@scoreboard/platform/redis";
 import { startRpcServer } from "@scoreboard/platform/rpc-server";
+import { ProcessMetrics } from "@scoreboard/platform/metrics";
+import { Readiness, migrationsCheck, natsCheck, postgresCheck, redisCheck } from "@scoreboard/platform/probes";
 import { BoardChangeAnnouncer } from "./announcer.js";
 import { RedisBoards } from "./boards.js";
 import { keepBoardsBuilt } from "./rebuild.js";
@@ -13,16 +16,22 @@ import { reconcile, scheduleReconciliation } from "./reconcile.js";
 import { PostgresStandings, ResilientBoards } from "./standings.js";
 import { loadRankingConfig } from "./config.js";
 import { ScoreEventConsumer } from "./consumer.js";
+import { watchConsumerLag } from "./consumer-lag.js";
 import { createRankingService } from "./service.js";
 
 const logger = createLogger("ranking");
 
 async function main(): Promise<void> {
+  await startTracing("ranking");
   const config = loadRankingConfig();
+  const metrics = new ProcessMetrics();
   const redis = createRedis(config.redisUrl, logger);
   const db = createDb(config.databaseUrl, 4);
   const redisBoards = new RedisBoards(redis, config.periodRetention);
-  const boards = new ResilientBoards(redisBoards, redis, new PostgresStandings(db), logger);
+  const boards = new ResilientBoards(redisBoards, redis, new PostgresStandings(db), logger, {
+    redis: metrics.redisErrors,
+    postgres: metrics.postgresErrors,
+  });
   const checkBoards = keepBoardsBuilt(db, redisBoards, redis, logger, config.periodRetention);
   const stopReconciling = scheduleReconciliation(() => reconcile(db, redisBoards), redis, config.reconcileIntervalMs, (result) => {
     if (result instanceof Error) logger.warn({ err: result.message }, "reconciliation failed");
@@ -45,8 +54,10 @@ async function main(): Promise<void> {
     declare,
     opener: new EventSealer(config.eventSeal),
     maxDeliver: config.maxDeliver,
+    metrics: { redeliveries: metrics.redeliveries, deadLetters: metrics.deadLetters, applyFailures: metrics.redisErrors },
   });
   await consumer.start();
+  const stopSamplingLag = watchConsumerLag(jsm, { pending: metrics.consumerPending, ackPending: metrics.consumerAckPending }, logger);
   void checkBoards();
 
   const server = await startRpcServer({
@@ -57,10 +68,18 @@ async function main(): Promise<void> {
     logger,
     services: [RankingService],
     routes: (router) => router.service(RankingService, createRankingService(boards, config.periodRetention)),
+    metrics,
+    readiness: new Readiness({
+      checks: { postgres: postgresCheck(db), migrations: migrationsCheck(db), redis: redisCheck(redis), nats: natsCheck(nats) },
+      // Reads answer from PostgreSQL while Redis is away: degraded, still ready.
+      degradable: ["redis"],
+      logger,
+    }),
   });
 
   onShutdown(logger, async () => {
     await server.close();
+    stopSamplingLag();
     await consumer.stop();
     await announcer.stop();
     stopReconciling();

@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import type { Db } from "@scoreboard/platform/db";
 import { DEFAULT_BOARD } from "@scoreboard/platform/board-params";
 import type { Logger } from "@scoreboard/platform/logger";
+import type { Tally } from "@scoreboard/platform/metrics";
 import { parsePeriodBoard } from "@scoreboard/platform/periods";
 import type { Boards, PeriodTotal, RankedEntry, ScoreState } from "./boards.js";
 
@@ -82,6 +83,8 @@ export class ResilientBoards implements Boards {
     private readonly redis: Redis,
     private readonly standings: PostgresStandings,
     private readonly logger: Logger,
+    /** Reads Redis failed or could not take (answered from PostgreSQL), and fallback reads that failed too. */
+    private readonly errors: { redis?: Tally; postgres?: Tally } = {},
   ) {}
 
   apply(state: ScoreState, boards: string[]): Promise<boolean> {
@@ -120,7 +123,13 @@ export class ResilientBoards implements Boards {
     }
     if (!this.degraded) this.logger.warn("Redis unavailable: reads answer from PostgreSQL");
     this.degraded = true;
-    return fromPostgres();
+    this.errors.redis?.inc();
+    try {
+      return await fromPostgres();
+    } catch (err) {
+      this.errors.postgres?.inc();
+      throw err;
+    }
   }
 }
 

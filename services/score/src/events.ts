@@ -1,10 +1,12 @@
 import { headers, type JetStreamClient } from "nats";
 import type { EventSealing } from "@scoreboard/platform/event-seal";
 import { ScoresStream, isNoStream } from "@scoreboard/platform/nats";
+import { SpanKind, contextFromCarrier, failSpan, injectNats, startSpan, type Span } from "@scoreboard/platform/tracing";
 
 /** Publishes one committed event durably; resolves only once JetStream stored it. */
 export interface EventPublisher {
-  publish(subject: string, payload: Uint8Array, messageId: string): Promise<void>;
+  /** `traceContext`: the grant's stored W3C context, which the publish continues. */
+  publish(subject: string, payload: Uint8Array, messageId: string, traceContext?: Record<string, string> | null): Promise<void>;
 }
 
 export class JetStreamPublisher implements EventPublisher {
@@ -16,23 +18,43 @@ export class JetStreamPublisher implements EventPublisher {
     private readonly sealer: EventSealing,
   ) {}
 
-  async publish(subject: string, payload: Uint8Array, messageId: string): Promise<void> {
+  async publish(subject: string, payload: Uint8Array, messageId: string, traceContext?: Record<string, string> | null): Promise<void> {
+    // The relay publishes later and in batches: the span's parent is the
+    // grant that wrote the row, not whatever the relay was doing.
+    const span = startSpan("publish score event", SpanKind.PRODUCER, contextFromCarrier(traceContext), {
+      "messaging.system": "nats",
+      "messaging.destination.name": subject,
+      "messaging.message.id": messageId,
+    });
+    try {
+      await this.publishSealed(subject, payload, messageId, span);
+    } catch (err) {
+      if (span) failSpan(span, err);
+      throw err;
+    } finally {
+      span?.end();
+    }
+  }
+
+  private async publishSealed(subject: string, payload: Uint8Array, messageId: string, span: Span | undefined): Promise<void> {
     // Sealed once: a retry sends the very same bytes and nonce.
     const sealed = this.sealer.seal(payload);
     try {
-      await this.send(subject, sealed.data, sealed.headers, messageId);
+      await this.send(subject, sealed.data, sealed.headers, messageId, span);
     } catch (err) {
       // 503 "no responders": no stream captures the subject any more.
       if (!isNoStream(err)) throw err;
       await this.declareStream();
-      await this.send(subject, sealed.data, sealed.headers, messageId);
+      await this.send(subject, sealed.data, sealed.headers, messageId, span);
     }
   }
 
-  private async send(subject: string, data: Uint8Array, seal: Record<string, string>, messageId: string): Promise<void> {
+  private async send(subject: string, data: Uint8Array, seal: Record<string, string>, messageId: string, span: Span | undefined): Promise<void> {
     // A fresh MsgHdrs per attempt: publish() adds its own headers to it.
     const h = headers();
     for (const [name, value] of Object.entries(seal)) h.set(name, value);
+    // Outside the sealed bytes: the signature covers the event, not its trace.
+    injectNats(span, h);
     // msgID makes a republish after a crash a no-op inside the duplicate
     // window; expect.streamName fails loudly if another stream captured it.
     await this.js.publish(subject, data, {

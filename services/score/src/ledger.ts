@@ -5,6 +5,7 @@ import { sql } from "kysely";
 import { ScoreChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
 import { Subjects } from "@scoreboard/platform/nats";
 import type { Db } from "@scoreboard/platform/db";
+import { inSpan, traceCarrier } from "@scoreboard/platform/tracing";
 import { GroupCommit } from "./group-commit.js";
 
 export interface Grantee {
@@ -78,6 +79,8 @@ interface GrantRequest {
   ticketJti: string | null;
   source: string;
   region: string | null;
+  /** The grant span's W3C context, stored with the outbox row (migration 007); absent when untraced. */
+  traceContext?: Record<string, string>;
 }
 
 export class PostgresLedger implements Ledger {
@@ -98,11 +101,11 @@ export class PostgresLedger implements Ledger {
    * repeat changes nothing. Refusals it decides are audited there too.
    */
   grantAction(ctx: WriteContext, actionId: string, ticketJti?: string): Promise<GrantOutcome> {
-    return this.grant(ctx, actionId, null, ticketJti);
+    return inSpan("grant", () => this.grant(ctx, actionId, null, ticketJti), { attributes: { "scoreboard.action_id": actionId }, describe: outcomeAttributes });
   }
 
   addScore(ctx: WriteContext, delta: number): Promise<GrantOutcome> {
-    return this.grant(ctx, null, delta);
+    return inSpan("grant", () => this.grant(ctx, null, delta), { attributes: { "scoreboard.delta": delta }, describe: outcomeAttributes });
   }
 
   async apiKeyMatches(userId: string, apiKey: string): Promise<boolean> {
@@ -135,6 +138,7 @@ export class PostgresLedger implements Ledger {
       ticketJti: ticketJti ?? null,
       source: ctx.source,
       region: ctx.region ?? null,
+      traceContext: traceCarrier(),
     });
     switch (row.outcome) {
       case "granted":
@@ -180,6 +184,12 @@ export class PostgresLedger implements Ledger {
     if (results.some((r) => r === undefined)) throw new Error("sb_grant_batch answered fewer rows than grants");
     return results;
   }
+}
+
+function outcomeAttributes(outcome: GrantOutcome) {
+  return outcome.kind === "granted"
+    ? { "scoreboard.outcome": outcome.grant.replayed ? "replayed" : "granted", "scoreboard.ledger_id": outcome.grant.ledgerId }
+    : { "scoreboard.outcome": outcome.kind };
 }
 
 interface GrantRow {

@@ -7,19 +7,25 @@ import { EventSealer } from "@scoreboard/platform/event-seal";
 import { ensureAuditPartitions } from "@scoreboard/platform/migrations/2026_11_23_002_write_path";
 import { exitOnStartupError, onShutdown } from "@scoreboard/platform/lifecycle";
 import { createLogger } from "@scoreboard/platform/logger";
+import { outsideAnyTrace, startTracing } from "@scoreboard/platform/tracing";
 import { ScoresStream, connectNats, ensureStream } from "@scoreboard/platform/nats";
 import { startRpcServer } from "@scoreboard/platform/rpc-server";
+import { ProcessMetrics } from "@scoreboard/platform/metrics";
+import { Readiness, migrationsCheck, natsCheck, postgresCheck } from "@scoreboard/platform/probes";
 import { CatalogRepository, createCatalogService } from "./catalog.js";
 import { loadScoreConfig } from "./config.js";
 import { JetStreamPublisher } from "./events.js";
 import { PostgresLedger } from "./ledger.js";
 import { OutboxRelay } from "./outbox.js";
+import { watchOutboxBacklog } from "./outbox-backlog.js";
 import { createScoreService } from "./service.js";
 
 const logger = createLogger("score");
 
 async function main(): Promise<void> {
+  await startTracing("score");
   const config = loadScoreConfig();
+  const metrics = new ProcessMetrics();
   const db = createDb(config.databaseUrl);
   const applied = await migrateToLatest(db);
   if (applied.length > 0) logger.info({ migrations: applied }, "migrations applied");
@@ -32,6 +38,7 @@ async function main(): Promise<void> {
   const publisher = new JetStreamPublisher(nats.jetstream(), declareStream, new EventSealer(config.eventSeal));
   const relay = new OutboxRelay(db, publisher, logger, config.outbox);
   relay.start();
+  const stopSamplingBacklog = watchOutboxBacklog(db, metrics.outboxBacklog, metrics.postgresErrors, logger);
 
   const verifier = new TokenVerifier(config.auth);
   const service = createScoreService({
@@ -41,7 +48,9 @@ async function main(): Promise<void> {
     logger,
     maxIncrement: config.maxIncrement,
     requireRegistration: config.requireRegistration,
-    onGranted: () => relay.kick(),
+    // The relay's batches serve many grants; each publish span finds its grant through the outbox row.
+    onGranted: () => outsideAnyTrace(() => relay.kick()),
+    metrics: { grants: metrics.grants, postgresErrors: metrics.postgresErrors },
   });
   const server = await startRpcServer({
     name: "score",
@@ -54,10 +63,16 @@ async function main(): Promise<void> {
       router.service(ScoreService, service);
       router.service(CatalogService, createCatalogService(new CatalogRepository(db), verifier));
     },
+    metrics,
+    readiness: new Readiness({
+      checks: { postgres: postgresCheck(db), migrations: migrationsCheck(db), nats: natsCheck(nats) },
+      logger,
+    }),
   });
 
   onShutdown(logger, async () => {
     await server.close();
+    stopSamplingBacklog();
     await relay.stop();
     await nats.drain();
     await db.destroy();

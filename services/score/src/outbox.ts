@@ -101,6 +101,7 @@ export class OutboxRelay {
           "outbox.ledger_id",
           "outbox.subject",
           "outbox.payload",
+          "outbox.trace_context",
           "ledger.request_id",
           "ledger.user_id",
           "users.username",
@@ -138,7 +139,7 @@ export class OutboxRelay {
               region: row.region,
               periodScores: row.period_scores,
             });
-          return this.publisher.publish(row.subject, payload, String(row.ledger_id));
+          return this.publisher.publish(row.subject, payload, String(row.ledger_id), row.trace_context);
         }),
       );
       await trx

@@ -3,6 +3,7 @@ import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
 import { Scopes, isValidId, requireScope, type Principal, type TokenVerifier } from "@scoreboard/platform/auth";
 import { toConnectError } from "@scoreboard/platform/errors";
 import type { Logger } from "@scoreboard/platform/logger";
+import type { Tally } from "@scoreboard/platform/metrics";
 import type { Grant, GrantOutcome, Ledger, WriteContext } from "./ledger.js";
 
 /** Verifies a signed action ticket; resolves with its one-time id. */
@@ -20,7 +21,18 @@ export interface ScoreServiceDeps {
   requireRegistration: boolean;
   /** Told after every committed grant (the outbox relay publishes at once). */
   onGranted: () => void;
+  /** Ledger outcomes by result, and ledger calls that failed. */
+  metrics?: ScoreMetrics;
 }
+
+/** What the handlers count (prom-client counters fit). */
+export interface ScoreMetrics {
+  grants: { labels(result: GrantResult): Tally };
+  postgresErrors: Tally;
+}
+
+/** "granted", "replayed", or the ledger's reason for refusing: a closed set. */
+export type GrantResult = "granted" | "replayed" | Exclude<GrantOutcome["kind"], "granted">;
 
 // Set by the gateway to say which REST dialect a write came through.
 const SOURCE_HEADER = "sb-source";
@@ -34,6 +46,19 @@ export function createScoreService(deps: ScoreServiceDeps): ServiceImpl<typeof S
     return error;
   };
 
+  const storeFailed = (err: unknown): never => {
+    deps.metrics?.postgresErrors.inc();
+    return storeError(err);
+  };
+  // One counter child per result, made once: counting a grant allocates nothing.
+  const grantCounts = new Map<GrantResult, Tally>();
+  const countGrant = (result: GrantResult) => {
+    if (!deps.metrics) return;
+    let tally = grantCounts.get(result);
+    if (!tally) grantCounts.set(result, (tally = deps.metrics.grants.labels(result)));
+    tally.inc();
+  };
+
   /** Authenticates, checks the scope and the optional API key; audits a refusal. */
   const caller = async (operation: string, ctx: HandlerContext): Promise<Principal> => {
     let principal: Principal;
@@ -44,7 +69,7 @@ export function createScoreService(deps: ScoreServiceDeps): ServiceImpl<typeof S
       throw await refuse(operation, null, ConnectError.from(err));
     }
     const apiKey = ctx.requestHeader.get("x-api-key");
-    if (apiKey !== null && !(await deps.ledger.apiKeyMatches(principal.userId, apiKey).catch(storeError))) {
+    if (apiKey !== null && !(await deps.ledger.apiKeyMatches(principal.userId, apiKey).catch(storeFailed))) {
       throw await refuse(operation, principal.userId, new ConnectError("X-API-Key does not match this user", Code.Unauthenticated));
     }
     return principal;
@@ -66,6 +91,7 @@ export function createScoreService(deps: ScoreServiceDeps): ServiceImpl<typeof S
   };
 
   const settle = async (operation: string, userId: string, outcome: GrantOutcome, detail: Record<string, unknown>): Promise<Grant> => {
+    countGrant(outcome.kind === "granted" && outcome.grant.replayed ? "replayed" : outcome.kind);
     if (outcome.kind === "granted") {
       if (!outcome.grant.replayed) deps.onGranted();
       deps.logger.info({ operation, userId, ...detail, newScore: outcome.grant.newScore, requestId: outcome.grant.requestId, replayed: outcome.grant.replayed }, "granted");
@@ -92,7 +118,7 @@ export function createScoreService(deps: ScoreServiceDeps): ServiceImpl<typeof S
           throw await refuse("submit_action", principal.userId, ConnectError.from(err), { actionId: req.actionId });
         }
       }
-      const outcome = await deps.ledger.grantAction(write, req.actionId, ticketJti).catch(storeError);
+      const outcome = await deps.ledger.grantAction(write, req.actionId, ticketJti).catch(storeFailed);
       const grant = await settle("submit_action", principal.userId, outcome, { actionId: req.actionId });
       return {
         userId: grant.userId,
@@ -120,7 +146,7 @@ export function createScoreService(deps: ScoreServiceDeps): ServiceImpl<typeof S
       if (!Number.isSafeInteger(delta) || Math.abs(delta) > 1_000_000) throw await deny("delta is out of range", Code.InvalidArgument);
 
       const write = writeContext(principal, userId, req.idempotencyKey, ctx);
-      const outcome = await deps.ledger.addScore(write, delta).catch(storeError);
+      const outcome = await deps.ledger.addScore(write, delta).catch(storeFailed);
       const grant = await settle("add_score", userId, outcome, { delta });
       return {
         userId,

@@ -1,0 +1,122 @@
+// One trace follows a score from the REST call through gateway, score, the
+// outbox relay's JetStream publish, ranking and push, exported over OTLP/HTTP
+// to a receiver in this process.
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
+import { OtlpKind, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "./harness/otlp-receiver.js";
+
+let receiver: OtlpReceiver;
+let mesh: Mesh;
+
+beforeAll(async () => {
+  receiver = await startOtlpReceiver();
+  mesh = await startMesh(inject("infra"), {
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+    OTEL_BSP_SCHEDULE_DELAY: "100",
+  });
+  await mesh.sql(`INSERT INTO actions (action_id, points, description) VALUES ('daily-login', 5, '')`);
+});
+
+afterAll(async () => {
+  await mesh?.stop();
+  await receiver?.close();
+});
+
+function only(spans: ReceivedSpan[], service: string, name: string, kind?: number): ReceivedSpan[] {
+  return spans.filter((s) => s.service === service && s.name === name && (kind === undefined || s.kind === kind));
+}
+
+describe("tracing", () => {
+  it("follows one action from the REST call to push's fan-out in one trace", async () => {
+    const token = await mesh.token("tracy", { name: "Tracy" });
+    const res = await fetch(`${mesh.urls.gateway}/api/actions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify({ actionId: "daily-login" }),
+    });
+    expect(res.status).toBe(200);
+
+    const route = await eventually(
+      async () => only(receiver.spans, "scoreboard-gateway", "POST /api/actions", OtlpKind.server)[0],
+      15_000,
+      "the gateway's route span",
+    );
+    const trace = await eventually(
+      async () => {
+        // Each process exports on its own schedule: wait until the chain is whole.
+        const spans = receiver.spans.filter((s) => s.traceId === route.traceId);
+        const ids = new Set(spans.map((s) => s.spanId));
+        const whole = spans.every((s) => !s.parentSpanId || ids.has(s.parentSpanId));
+        return whole && spans.some((s) => s.service === "scoreboard-push" && s.name === "fan out board change") ? spans : undefined;
+      },
+      20_000,
+      "a whole trace down to push's fan-out",
+    );
+
+    expect(new Set(trace.map((s) => s.service))).toEqual(
+      new Set(["scoreboard-gateway", "scoreboard-score", "scoreboard-ranking", "scoreboard-push"]),
+    );
+    const ids = new Set(trace.map((s) => s.spanId));
+    for (const span of trace) {
+      if (span.parentSpanId) expect(ids, `${span.service} ${span.name}'s parent`).toContain(span.parentSpanId);
+    }
+    expect(route.parentSpanId).toBe("");
+
+    const call = only(trace, "scoreboard-gateway", "scoreboard.v1.ScoreService/SubmitAction", OtlpKind.client);
+    expect(call).toHaveLength(1);
+    expect(call[0]!.parentSpanId).toBe(route.spanId);
+    const served = only(trace, "scoreboard-score", "scoreboard.v1.ScoreService/SubmitAction", OtlpKind.server);
+    expect(served).toHaveLength(1);
+    expect(served[0]!.parentSpanId).toBe(call[0]!.spanId);
+    const grant = only(trace, "scoreboard-score", "grant");
+    expect(grant).toHaveLength(1);
+    expect(grant[0]!.parentSpanId).toBe(served[0]!.spanId);
+    expect(grant[0]!.attributes["scoreboard.outcome"]).toBe("granted");
+
+    // The relay publishes later, from the context stored with the outbox row.
+    const publish = only(trace, "scoreboard-score", "publish score event", OtlpKind.producer);
+    expect(publish).toHaveLength(1);
+    expect(publish[0]!.parentSpanId).toBe(grant[0]!.spanId);
+    const apply = only(trace, "scoreboard-ranking", "apply score event", OtlpKind.consumer);
+    expect(apply).toHaveLength(1);
+    expect(apply[0]!.parentSpanId).toBe(publish[0]!.spanId);
+    const announces = only(trace, "scoreboard-ranking", "announce board change", OtlpKind.producer);
+    expect(announces.length).toBeGreaterThan(0);
+    for (const announce of announces) expect(announce.parentSpanId).toBe(apply[0]!.spanId);
+    const global = announces.find((s) => s.attributes["scoreboard.board"] === "global");
+    expect(global, "the global board's announcement").toBeDefined();
+    const fanouts = only(trace, "scoreboard-push", "fan out board change", OtlpKind.consumer);
+    const announceIds = new Set(announces.map((s) => s.spanId));
+    for (const fanout of fanouts) expect(announceIds).toContain(fanout.parentSpanId);
+    // The gateway keeps the global top 100 open for good: push fanned it out to that stream.
+    expect(fanouts.some((s) => s.parentSpanId === global!.spanId && Number(s.attributes["scoreboard.watchers"]) > 0)).toBe(true);
+
+    // Logs join the trace: score's "granted" line names the server span.
+    const granted = mesh.logs.score
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .find((l) => l.msg === "granted" && l.userId === "tracy");
+    expect(granted).toMatchObject({ trace_id: route.traceId, span_id: served[0]!.spanId });
+
+    // No credential leaves a process as telemetry.
+    const exported = receiver.bodies.join("\n");
+    expect(exported).not.toContain(token);
+    expect(exported.toLowerCase()).not.toContain("bearer");
+  });
+
+  it("has exported the last calls' spans by the time a SIGTERMed process exits", async () => {
+    const before = receiver.spans.length;
+    const token = await mesh.token("tracy");
+    await fetch(`${mesh.urls.gateway}/api/actions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify({ actionId: "daily-login" }),
+    });
+    // At once, before the batch processor's next export: the shutdown flushes.
+    const exit = await mesh.kill("gateway", "SIGTERM");
+    expect(exit.code).toBe(0);
+    const exported = receiver.spans.slice(before).filter((s) => s.service === "scoreboard-gateway" && s.name === "POST /api/actions");
+    expect(exported.length).toBeGreaterThan(0);
+  });
+});
