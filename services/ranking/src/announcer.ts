@@ -1,5 +1,5 @@
 import { create, toBinary } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { timestampNow, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { NatsConnection } from "nats";
 import { ROOT_CONTEXT, context, type Context } from "@opentelemetry/api";
 import { BoardChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
@@ -20,7 +20,7 @@ import { SpanKind, injectNats, isTracing, startSpan } from "@scoreboard/platform
 export class BoardChangeAnnouncer {
   private readonly pending = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> | undefined;
+  private flushing: Promise<void> = Promise.resolve();
   /** Per pending board, the trace of the latest event that changed it: the state announced is that event's. */
   private causes = new Map<string, Context>();
 
@@ -35,39 +35,50 @@ export class BoardChangeAnnouncer {
     for (const board of boards) this.pending.add(board);
     if (isTracing()) for (const board of boards) this.causes.set(board, context.active());
     if (this.timer) return; // inside a window: its end announces these
-    this.flushing = this.flush();
+    this.flushing = this.afterPrevious();
     this.timer = setTimeout(() => this.endWindow(), this.windowMs);
   }
 
   private endWindow(): void {
     this.timer = undefined;
     if (this.pending.size === 0) return;
-    this.flushing = this.flush();
+    this.flushing = this.afterPrevious();
     this.timer = setTimeout(() => this.endWindow(), this.windowMs);
+  }
+
+  // One flush at a time: two overlapping flushes could publish an older read
+  // after a newer one.
+  private afterPrevious(): Promise<void> {
+    return this.flushing.then(() => this.flush());
   }
 
   private async flush(): Promise<void> {
     const boards = [...this.pending];
     this.pending.clear();
+    if (boards.length === 0) return;
     const causes = this.causes;
     this.causes = new Map();
-    for (const board of boards) {
-      const span = startSpan("announce board change", SpanKind.PRODUCER, causes.get(board) ?? ROOT_CONTEXT, { "scoreboard.board": board });
-      try {
-        const top = (await this.boards.page(board, 0, MAX_LIMIT)).map(toEntry);
-        const asOf = timestampNow();
-        // The current period's board is also watched as "daily", "weekly", "monthly".
-        for (const name of [board, aliasOf(board)]) {
-          if (!name) continue;
-          const message = create(BoardChangedSchema, { board: name, top, asOf });
-          this.nats.publish(Subjects.boardChanged(name), toBinary(BoardChangedSchema, message), { headers: injectNats(span) });
-        }
-      } catch (err) {
-        // Push refreshes on its own every few seconds; a lost announcement only delays.
-        this.logger.warn({ err: (err as Error).message, board }, "announcing board change failed");
-      } finally {
-        span?.end();
+    // Stamped before the reads: the tops are at least this new, so push's
+    // "newer asOf wins" can never prefer an older read.
+    const asOf = timestampNow();
+    await Promise.all(boards.map((board) => this.announce(board, asOf, causes.get(board))));
+  }
+
+  private async announce(board: string, asOf: Timestamp, cause: Context | undefined): Promise<void> {
+    const span = startSpan("announce board change", SpanKind.PRODUCER, cause ?? ROOT_CONTEXT, { "scoreboard.board": board });
+    try {
+      const top = (await this.boards.page(board, 0, MAX_LIMIT)).map(toEntry);
+      // The current period's board is also watched as "daily", "weekly", "monthly".
+      for (const name of [board, aliasOf(board)]) {
+        if (!name) continue;
+        const message = create(BoardChangedSchema, { board: name, top, asOf });
+        this.nats.publish(Subjects.boardChanged(name), toBinary(BoardChangedSchema, message), { headers: injectNats(span) });
       }
+    } catch (err) {
+      // Push refreshes on its own every few seconds; a lost announcement only delays.
+      this.logger.warn({ err: (err as Error).message, board }, "announcing board change failed");
+    } finally {
+      span?.end();
     }
   }
 

@@ -29,10 +29,13 @@ export function createRankingService(boards: Boards, retention: PeriodRetention 
       const board = boardOf(req.board);
       const limit = pageLimit(req.limit);
       if (req.offset < 0) throw new ConnectError("offset must be 0 or more", Code.InvalidArgument);
+      // Stamped before the read: the entries are at least this new, which is
+      // what push compares when a refresh races a change announcement.
+      const asOf = timestampNow();
       const entries = await boards.page(board, req.offset, limit).catch((err: unknown) => {
         throw toConnectError(err, "leaderboard store");
       });
-      return { entries: entries.map(toEntry), asOf: timestampNow() };
+      return { entries: entries.map(toEntry), asOf };
     },
 
     async getRank(req) {
