@@ -1,0 +1,157 @@
+{{/* Names and labels shared by every template. */}}
+
+{{- define "sb.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "sb.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+app.kubernetes.io/part-of: scoreboard
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end -}}
+
+{{/* Selector labels of one component: (dict "root" $ "component" "score"). */}}
+{{- define "sb.selector" -}}
+app.kubernetes.io/name: scoreboard
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "sb.image" -}}
+{{- $override := get (.root.Values.image.overrides | default dict) .component -}}
+{{- if $override -}}{{ $override }}{{- else -}}
+{{- $registry := .root.Values.image.registry -}}
+{{- $tag := .root.Values.image.tag | default .root.Chart.AppVersion -}}
+{{- if $registry -}}{{ printf "%s/scoreboard-%s:%s" (trimSuffix "/" $registry) .component $tag }}{{- else -}}{{ printf "scoreboard-%s:%s" .component $tag }}{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "sb.secretName" -}}
+{{- .Values.secrets.existingSecret | default (printf "%s-secrets" (include "sb.fullname" .)) -}}
+{{- end -}}
+
+{{/* Secret holding one datastore URL: (dict "root" $ "store" "postgres"). */}}
+{{- define "sb.storeSecretRef" -}}
+{{- $store := index .root.Values.datastores .store -}}
+{{- $inCluster := (index .root.Values.inCluster .store).enabled -}}
+{{- if and (not $inCluster) $store.existingSecret.name -}}
+name: {{ $store.existingSecret.name }}
+key: {{ $store.existingSecret.key }}
+{{- else -}}
+name: {{ include "sb.fullname" .root }}-datastores
+key: {{ $store.existingSecret.key }}
+{{- end -}}
+{{- end -}}
+
+{{/* URL a store gets when the chart writes the datastores Secret. */}}
+{{- define "sb.storeUrl" -}}
+{{- $fullname := include "sb.fullname" .root -}}
+{{- $in := index .root.Values.inCluster .store -}}
+{{- if $in.enabled -}}
+{{- if eq .store "postgres" -}}postgres://postgres:{{ $in.password }}@{{ $fullname }}-postgres:5432/scoreboard
+{{- else if eq .store "redis" -}}redis://{{ $fullname }}-redis:6379
+{{- else -}}nats://{{ $fullname }}-nats:4222
+{{- end -}}
+{{- else -}}
+{{- (index .root.Values.datastores .store).url -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "sb.storeEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      {{- include "sb.storeSecretRef" (dict "root" .root "store" .store) | nindent 6 }}
+{{- end -}}
+
+{{/* Environment every process shares. */}}
+{{- define "sb.commonEnv" -}}
+- name: NODE_ENV
+  value: {{ .Values.nodeEnv | quote }}
+- name: LOG_LEVEL
+  value: {{ .Values.config.logLevel | quote }}
+{{- if .Values.tracing.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .Values.tracing.otlpEndpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ .Values.tracing.otlpProtocol | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ .Values.tracing.sampler | quote }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .Values.tracing.samplerArg | quote }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ printf "service.namespace=%s,deployment.environment=%s" .Release.Namespace .Values.nodeEnv | quote }}
+{{- end }}
+{{- range $name, $value := .Values.config.extraEnv }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* JWT variables (score, gateway). */}}
+{{- define "sb.authEnv" -}}
+- name: JWT_ISSUER
+  value: {{ .Values.config.jwtIssuer | quote }}
+- name: JWT_AUDIENCE
+  value: {{ .Values.config.jwtAudience | quote }}
+- name: JWT_CLOCK_TOLERANCE_S
+  value: {{ .Values.config.jwtClockToleranceS | quote }}
+{{- if .Values.config.jwtJwksUrl }}
+- name: JWT_JWKS_URL
+  value: {{ .Values.config.jwtJwksUrl | quote }}
+{{- end }}
+- name: JWT_SECRET
+  valueFrom:
+    secretKeyRef: { name: {{ include "sb.secretName" . }}, key: JWT_SECRET, optional: true }
+{{- end -}}
+
+{{/* Event sealing keys (score, ranking). */}}
+{{- define "sb.eventEnv" -}}
+{{- range list "EVENT_HMAC_KEYS" "EVENT_HMAC_KEY_ID" "EVENT_ENCRYPTION_KEYS" "EVENT_ENCRYPTION_KEY_ID" }}
+- name: {{ . }}
+  valueFrom:
+    secretKeyRef: { name: {{ include "sb.secretName" $ }}, key: {{ . }} }
+{{- end }}
+{{- end -}}
+
+{{/* Component-specific extra env map: (dict "env" .Values.score.env). */}}
+{{- define "sb.extraEnv" -}}
+{{- range $name, $value := .env }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "sb.podAnnotations" -}}
+{{- if .root.Values.metrics.podAnnotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .port | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+{{- end -}}
+
+{{- define "sb.containerSecurity" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities: { drop: [ALL] }
+{{- end -}}
+
+{{- define "sb.scheduling" -}}
+{{- with .Values.nodeSelector }}
+nodeSelector: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.image.pullSecrets }}
+imagePullSecrets: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,117 @@
+{{/*
+Deployment + Service of one Scoreboard process. Each serves HTTP/1.1 and
+h2c on its main port (REST/Connect/gRPC, /healthz, /readyz, /metrics) and,
+for the services, gRPC between services on a second HTTP/2-only port.
+(dict "root" $ "component" "score" "values" .Values.score "env" (include ...))
+*/}}
+{{- define "sb.workload" -}}
+{{- $root := .root -}}
+{{- $v := .values -}}
+{{- $fullname := include "sb.fullname" $root -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ $fullname }}-{{ .component }}
+  labels:
+    {{- include "sb.labels" $root | nindent 4 }}
+    {{- include "sb.selector" . | nindent 4 }}
+spec:
+  {{- if not (and $v.autoscaling $v.autoscaling.enabled) }}
+  replicas: {{ $v.replicas }}
+  {{- end }}
+  revisionHistoryLimit: 5
+  selector:
+    matchLabels:
+      {{- include "sb.selector" . | nindent 6 }}
+  strategy:
+    type: RollingUpdate
+    rollingUpdate: { maxSurge: 25%, maxUnavailable: 0 }
+  template:
+    metadata:
+      labels:
+        {{- include "sb.labels" $root | nindent 8 }}
+        {{- include "sb.selector" . | nindent 8 }}
+      annotations:
+        {{- include "sb.podAnnotations" (dict "root" $root "port" $v.port) | nindent 8 }}
+        checksum/secrets: {{ include (print $root.Template.BasePath "/secrets.yaml") $root | sha256sum }}
+    spec:
+      automountServiceAccountToken: false
+      terminationGracePeriodSeconds: {{ $root.Values.terminationGracePeriodSeconds }}
+      securityContext:
+        {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
+      {{- include "sb.scheduling" $root | nindent 6 }}
+      containers:
+        - name: {{ .component }}
+          image: {{ include "sb.image" . | quote }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          ports:
+            - { name: http, containerPort: {{ $v.port }}, protocol: TCP }
+            {{- if $v.grpcPort }}
+            - { name: grpc, containerPort: {{ $v.grpcPort }}, protocol: TCP }
+            {{- end }}
+          env:
+            {{- include "sb.commonEnv" $root | nindent 12 }}
+            {{- .env | nindent 12 }}
+            {{- include "sb.extraEnv" (dict "env" $v.env) | nindent 12 }}
+          # Liveness only asks "is the event loop alive"; readiness goes false
+          # on SIGTERM (NOT_SERVING) so the pod leaves the endpoints first.
+          startupProbe:
+            httpGet: { path: /healthz, port: http }
+            periodSeconds: 2
+            failureThreshold: 60
+          livenessProbe:
+            httpGet: { path: /healthz, port: http }
+            periodSeconds: 10
+            timeoutSeconds: 3
+            failureThreshold: 3
+          readinessProbe:
+            httpGet: { path: /readyz, port: http }
+            periodSeconds: 5
+            timeoutSeconds: 3
+            failureThreshold: 2
+          lifecycle:
+            # Endpoints and Envoy's DNS take a moment to drop the pod; keep
+            # serving until then, then SIGTERM drains (≤ 15 s in the process).
+            preStop:
+              exec: { command: ["sleep", {{ $root.Values.preStopSleepSeconds | quote }}] }
+          resources:
+            {{- toYaml $v.resources | nindent 12 }}
+          securityContext:
+            {{- include "sb.containerSecurity" $root | nindent 12 }}
+          volumeMounts:
+            - { name: tmp, mountPath: /tmp }
+      volumes:
+        - { name: tmp, emptyDir: { sizeLimit: 64Mi } }
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ $fullname }}-{{ .component }}
+  labels:
+    {{- include "sb.labels" $root | nindent 4 }}
+    {{- include "sb.selector" . | nindent 4 }}
+spec:
+  type: ClusterIP
+  selector:
+    {{- include "sb.selector" . | nindent 4 }}
+  ports:
+    - { name: http, port: {{ $v.port }}, targetPort: http, appProtocol: http }
+    {{- if $v.grpcPort }}
+    - { name: grpc, port: {{ $v.grpcPort }}, targetPort: grpc, appProtocol: kubernetes.io/h2c }
+    {{- end }}
+{{- if $v.pdb.enabled }}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ $fullname }}-{{ .component }}
+  labels:
+    {{- include "sb.labels" $root | nindent 4 }}
+    {{- include "sb.selector" . | nindent 4 }}
+spec:
+  minAvailable: {{ $v.pdb.minAvailable }}
+  selector:
+    matchLabels:
+      {{- include "sb.selector" . | nindent 6 }}
+{{- end }}
+{{- end -}}

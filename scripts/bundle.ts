@@ -1,0 +1,77 @@
+// Bundles one deployable into a self-contained folder for its container image:
+//   node --import tsx scripts/bundle.ts <gateway|score|ranking|push> <outdir>
+// Each Dockerfile runs exactly this, and test/chart.test.ts runs it too, so
+// the image's build step is exercised without Docker.
+import { cp, mkdir, rm, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+
+export type Deployable = "gateway" | "score" | "ranking" | "push";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** Entry points per image: the process itself, plus the one-shot jobs the chart runs from that image. */
+export const bundleEntries: Record<Deployable, Record<string, string>> = {
+  gateway: { main: "gateway/src/main.ts" },
+  // The migration Job runs from the score image: score owns the schema.
+  score: { main: "services/score/src/main.ts", migrate: "scripts/migrate.ts" },
+  // The reconciliation CronJob runs from the ranking image: it is ranking's repair.
+  ranking: { main: "services/ranking/src/main.ts", reconcile: "scripts/reconcile.ts" },
+  push: { main: "services/push/src/main.ts" },
+};
+
+// CommonJS dependencies (pg, ioredis, pino...) call require() for Node's
+// built-ins; an ESM bundle has no require of its own, so give it one.
+const banner = 'import { createRequire as __sbCreateRequire } from "node:module"; const require = __sbCreateRequire(import.meta.url);';
+
+// What the demo page's runtime build (gateway/src/demo-page.ts bundles
+// public/app.ts at start) must find next to the bundle: esbuild itself (a
+// native binary, not bundleable) and the browser client's imports.
+const gatewayRuntimePackages = ["esbuild", "@esbuild", "@connectrpc/connect", "@connectrpc/connect-web", "@bufbuild/protobuf"];
+
+export async function bundleDeployable(name: Deployable, outdir: string): Promise<string[]> {
+  await rm(outdir, { recursive: true, force: true });
+  await mkdir(outdir, { recursive: true });
+  const entryPoints = Object.entries(bundleEntries[name]).map(([out, entry]) => ({ out, in: join(root, entry) }));
+  const result = await build({
+    entryPoints,
+    outdir,
+    outExtension: { ".js": ".mjs" },
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    banner: { js: banner },
+    // pg's optional native binding is never installed; demo-page's esbuild is shipped beside the bundle.
+    external: ["pg-native", "esbuild"],
+    sourcemap: "linked",
+    legalComments: "linked",
+    logLevel: "warning",
+    metafile: true,
+  });
+  // The ESM marker makes `node main.mjs` and any .js helper agree on the module type.
+  await writeFile(join(outdir, "package.json"), JSON.stringify({ type: "module", private: true }) + "\n");
+  if (name === "gateway") {
+    await cp(join(root, "gateway/src/public"), join(outdir, "public"), { recursive: true });
+    for (const pkg of gatewayRuntimePackages) {
+      await cp(join(root, "node_modules", pkg), join(outdir, "node_modules", pkg), { recursive: true, dereference: true });
+    }
+    // The generated client is a workspace link in node_modules; copy the real files.
+    await cp(join(root, "gen"), join(outdir, "node_modules/@scoreboard/gen"), {
+      recursive: true,
+      filter: (src) => !src.includes("/node_modules"),
+    });
+  }
+  return Object.keys(result.metafile.outputs).filter((f) => f.endsWith(".mjs"));
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const [name, outdir] = process.argv.slice(2);
+  if (!name || !(name in bundleEntries) || !outdir) {
+    console.error(`usage: bundle.ts <${Object.keys(bundleEntries).join("|")}> <outdir>`);
+    process.exit(2);
+  }
+  const outputs = await bundleDeployable(name as Deployable, resolve(outdir));
+  console.log(`bundled ${name}: ${outputs.join(", ")}`);
+}

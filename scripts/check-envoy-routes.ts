@@ -1,0 +1,203 @@
+// Checks the rendered Envoy config against the gateway's code: every route the
+// gateway serves (gateway/src/routes.ts, its WebSocket streams in ws.ts, the
+// demo page's assets in demo-page.ts, and every RPC it proxies in
+// rpc-proxy.ts) reaches the gateway; streams have no route timeout and an
+// idle timeout longer than their heartbeats; writes carry the JWT
+// requirement when edge checks are on; /metrics stays private.
+import { readFileSync, readdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import ts from "typescript";
+import { parse } from "yaml";
+import type { DescService } from "@bufbuild/protobuf";
+import { EnvReader } from "@scoreboard/platform/config";
+import { loadGatewayConfig } from "../gateway/src/config.js";
+import { loadPushConfig } from "../services/push/src/config.js";
+import type { K8sObject } from "./check-chart.js";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+export interface GatewayRoute {
+  method: string;
+  path: string;
+  kind: "rest" | "stream" | "websocket" | "page" | "rpc" | "rpc-stream";
+  /** Needs a token (a write): Envoy's JWT requirement applies when enabled. */
+  write: boolean;
+}
+
+function sourceOf(path: string): ts.SourceFile {
+  return ts.createSourceFile(path, readFileSync(join(root, path), "utf8"), ts.ScriptTarget.ES2022, true);
+}
+
+function walk(node: ts.Node, visit: (node: ts.Node) => void): void {
+  visit(node);
+  node.forEachChild((child) => walk(child, visit));
+}
+
+function stringProperty(literal: ts.ObjectLiteralExpression, name: string): string | undefined {
+  for (const property of literal.properties) {
+    if (ts.isPropertyAssignment(property) && property.name.getText() === name && ts.isStringLiteral(property.initializer)) {
+      return property.initializer.text;
+    }
+  }
+  return undefined;
+}
+
+/** The REST table in routes.ts: every `{ method, path, handler }` literal. */
+function restRoutes(): GatewayRoute[] {
+  const routes: GatewayRoute[] = [];
+  walk(sourceOf("gateway/src/routes.ts"), (node) => {
+    if (!ts.isObjectLiteralExpression(node)) return;
+    const method = stringProperty(node, "method");
+    const path = stringProperty(node, "path");
+    if (!method || !path) return;
+    const stream = path.endsWith("/stream");
+    routes.push({ method, path: path.replace(/:[A-Za-z]+/g, "alice"), kind: stream ? "stream" : "rest", write: method === "POST" });
+  });
+  return routes;
+}
+
+/** The WebSocket dialects in ws.ts, keyed by path. */
+function websocketRoutes(): GatewayRoute[] {
+  const routes: GatewayRoute[] = [];
+  walk(sourceOf("gateway/src/ws.ts"), (node) => {
+    if (ts.isVariableDeclaration(node) && node.name.getText() === "dialects" && node.initializer && ts.isObjectLiteralExpression(node.initializer)) {
+      for (const property of node.initializer.properties) {
+        if (property.name && ts.isStringLiteral(property.name)) routes.push({ method: "GET", path: property.name.text, kind: "websocket", write: false });
+      }
+    }
+  });
+  return routes;
+}
+
+/** The demo page's assets: the keys of the `assets` Map in demo-page.ts. */
+function pageRoutes(): GatewayRoute[] {
+  const routes: GatewayRoute[] = [];
+  walk(sourceOf("gateway/src/demo-page.ts"), (node) => {
+    if (ts.isArrayLiteralExpression(node) && node.elements.length === 2) {
+      const first = node.elements[0]!;
+      if (ts.isStringLiteral(first) && first.text.startsWith("/")) routes.push({ method: "GET", path: first.text, kind: "page", write: false });
+    }
+  });
+  return routes;
+}
+
+/** Every method of every service rpc-proxy.ts registers, from the generated descriptors. */
+async function rpcRoutes(): Promise<GatewayRoute[]> {
+  const registered = new Set<string>();
+  walk(sourceOf("gateway/src/rpc-proxy.ts"), (node) => {
+    if (ts.isCallExpression(node) && node.expression.getText().endsWith(".service") && node.arguments[0]) registered.add(node.arguments[0].getText());
+  });
+  const services: DescService[] = [];
+  const genDir = "gen/scoreboard/v1";
+  for (const file of readdirSync(join(root, genDir)).filter((f) => f.endsWith("_pb.ts"))) {
+    const module = (await import(`../${genDir}/${file}`)) as Record<string, unknown>;
+    for (const name of registered) {
+      const value = module[name] as DescService | undefined;
+      if (value?.kind === "service") services.push(value);
+    }
+  }
+  if (services.length !== registered.size) throw new Error(`rpc-proxy.ts registers ${[...registered].join(", ")}; found descriptors for ${services.map((s) => s.name).join(", ")}`);
+  return services.flatMap((service) =>
+    service.methods.map((method) => ({
+      method: "POST",
+      path: `/${service.typeName}/${method.name}`,
+      kind: method.methodKind === "unary" ? ("rpc" as const) : ("rpc-stream" as const),
+      // ScoreService grants; CatalogService's changes need admin:score. Reads and streams are public by default.
+      write: service.name === "ScoreService" || (service.name === "CatalogService" && !method.name.startsWith("List")),
+    })),
+  );
+}
+
+export async function gatewayRoutes(): Promise<GatewayRoute[]> {
+  return [...restRoutes(), ...websocketRoutes(), ...pageRoutes(), ...(await rpcRoutes())];
+}
+
+interface EnvoyRoute {
+  name?: string;
+  match: { path?: string; prefix?: string; safe_regex?: { regex: string }; headers?: Array<{ name: string; string_match?: { exact?: string } }> };
+  route?: { cluster?: string; timeout?: string; idle_timeout?: string; upgrade_configs?: Array<{ upgrade_type: string; enabled?: boolean }> };
+  direct_response?: unknown;
+  typed_per_filter_config?: Record<string, { requirement_name?: string }>;
+}
+
+/** The public listener's HTTP connection manager in the rendered Envoy ConfigMap. */
+export function envoyConfig(objects: K8sObject[]): { hcm: any; routes: EnvoyRoute[]; config: any } {
+  const configMap = objects.find((o) => o.kind === "ConfigMap" && o.metadata.name.endsWith("-envoy"));
+  if (!configMap) throw new Error("no Envoy ConfigMap rendered");
+  const config = parse((configMap as any).data["envoy.yaml"], { uniqueKeys: true, strict: true });
+  const listener = config.static_resources.listeners.find((l: any) => l.name === "public");
+  const hcm = listener.filter_chains[0].filters.find((f: any) => f.name === "envoy.filters.network.http_connection_manager").typed_config;
+  return { hcm, routes: hcm.route_config.virtual_hosts.flatMap((v: any) => v.routes), config };
+}
+
+/** Envoy's first-match semantics for the matchers the chart uses (path, prefix, RE2 full match, exact :method). */
+export function matchRoute(routes: EnvoyRoute[], method: string, path: string): EnvoyRoute | undefined {
+  return routes.find(({ match }) => {
+    const pathOk =
+      match.path !== undefined ? match.path === path
+      : match.prefix !== undefined ? path.startsWith(match.prefix)
+      : match.safe_regex !== undefined ? new RegExp(`^(?:${match.safe_regex.regex})$`).test(path)
+      : false;
+    const headersOk = (match.headers ?? []).every((h) => h.name !== ":method" || h.string_match?.exact === undefined || h.string_match.exact === method);
+    return pathOk && headersOk;
+  });
+}
+
+function seconds(duration: string | undefined): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(duration ?? "");
+  if (!m) return Number.NaN;
+  return Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2] as "ms" | "s" | "m" | "h"];
+}
+
+/** The longest silence a healthy stream may have: heartbeats from the code's defaults and the chart's values, the WebSocket ping. */
+function longestStreamSilenceS(chartHeartbeatMs: number | undefined): number {
+  const push = loadPushConfig(new EnvReader({})).heartbeatMs;
+  const gateway = loadGatewayConfig(new EnvReader({ JWT_SECRET: "x".repeat(32) })).sseHeartbeatMs;
+  const ping = /pingIntervalMs \?\? ([\d_]+)/.exec(readFileSync(join(root, "gateway/src/ws.ts"), "utf8"))?.[1];
+  if (!ping) throw new Error("gateway/src/ws.ts no longer says its default ping interval (pingIntervalMs ?? N)");
+  return Math.max(push, gateway, Number(ping.replaceAll("_", "")), chartHeartbeatMs ?? 0) / 1000;
+}
+
+export async function checkEnvoyRoutes(objects: K8sObject[], chartHeartbeatMs?: number): Promise<string[]> {
+  if (!objects.some((o) => o.kind === "ConfigMap" && o.metadata.name.endsWith("-envoy"))) return [];
+  const { hcm, routes, config } = envoyConfig(objects);
+  const problems: string[] = [];
+  const jwtOn = (hcm.http_filters as Array<{ name: string }>).some((f) => f.name === "envoy.filters.http.jwt_authn");
+  const filters = (hcm.http_filters as Array<{ name: string }>).map((f) => f.name);
+  if (filters.at(-1) !== "envoy.filters.http.router") problems.push("the router must be the last HTTP filter");
+  const clusters = new Set((config.static_resources.clusters as Array<{ name: string }>).map((c) => c.name));
+  for (const route of routes) {
+    if (route.route?.cluster && !clusters.has(route.route.cluster)) problems.push(`route ${route.name} goes to undefined cluster ${route.route.cluster}`);
+  }
+
+  const idleS = seconds(hcm.stream_idle_timeout);
+  const silenceS = longestStreamSilenceS(chartHeartbeatMs);
+  if (!(idleS > silenceS)) problems.push(`stream_idle_timeout ${hcm.stream_idle_timeout} must exceed the longest stream silence (${silenceS} s)`);
+  const hcmWebsocket = (hcm.upgrade_configs ?? []).find((u: any) => u.upgrade_type === "websocket");
+  if (hcmWebsocket?.enabled !== false) problems.push("WebSocket upgrades should be off by default and on only for the gateway's WebSocket routes");
+
+  for (const gatewayRoute of await gatewayRoutes()) {
+    const label = `${gatewayRoute.method} ${gatewayRoute.path}`;
+    const route = matchRoute(routes, gatewayRoute.method, gatewayRoute.path);
+    if (!route || route.route?.cluster !== "gateway") {
+      problems.push(`${label} (${gatewayRoute.kind}) does not reach the gateway through Envoy`);
+      continue;
+    }
+    const streaming = ["stream", "websocket", "rpc-stream"].includes(gatewayRoute.kind);
+    if (streaming && route.route.timeout !== "0s") problems.push(`${label}: a stream needs route timeout 0s, has ${route.route.timeout}`);
+    if (streaming && route.route.idle_timeout && !(seconds(route.route.idle_timeout) > silenceS)) problems.push(`${label}: idle_timeout ${route.route.idle_timeout} is shorter than a heartbeat`);
+    if (!streaming && !(seconds(route.route.timeout) > 0)) problems.push(`${label}: a unary route needs a finite timeout`);
+    const websocket = route.route.upgrade_configs?.some((u) => u.upgrade_type === "websocket" && u.enabled !== false);
+    if (gatewayRoute.kind === "websocket" && !websocket) problems.push(`${label}: WebSocket upgrade is not enabled on its route`);
+    if (gatewayRoute.kind !== "websocket" && websocket) problems.push(`${label}: WebSocket upgrade enabled where the gateway serves none`);
+    const requirement = route.typed_per_filter_config?.["envoy.filters.http.jwt_authn"]?.requirement_name;
+    if (jwtOn && gatewayRoute.write && !requirement) problems.push(`${label}: a write without Envoy's JWT requirement`);
+    if (!gatewayRoute.write && requirement) problems.push(`${label}: a public route requires a JWT at the edge`);
+  }
+  for (const privatePath of ["/metrics", "/grpc.health.v1.Health/Check", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"]) {
+    const route = matchRoute(routes, privatePath.startsWith("/grpc.") ? "POST" : "GET", privatePath);
+    if (route?.route?.cluster) problems.push(`${privatePath} is exposed publicly through route ${route.name}`);
+  }
+  return problems;
+}
