@@ -8,6 +8,7 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { periodAt, periodBoardsAt } from "@scoreboard/platform/periods";
+import { REBUILT_MARKER } from "../services/ranking/src/rebuild.js";
 import { startRedis, type RedisInstance } from "./harness/infra.js";
 import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
 
@@ -100,7 +101,7 @@ it("expires period boards from Redis after their retention, with nothing to rese
     const ttl = await client.pexpiretime(`{sb}:board:${current().daily}`);
     const dayEnd = periodAt("daily", now).endMs;
     expect(ttl).toBe(dayEnd + 7 * 86_400_000);
-    expect(await client.pexpiretime(`{sb}:pmembers:${current().monthly}`)).toBe(periodAt("monthly", now).endMs + 366 * 86_400_000);
+    expect(await client.pexpiretime(`{sb}:pusers:${current().monthly}`)).toBe(periodAt("monthly", now).endMs + 366 * 86_400_000);
     expect(await client.pexpiretime("{sb}:board:global")).toBe(-1);
   } finally {
     client.disconnect();
@@ -143,7 +144,7 @@ it("answers period boards from PostgreSQL while Redis is down, and rebuilds them
     await client.flushall();
     await mesh.kill("ranking");
     await mesh.start("ranking");
-    await eventually(async () => ((await client.exists("{sb}:rebuilt-at")) === 1 ? true : undefined), 20_000, "the rebuild");
+    await eventually(async () => ((await client.exists(REBUILT_MARKER)) === 1 ? true : undefined), 20_000, "the rebuild");
     expect(await client.zcard(`{sb}:board:${current().daily}`)).toBe(before.length);
   } finally {
     client.disconnect();

@@ -6,7 +6,8 @@ import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { Redis } from "ioredis";
-import { memberOf } from "../services/ranking/src/boards.js";
+import { RedisBoards, USERS } from "../services/ranking/src/boards.js";
+import { REBUILT_MARKER } from "../services/ranking/src/rebuild.js";
 import { startRedis, type RedisInstance } from "./harness/infra.js";
 import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
 
@@ -44,9 +45,12 @@ const rank = async (userId: string) =>
   ).json()) as { entry?: { rank: string; score: string } };
 /** A user's score on the global board, through the user → member index. */
 async function scoreInRedis(client: Redis, userId: string): Promise<number | null> {
-  const member = await client.hget("{sb}:members", userId);
-  const score = member ? await client.zscore("{sb}:board:global", member) : null;
-  return score === null ? null : Number(score);
+  return (await new RedisBoards(client).scoresOf("global", [userId]))[0] ?? null;
+}
+/** A user's sorted-set member: the tie key kept in their USERS field, then the user id. */
+async function memberIn(client: Redis, userId: string): Promise<string> {
+  const stored = await client.hget(USERS, userId);
+  return `${stored!.split("|")[1]}|${userId}`;
 }
 
 const postgresBoard = async () =>
@@ -98,17 +102,16 @@ it("rebuilds the boards from PostgreSQL when ranking finds Redis empty", async (
   expect(rebuilt).toEqual(await postgresBoard());
   const fromRedis = new Redis(redis.url);
   // The marker is set once the whole rebuild is in.
-  await eventually(async () => ((await fromRedis.exists("{sb}:rebuilt-at")) === 1 ? true : undefined));
+  await eventually(async () => ((await fromRedis.exists(REBUILT_MARKER)) === 1 ? true : undefined));
   fromRedis.disconnect();
 });
 
 it("repairs drift with npm run reconcile and prints what it repaired", async () => {
   const client = new Redis(redis.url);
-  await client.zadd("{sb}:board:global", 999, (await client.hget("{sb}:members", "ua"))!); // wrong score
-  await client.zrem("{sb}:board:global", (await client.hget("{sb}:members", "ub"))!); // missing
-  const ghost = memberOf("ghost", Date.now()); // one member: two clock reads can differ by a millisecond
-  await client.zadd("{sb}:board:global", 5, ghost); // unknown to PostgreSQL
-  await client.hset("{sb}:members", "ghost", ghost);
+  await client.zadd("{sb}:board:global", 999, await memberIn(client, "ua")); // wrong score
+  await client.zrem("{sb}:board:global", await memberIn(client, "ub")); // missing
+  // Unknown to PostgreSQL.
+  await new RedisBoards(client).applyMany([{ userId: "ghost", username: "ghost", score: 5, version: 1, reachedAtMs: Date.now() }], ["global"]);
   const env = { ...process.env, DATABASE_URL: mesh.databaseUrl, REDIS_URL: redis.url };
   const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "scripts/reconcile.ts"], { cwd: root, env });
   expect(stdout, stdout).toContain("repaired ua: redis 999 -> postgres 10");

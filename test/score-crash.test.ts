@@ -3,6 +3,7 @@
 // counted in Redis once, and the three must agree on every user's total.
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { Redis } from "ioredis";
+import { RedisBoards } from "../services/ranking/src/boards.js";
 import { connect } from "nats";
 import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
 
@@ -112,11 +113,9 @@ it("loses nothing and counts nothing twice when score is SIGKILLed mid-burst", a
   const redis = new Redis(inject("infra").redisUrl);
   try {
     await eventually(async () => {
-      for (const [userId, score] of expected) {
-        const member = await redis.hget("{sb}:members", userId);
-        if (!member || Number(await redis.zscore("{sb}:board:global", member)) !== score) return undefined;
-      }
-      return true;
+      const users = [...expected.keys()];
+      const scores = await new RedisBoards(redis).scoresOf("global", users);
+      return users.every((userId, i) => scores[i] === expected.get(userId)) ? true : undefined;
     }, 30_000, "Redis to agree with PostgreSQL");
   } finally {
     redis.disconnect();

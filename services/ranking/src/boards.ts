@@ -39,17 +39,21 @@ export interface Boards {
 
 // One hash tag so every key lives in one Redis Cluster slot and the script
 // can touch them all atomically.
-const VERSIONS = "{sb}:versions";
-const NAMES = "{sb}:names";
-/** user id → its current sorted-set member. */
-const MEMBERS = "{sb}:members";
+//
+// Per user, one hash field holds all ranking needs besides the boards:
+// "<version>|<13-digit tie key>|<username>". One field instead of three
+// hashes (versions, names, members) halves Redis' work per user, which is
+// what bounds a rebuild of a million users. The sorted-set member is
+// "<tie key>|<user id>": the field's key is the user id, so it is not stored
+// twice, and the name goes last because it may contain anything.
+export const USERS = "{sb}:users";
+/** Keys of the layout before USERS; a rebuild removes them. */
+export const LEGACY_KEYS = ["{sb}:versions", "{sb}:names", "{sb}:members"];
 export const boardKey = (board: string) => `{sb}:board:${board}`;
-// A period board keeps its own versions and members: a user's member on
-// yesterday's board (when they reached yesterday's total) is not their member
-// today, and all three keys expire together after the retention.
-const periodVersionsKey = (board: string) => `{sb}:pversions:${board}`;
-const periodMembersKey = (board: string) => `{sb}:pmembers:${board}`;
-const membersKeyOf = (board: string) => (parsePeriodBoard(board) ? periodMembersKey(board) : MEMBERS);
+// A period board keeps its own "<version>|<tie key>" per user: a user's
+// member on yesterday's board (when they reached yesterday's total) is not
+// their member today; the hash and the board expire together.
+const periodUsersKey = (board: string) => `{sb}:pusers:${board}`;
 
 // Ties: a sorted set orders equal scores by member bytes, and ZREVRANGE
 // reverses that. A member is "<13 digits of (MAX - reached at ms)>|<user id>",
@@ -57,11 +61,29 @@ const membersKeyOf = (board: string) => (parsePeriodBoard(board) ? periodMembers
 // within one millisecond, the greater user id). Limits: reached-at times are
 // kept to the millisecond, until the year 2286.
 const TIME_MAX = 9_999_999_999_999;
-export function memberOf(userId: string, reachedAtMs: number): string {
-  return `${String(TIME_MAX - Math.max(0, Math.min(TIME_MAX, Math.trunc(reachedAtMs)))).padStart(13, "0")}|${userId}`;
+function tieKeyOf(reachedAtMs: number): string {
+  return String(TIME_MAX - Math.max(0, Math.min(TIME_MAX, Math.trunc(reachedAtMs)))).padStart(13, "0");
 }
-export function userIdOf(member: string): string {
+function userIdOf(member: string): string {
   return member.slice(member.indexOf("|") + 1);
+}
+
+/** A USERS or period hash value, split. */
+interface StoredUser {
+  version: number;
+  member: string;
+  username: string;
+}
+function parseStored(userId: string, value: string | null): StoredUser | undefined {
+  if (!value) return undefined;
+  const first = value.indexOf("|");
+  const second = value.indexOf("|", first + 1);
+  const tieKey = value.slice(first + 1, second < 0 ? undefined : second);
+  return {
+    version: Number(value.slice(0, first)),
+    member: `${tieKey}|${userId}`,
+    username: second < 0 ? userId : value.slice(second + 1),
+  };
 }
 
 // Newer version wins: a redelivered or out-of-order event is a no-op, so the
@@ -69,86 +91,65 @@ export function userIdOf(member: string): string {
 // Many users per call, with one command per key for the whole chunk: a
 // rebuild moves a million users, and per-user calls spend their time on
 // overhead, not on the data. Within a chunk the newest state of a user wins.
+// KEYS = USERS (or a period board's hash), then the boards; ARGV = force
+// (1: skip the version check, reconciliation's repair), expire-at (unix
+// seconds for every key, 0 for none), then user, version, score, tie key,
+// username per user (username "" for period boards, whose hash keeps none).
 const APPLY_SCRIPT = `
-local n = #ARGV / 5
+local force = ARGV[1] == '1'
+local expireAt = tonumber(ARGV[2])
+local n = (#ARGV - 2) / 5
 local users = {}
-for i = 1, n do users[i] = ARGV[(i - 1) * 5 + 1] end
+for i = 1, n do users[i] = ARGV[(i - 1) * 5 + 3] end
 local stored = redis.call('HMGET', KEYS[1], unpack(users))
-local oldMembers = redis.call('HMGET', KEYS[3], unpack(users))
 local best, order = {}, {}
 for i = 1, n do
   local user = users[i]
-  local version = tonumber(ARGV[(i - 1) * 5 + 2])
-  local floor = best[user] and best[user].version or tonumber(stored[i] or '0') or 0
+  local version = tonumber(ARGV[(i - 1) * 5 + 4])
+  local floor
+  if best[user] then
+    floor = best[user].version
+  elseif force or not stored[i] then
+    floor = -1
+  else
+    floor = tonumber(string.match(stored[i], '^(%d+)|')) or 0
+  end
   if version > floor then
     if not best[user] then order[#order + 1] = user end
-    best[user] = { version = version, at = i, old = oldMembers[i] }
+    best[user] = { version = version, at = i, old = stored[i] }
   end
 end
 if #order == 0 then return 0 end
-local versions, names, members, adds, removes = {}, {}, {}, {}, {}
+local fields, adds, removes = {}, {}, {}
 for _, user in ipairs(order) do
-  local b = (best[user].at - 1) * 5
-  local member = ARGV[b + 5]
-  versions[#versions + 1] = user; versions[#versions + 1] = ARGV[b + 2]
-  names[#names + 1] = user; names[#names + 1] = ARGV[b + 4]
-  members[#members + 1] = user; members[#members + 1] = member
+  local b = (best[user].at - 1) * 5 + 2
+  local tieKey = ARGV[b + 4]
+  local name = ARGV[b + 5]
+  local value = ARGV[b + 2] .. '|' .. tieKey
+  if name ~= '' then value = value .. '|' .. name end
+  fields[#fields + 1] = user; fields[#fields + 1] = value
+  local member = tieKey .. '|' .. user
   adds[#adds + 1] = ARGV[b + 3]; adds[#adds + 1] = member
   local old = best[user].old
-  if old and old ~= member then removes[#removes + 1] = old end
+  if old then
+    local oldMember = string.match(old, '^%d+|(%d+)') .. '|' .. user
+    if oldMember ~= member then removes[#removes + 1] = oldMember end
+  end
 end
-redis.call('HSET', KEYS[1], unpack(versions))
-redis.call('HSET', KEYS[2], unpack(names))
-redis.call('HSET', KEYS[3], unpack(members))
-for k = 4, #KEYS do
+redis.call('HSET', KEYS[1], unpack(fields))
+for k = 2, #KEYS do
   if #removes > 0 then redis.call('ZREM', KEYS[k], unpack(removes)) end
   redis.call('ZADD', KEYS[k], unpack(adds))
+end
+if expireAt > 0 then
+  for k = 1, #KEYS do redis.call('EXPIREAT', KEYS[k], expireAt) end
 end
 return #order
 `;
 const APPLY_CHUNK = 1_000;
 
-// The same rule for one period board: KEYS = board, its versions, its
-// members; ARGV = expire-at (unix seconds), then user, version, score,
-// member per user.
-const APPLY_PERIOD_SCRIPT = `
-local n = (#ARGV - 1) / 4
-local users = {}
-for i = 1, n do users[i] = ARGV[(i - 1) * 4 + 2] end
-local stored = redis.call('HMGET', KEYS[2], unpack(users))
-local oldMembers = redis.call('HMGET', KEYS[3], unpack(users))
-local best, order = {}, {}
-for i = 1, n do
-  local user = users[i]
-  local version = tonumber(ARGV[(i - 1) * 4 + 3])
-  local floor = best[user] and best[user].version or tonumber(stored[i] or '0') or 0
-  if version > floor then
-    if not best[user] then order[#order + 1] = user end
-    best[user] = { version = version, at = i, old = oldMembers[i] }
-  end
-end
-if #order == 0 then return 0 end
-local versions, members, adds, removes = {}, {}, {}, {}
-for _, user in ipairs(order) do
-  local b = (best[user].at - 1) * 4 + 1
-  local member = ARGV[b + 4]
-  versions[#versions + 1] = user; versions[#versions + 1] = ARGV[b + 2]
-  members[#members + 1] = user; members[#members + 1] = member
-  adds[#adds + 1] = ARGV[b + 3]; adds[#adds + 1] = member
-  local old = best[user].old
-  if old and old ~= member then removes[#removes + 1] = old end
-end
-redis.call('HSET', KEYS[2], unpack(versions))
-redis.call('HSET', KEYS[3], unpack(members))
-if #removes > 0 then redis.call('ZREM', KEYS[1], unpack(removes)) end
-redis.call('ZADD', KEYS[1], unpack(adds))
-for k = 1, 3 do redis.call('EXPIREAT', KEYS[k], ARGV[1]) end
-return #order
-`;
-
 type RedisWithScripts = Redis & {
   applyScores(...args: (string | number)[]): Promise<number>;
-  applyPeriodScores(...args: (string | number)[]): Promise<number>;
 };
 
 export class RedisBoards implements Boards {
@@ -159,12 +160,16 @@ export class RedisBoards implements Boards {
     private readonly retention: PeriodRetention = DEFAULT_RETENTION_MS,
   ) {
     redis.defineCommand("applyScores", { lua: APPLY_SCRIPT });
-    redis.defineCommand("applyPeriodScores", { lua: APPLY_PERIOD_SCRIPT });
     this.redis = redis as RedisWithScripts;
   }
 
   async apply(state: ScoreState, boards: string[]): Promise<boolean> {
     return (await this.applyMany([state], boards)) === 1;
+  }
+
+  /** Applies many states, a chunk per script call (rebuilds); same version rule as apply(). */
+  async applyMany(states: ScoreState[], boards: string[], force = false): Promise<number> {
+    return this.run([USERS, ...boards.map(boardKey)], states, { force, withNames: true, expireAtS: 0 });
   }
 
   async applyPeriods(state: ScoreState, periods: PeriodTotal[]): Promise<string[]> {
@@ -184,27 +189,19 @@ export class RedisBoards implements Boards {
     if (!period) throw new Error(`not a period board: ${board}`);
     const expireAtS = Math.ceil(expiresAtMs(period, this.retention) / 1000);
     if (expireAtS * 1000 <= Date.now() || states.length === 0) return 0;
-    const keys = [boardKey(board), periodVersionsKey(board), periodMembersKey(board)];
-    const calls: Promise<number>[] = [];
-    for (let i = 0; i < states.length; i += APPLY_CHUNK) {
-      const args: (string | number)[] = [expireAtS];
-      for (const s of states.slice(i, i + APPLY_CHUNK)) {
-        args.push(s.userId, s.version, s.score, memberOf(s.userId, s.reachedAtMs));
-      }
-      calls.push(this.redis.applyPeriodScores(keys.length, ...keys, ...args));
-    }
-    return (await Promise.all(calls)).reduce((sum, n) => sum + n, 0);
+    return this.run([periodUsersKey(board), boardKey(board)], states, { force: false, withNames: false, expireAtS });
   }
 
-  /** Applies many states, a chunk per script call (rebuilds); same version rule as apply(). */
-  async applyMany(states: ScoreState[], boards: string[], force = false): Promise<number> {
-    const keys = [VERSIONS, NAMES, MEMBERS, ...boards.map(boardKey)];
+  private async run(
+    keys: string[],
+    states: ScoreState[],
+    { force, withNames, expireAtS }: { force: boolean; withNames: boolean; expireAtS: number },
+  ): Promise<number> {
     const calls: Promise<number>[] = [];
     for (let i = 0; i < states.length; i += APPLY_CHUNK) {
-      const args: (string | number)[] = [];
+      const args: (string | number)[] = [force ? "1" : "0", expireAtS];
       for (const s of states.slice(i, i + APPLY_CHUNK)) {
-        // A forced write passes the version check by claiming a version above any real one.
-        args.push(s.userId, force ? Number.MAX_SAFE_INTEGER : s.version, s.score, s.username, memberOf(s.userId, s.reachedAtMs));
+        args.push(s.userId, s.version, s.score, tieKeyOf(s.reachedAtMs), withNames ? s.username : "");
       }
       calls.push(this.redis.applyScores(keys.length, ...keys, ...args));
     }
@@ -214,18 +211,13 @@ export class RedisBoards implements Boards {
   /** Sets states as given, whatever version Redis holds (reconciliation's repair). */
   async overwrite(states: ScoreState[], boards: string[]): Promise<void> {
     await this.applyMany(states, boards, true);
-    // Put the real versions back, so later events apply as usual.
-    const pipeline = this.redis.pipeline();
-    for (const s of states) pipeline.hset(VERSIONS, s.userId, s.version);
-    for (const [err] of (await pipeline.exec()) ?? []) if (err) throw err;
   }
 
   /** Scores of these users on a board, null where absent. */
   async scoresOf(board: string, userIds: string[]): Promise<(number | null)[]> {
     if (userIds.length === 0) return [];
-    const members = await this.redis.hmget(MEMBERS, ...userIds);
-    const present = members.map((m) => m ?? "\u0000absent");
-    const scores = await this.redis.zmscore(boardKey(board), ...present);
+    const members = await this.membersOf(board, userIds);
+    const scores = await this.redis.zmscore(boardKey(board), ...members.map((m) => m ?? "\u0000absent"));
     return scores.map((s) => (s === null ? null : Number(s)));
   }
 
@@ -243,7 +235,7 @@ export class RedisBoards implements Boards {
 
   async remove(board: string, userIds: string[]): Promise<void> {
     if (userIds.length === 0) return;
-    const members = (await this.redis.hmget(MEMBERS, ...userIds)).filter((m): m is string => m !== null);
+    const members = (await this.membersOf(board, userIds)).filter((m): m is string => m !== undefined);
     if (members.length > 0) await this.redis.zrem(boardKey(board), ...members);
   }
 
@@ -256,20 +248,33 @@ export class RedisBoards implements Boards {
       scores.push(Number(flat[i + 1]));
     }
     if (userIds.length === 0) return [];
-    const names = await this.redis.hmget(NAMES, ...userIds);
+    const stored = await this.redis.hmget(USERS, ...userIds);
     return userIds.map((userId, i) => ({
       rank: offset + i + 1,
       userId,
-      username: names[i] ?? userId,
+      username: parseStored(userId, stored[i] ?? null)?.username ?? userId,
       score: scores[i] ?? 0,
     }));
   }
 
   async rankOf(board: string, userId: string): Promise<RankedEntry | undefined> {
-    const [member, name] = await Promise.all([this.redis.hget(membersKeyOf(board), userId), this.redis.hget(NAMES, userId)]);
-    if (!member) return undefined;
-    const [rank, score] = await Promise.all([this.redis.zrevrank(boardKey(board), member), this.redis.zscore(boardKey(board), member)]);
+    const period = parsePeriodBoard(board) !== undefined;
+    const [own, profile] = await Promise.all([
+      this.redis.hget(period ? periodUsersKey(board) : USERS, userId),
+      period ? this.redis.hget(USERS, userId) : Promise.resolve(null),
+    ]);
+    const stored = parseStored(userId, own);
+    if (!stored) return undefined;
+    const [rank, score] = await Promise.all([this.redis.zrevrank(boardKey(board), stored.member), this.redis.zscore(boardKey(board), stored.member)]);
     if (rank === null || score === null) return undefined;
-    return { rank: rank + 1, userId, username: name ?? userId, score: Number(score) };
+    const username = period ? (parseStored(userId, profile)?.username ?? userId) : stored.username;
+    return { rank: rank + 1, userId, username, score: Number(score) };
+  }
+
+  /** Each user's member on a board (undefined where unknown). */
+  private async membersOf(board: string, userIds: string[]): Promise<(string | undefined)[]> {
+    const key = parsePeriodBoard(board) ? periodUsersKey(board) : USERS;
+    const stored = await this.redis.hmget(key, ...userIds);
+    return userIds.map((userId, i) => parseStored(userId, stored[i] ?? null)?.member);
   }
 }
