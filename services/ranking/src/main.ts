@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     redis: metrics.redisErrors,
     postgres: metrics.postgresErrors,
   });
-  const checkBoards = keepBoardsBuilt(db, redisBoards, redis, logger, config.periodRetention);
+  const checkBoards = keepBoardsBuilt(db, redisBoards, redis, logger, config.periodRetention, (running) => boards.setRebuilding(running));
   const stopReconciling = scheduleReconciliation(() => reconcile(db, redisBoards), redis, config.reconcileIntervalMs, (result) => {
     if (result instanceof Error) logger.warn({ err: result.message }, "reconciliation failed");
     else logger.info({ checked: result.checked, repaired: result.repaired.length }, "reconciliation done");

@@ -134,6 +134,8 @@ export function keepBoardsBuilt(
   redis: Redis,
   logger: Logger,
   retention: PeriodRetention = DEFAULT_RETENTION_MS,
+  /** Told when a rebuild starts and ends (reads avoid the partial boards meanwhile). */
+  onRebuilding: (running: boolean) => void = () => {},
 ): () => Promise<void> {
   let running: Promise<void> | undefined;
   const check = async () => {
@@ -142,8 +144,13 @@ export function keepBoardsBuilt(
       try {
         if (await redis.exists(REBUILT_MARKER)) return;
         logger.info("Redis has no boards: rebuilding from PostgreSQL");
-        const result = await rebuildBoards(db, boards, redis, retention);
-        logger.info(result, "boards rebuilt from PostgreSQL");
+        onRebuilding(true);
+        try {
+          const result = await rebuildBoards(db, boards, redis, retention);
+          logger.info(result, "boards rebuilt from PostgreSQL");
+        } finally {
+          onRebuilding(false);
+        }
       } catch (err) {
         logger.warn({ err: (err as Error).message }, "board rebuild failed; will retry when Redis is ready again");
       } finally {

@@ -77,6 +77,7 @@ export class PostgresStandings {
  */
 export class ResilientBoards implements Boards {
   private degraded = false;
+  private rebuilding = false;
 
   constructor(
     private readonly redisBoards: Boards,
@@ -109,7 +110,16 @@ export class ResilientBoards implements Boards {
     );
   }
 
+  /**
+   * While this replica rebuilds Redis, its boards are partial: reads go to
+   * PostgreSQL until the rebuild is complete.
+   */
+  setRebuilding(rebuilding: boolean): void {
+    this.rebuilding = rebuilding;
+  }
+
   private async read<T>(fromRedis: () => Promise<T>, fromPostgres: () => Promise<T>): Promise<T> {
+    if (this.rebuilding) return fromPostgres();
     // Not connected: do not wait for ioredis' retries, answer from the source of truth.
     if (this.redis.status === "ready") {
       try {
