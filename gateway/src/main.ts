@@ -19,6 +19,7 @@ import { loadDemoPage } from "./demo-page.js";
 import { LeaderboardFeeds } from "./leaderboard-feed.js";
 import { createRestHandler } from "./routes.js";
 import { registerRpcProxy } from "./rpc-proxy.js";
+import { createWatchStreamHandler } from "./watch-stream.js";
 import { connectUpstreams } from "./upstreams.js";
 
 const logger = createLogger("gateway");
@@ -55,6 +56,8 @@ async function main(): Promise<void> {
     shutdownSignal: () => server!.shutdownSignal,
     metrics,
   });
+  const connectStreams = metrics.openStreamsOf("connect");
+  const watchStreams = createWatchStreamHandler({ feeds, readGate, heartbeatMs: config.sseHeartbeatMs, logger, openStreams: connectStreams });
   server = await startRpcServer({
     name: "gateway",
     host: config.host,
@@ -62,7 +65,9 @@ async function main(): Promise<void> {
     logger,
     services: [ScoreService, CatalogService, RankingService, PushService],
     routes: (router) =>
-      registerRpcProxy(router, upstreams, feeds, guard, config.rateLimits.rpc, readGate, config.sseHeartbeatMs, metrics.openStreamsOf("connect")),
+      registerRpcProxy(router, upstreams, feeds, guard, config.rateLimits.rpc, readGate, config.sseHeartbeatMs, connectStreams),
+    // WatchLeaderboard for Connect and gRPC-Web without connect-node's per-message machinery.
+    preHandler: watchStreams,
     fallback: rest,
     onUpgrade: createWebSocketUpgrade({
       feeds,

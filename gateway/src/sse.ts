@@ -2,6 +2,7 @@ import type { LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
 import type { Request, Response } from "./http.js";
+import { StreamRegistry } from "./stream-registry.js";
 
 // Every client of a feed gets the same update object: render its frame once,
 // not once per client (10,000 clients would mean 10,000 JSON.stringify calls
@@ -18,6 +19,14 @@ function frameOf(update: LeaderboardUpdate): Buffer {
     frames.set(update, frame);
   }
   return frame;
+}
+
+// One shutdown listener for all SSE streams (see StreamRegistry).
+const registries = new WeakMap<AbortSignal, StreamRegistry>();
+function registryOf(signal: AbortSignal): StreamRegistry {
+  let registry = registries.get(signal);
+  if (!registry) registries.set(signal, (registry = new StreamRegistry(signal)));
+  return registry;
 }
 
 export interface SseOptions {
@@ -66,13 +75,12 @@ export function serveLeaderboardStream(req: Request, res: Response, feeds: Leade
   const finish = () => {
     clearInterval(heartbeat);
     unsubscribe();
-    options.shutdownSignal.removeEventListener("abort", end);
+    unregister();
     res.off("drain", onDrain);
   };
-  const end = () => {
+  const unregister = registryOf(options.shutdownSignal).add(() => {
     finish();
     res.end();
-  };
-  options.shutdownSignal.addEventListener("abort", end, { once: true });
+  });
   res.once("close", finish);
 }

@@ -1,0 +1,258 @@
+import type { ServerResponse } from "node:http";
+import type { NodeHandler } from "@scoreboard/platform/rpc-server";
+import { create, fromBinary, fromJson, toBinary, toJson } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  LeaderboardUpdateSchema,
+  WatchLeaderboardRequestSchema,
+  type LeaderboardUpdate,
+  type WatchLeaderboardRequest,
+} from "@scoreboard/gen/scoreboard/v1/push_pb";
+import { boardName, pageLimit } from "@scoreboard/platform/board-params";
+import type { Logger } from "@scoreboard/platform/logger";
+import type { OpenCount } from "@scoreboard/platform/metrics";
+import type { LeaderboardFeeds } from "./leaderboard-feed.js";
+import type { ReadGate } from "./rest/leaderboard-reads.js";
+import { StreamRegistry } from "./stream-registry.js";
+
+type Request = Parameters<NodeHandler>[0];
+// Both response kinds have the few methods used here; one type keeps the calls simple.
+type Response = ServerResponse;
+
+const PATH = "/scoreboard.v1.PushService/WatchLeaderboard";
+const MAX_REQUEST_BYTES = 4 * 1024;
+
+/**
+ * WatchLeaderboard for Connect and gRPC-Web clients (browsers, connect-web,
+ * connect-node), written straight to the response instead of through
+ * connect-node's handler. Every client of a feed gets the same update; its
+ * protobuf or JSON body is encoded once and each stream only adds its own
+ * sequence number (protobuf fields may come in any order, so the sequence
+ * field is appended to the shared bytes). Through connect-node each message
+ * crossed half a dozen async generators per stream, and with thousands of
+ * streams that, not the network, bounded the fan-out.
+ *
+ * Everything else (plain gRPC with HTTP/2 trailers, gRPC-Web text,
+ * compressed requests) is left to connect-node: the handler answers false.
+ */
+export function createWatchStreamHandler(options: {
+  feeds: LeaderboardFeeds;
+  readGate: ReadGate;
+  heartbeatMs: number;
+  logger: Logger;
+  openStreams?: OpenCount;
+}) {
+  const registries = new WeakMap<AbortSignal, StreamRegistry>();
+  return (req: Request, response: Parameters<NodeHandler>[1], shutdownSignal: AbortSignal): boolean => {
+    const res = response as unknown as Response;
+    if (req.method !== "POST" || (req.url ?? "").split("?")[0] !== PATH) return false;
+    const protocol = protocolOf(req);
+    if (!protocol) return false;
+    let registry = registries.get(shutdownSignal);
+    if (!registry) registries.set(shutdownSignal, (registry = new StreamRegistry(shutdownSignal)));
+    void serve(req, res, protocol, registry, options);
+    return true;
+  };
+}
+
+interface Protocol {
+  kind: "connect" | "grpc-web";
+  json: boolean;
+  contentType: string;
+}
+
+function protocolOf(req: Request): Protocol | undefined {
+  const contentType = String(req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+  const encoding = req.headers["connect-content-encoding"] ?? req.headers["grpc-encoding"];
+  if (encoding && encoding !== "identity") return undefined;
+  switch (contentType) {
+    case "application/connect+proto":
+      return { kind: "connect", json: false, contentType };
+    case "application/connect+json":
+      return { kind: "connect", json: true, contentType };
+    case "application/grpc-web":
+    case "application/grpc-web+proto":
+      return { kind: "grpc-web", json: false, contentType };
+    case "application/grpc-web+json":
+      return { kind: "grpc-web", json: true, contentType };
+    default:
+      return undefined;
+  }
+}
+
+async function serve(
+  req: Request,
+  res: Response,
+  protocol: Protocol,
+  registry: StreamRegistry,
+  options: { feeds: LeaderboardFeeds; readGate: ReadGate; heartbeatMs: number; logger: Logger; openStreams?: OpenCount },
+): Promise<void> {
+  let request: WatchLeaderboardRequest;
+  try {
+    request = decodeRequest(await readBody(req), protocol.json);
+    await options.readGate.check(headerOf(req, "authorization"));
+  } catch (err) {
+    res.writeHead(200, { "content-type": protocol.contentType });
+    res.end(endFrame(protocol, ConnectError.from(err)));
+    return;
+  }
+  let board: string;
+  let limit: number;
+  try {
+    board = boardName(request.board);
+    limit = pageLimit(request.limit);
+  } catch (err) {
+    res.writeHead(200, { "content-type": protocol.contentType });
+    res.end(endFrame(protocol, ConnectError.from(err)));
+    return;
+  }
+
+  res.writeHead(200, { "content-type": protocol.contentType, "cache-control": "no-cache, no-transform", "x-accel-buffering": "no" });
+  options.openStreams?.inc();
+  let sequence = 0n;
+  let blocked = false;
+  let pending: LeaderboardUpdate | undefined;
+  let heartbeat: NodeJS.Timeout | undefined;
+  const armHeartbeat = () => {
+    clearTimeout(heartbeat);
+    heartbeat = setTimeout(() => {
+      if (!blocked) write(undefined);
+      armHeartbeat();
+    }, options.heartbeatMs);
+  };
+  // A client that cannot keep up gets only the newest state once its socket
+  // drains: one state, never a queue.
+  const write = (update: LeaderboardUpdate | undefined) => {
+    sequence += 1n;
+    const frame = update ? updateFrame(update, sequence, protocol.json) : heartbeatFrame(sequence, protocol.json);
+    blocked = !res.write(frame);
+  };
+  const send = (update: LeaderboardUpdate) => {
+    if (blocked) {
+      pending = update;
+      return;
+    }
+    write(update);
+    armHeartbeat();
+  };
+  const onDrain = () => {
+    blocked = false;
+    const update = pending;
+    pending = undefined;
+    if (update) send(update);
+  };
+  res.on("drain", onDrain);
+  const unsubscribe = options.feeds.subscribe(board, limit, send);
+  armHeartbeat();
+
+  let finished = false;
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(heartbeat);
+    unsubscribe();
+    unregister();
+    res.off("drain", onDrain);
+    options.openStreams?.dec();
+  };
+  // Shutdown ends the stream cleanly, so clients reconnect elsewhere.
+  const unregister = registry.add(() => {
+    finish();
+    res.end(endFrame(protocol, undefined));
+  });
+  res.once("close", finish);
+}
+
+function headerOf(req: Request, name: string): string | undefined {
+  const value = req.headers[name];
+  return typeof value === "string" ? value : undefined;
+}
+
+async function readBody(req: Request): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_REQUEST_BYTES) throw new ConnectError(`request larger than ${MAX_REQUEST_BYTES} bytes`, Code.ResourceExhausted);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** The one enveloped request message of a server stream. */
+function decodeRequest(body: Buffer, json: boolean): WatchLeaderboardRequest {
+  if (body.length < 5 || body.length !== 5 + body.readUInt32BE(1) || (body[0]! & ~0x01) !== 0) {
+    throw new ConnectError("malformed request envelope: expected one enveloped WatchLeaderboardRequest", Code.InvalidArgument);
+  }
+  if (body[0] === 0x01) throw new ConnectError("compressed request messages are not accepted", Code.InvalidArgument);
+  const message = body.subarray(5);
+  try {
+    return json ? fromJson(WatchLeaderboardRequestSchema, JSON.parse(message.toString("utf8"))) : fromBinary(WatchLeaderboardRequestSchema, message);
+  } catch (err) {
+    throw new ConnectError(`cannot decode WatchLeaderboardRequest: ${(err as Error).message}`, Code.InvalidArgument);
+  }
+}
+
+function envelope(flags: number, payload: Buffer | Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(5 + payload.length);
+  frame[0] = flags;
+  frame.writeUInt32BE(payload.length, 1);
+  frame.set(payload, 5);
+  return frame;
+}
+
+// The shared part of an update, encoded once per update and format.
+const sharedProto = new WeakMap<LeaderboardUpdate, Buffer>();
+const sharedJson = new WeakMap<LeaderboardUpdate, string>();
+
+function updateFrame(update: LeaderboardUpdate, sequence: bigint, json: boolean): Buffer {
+  if (json) {
+    let body = sharedJson.get(update);
+    if (body === undefined) {
+      body = JSON.stringify(toJson(LeaderboardUpdateSchema, create(LeaderboardUpdateSchema, { entries: update.entries, asOf: update.asOf })));
+      sharedJson.set(update, body);
+    }
+    const withSequence = body === "{}" ? `{"sequence":"${sequence}"}` : `${body.slice(0, -1)},"sequence":"${sequence}"}`;
+    return envelope(0, Buffer.from(withSequence));
+  }
+  let body = sharedProto.get(update);
+  if (!body) {
+    body = Buffer.from(toBinary(LeaderboardUpdateSchema, create(LeaderboardUpdateSchema, { entries: update.entries, asOf: update.asOf })));
+    sharedProto.set(update, body);
+  }
+  const tail = sequenceField(sequence);
+  const frame = Buffer.allocUnsafe(5 + body.length + tail.length);
+  frame[0] = 0;
+  frame.writeUInt32BE(body.length + tail.length, 1);
+  body.copy(frame, 5);
+  frame.set(tail, 5 + body.length);
+  return frame;
+}
+
+/** Field 3 (sequence, uint64) as protobuf wire bytes: tag, then the varint. */
+function sequenceField(sequence: bigint): Uint8Array {
+  const bytes = [(3 << 3) | 0];
+  let value = sequence;
+  while (value >= 0x80n) {
+    bytes.push(Number(value & 0x7fn) | 0x80);
+    value >>= 7n;
+  }
+  bytes.push(Number(value));
+  return Uint8Array.from(bytes);
+}
+
+function heartbeatFrame(sequence: bigint, json: boolean): Buffer {
+  const message = create(LeaderboardUpdateSchema, { heartbeat: true, sequence });
+  return envelope(0, json ? Buffer.from(JSON.stringify(toJson(LeaderboardUpdateSchema, message))) : toBinary(LeaderboardUpdateSchema, message));
+}
+
+/** Connect's end-of-stream message, or gRPC-Web's trailers frame. */
+function endFrame(protocol: Protocol, error: ConnectError | undefined): Buffer {
+  if (protocol.kind === "connect") {
+    const end = error ? { error: { code: Code[error.code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase(), message: error.rawMessage } } : {};
+    return envelope(0x02, Buffer.from(JSON.stringify(end)));
+  }
+  const status = error ? error.code : 0;
+  const message = error ? encodeURIComponent(error.rawMessage) : "";
+  return envelope(0x80, Buffer.from(`grpc-status: ${status}\r\ngrpc-message: ${message}\r\n`));
+}
