@@ -21,14 +21,6 @@ function frameOf(update: LeaderboardUpdate): Buffer {
   return frame;
 }
 
-// One shutdown listener for all SSE streams (see StreamRegistry).
-const registries = new WeakMap<AbortSignal, StreamRegistry>();
-function registryOf(signal: AbortSignal): StreamRegistry {
-  let registry = registries.get(signal);
-  if (!registry) registries.set(signal, (registry = new StreamRegistry(signal)));
-  return registry;
-}
-
 export interface SseOptions {
   heartbeatMs: number;
   shutdownSignal: AbortSignal;
@@ -78,7 +70,7 @@ export function serveLeaderboardStream(req: Request, res: Response, feeds: Leade
     unregister();
     res.off("drain", onDrain);
   };
-  const unregister = registryOf(options.shutdownSignal).add(() => {
+  const unregister = StreamRegistry.of(options.shutdownSignal).add(() => {
     finish();
     res.end();
   });

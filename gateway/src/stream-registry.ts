@@ -5,10 +5,19 @@
  * 50 million comparisons just to connect.
  */
 export class StreamRegistry {
+  private static readonly bySignal = new WeakMap<AbortSignal, StreamRegistry>();
+
+  /** The one registry of a signal, shared by every kind of stream that ends on it. */
+  static of(signal: AbortSignal): StreamRegistry {
+    let registry = StreamRegistry.bySignal.get(signal);
+    if (!registry) StreamRegistry.bySignal.set(signal, (registry = new StreamRegistry(signal)));
+    return registry;
+  }
+
   private readonly enders = new Set<() => void>();
   private readonly aborted: () => boolean;
 
-  constructor(signal: AbortSignal) {
+  private constructor(signal: AbortSignal) {
     signal.addEventListener(
       "abort",
       () => {

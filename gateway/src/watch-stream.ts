@@ -42,15 +42,12 @@ export function createWatchStreamHandler(options: {
   logger: Logger;
   openStreams?: OpenCount;
 }) {
-  const registries = new WeakMap<AbortSignal, StreamRegistry>();
   return (req: Request, response: Parameters<NodeHandler>[1], shutdownSignal: AbortSignal): boolean => {
     const res = response as unknown as Response;
     if (req.method !== "POST" || (req.url ?? "").split("?")[0] !== PATH) return false;
     const protocol = protocolOf(req);
     if (!protocol) return false;
-    let registry = registries.get(shutdownSignal);
-    if (!registry) registries.set(shutdownSignal, (registry = new StreamRegistry(shutdownSignal)));
-    void serve(req, res, protocol, registry, options);
+    void serve(req, res, protocol, StreamRegistry.of(shutdownSignal), options);
     return true;
   };
 }

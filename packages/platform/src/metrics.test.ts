@@ -109,4 +109,20 @@ describe("sampleEvery", () => {
     expect((errors[0] as Error).message).toBe("store down");
     expect(calls).toBeGreaterThan(1);
   });
+
+  it("marks only the first failure of a streak, so a caller logs it once", async () => {
+    const firsts: boolean[] = [];
+    let calls = 0;
+    const stop = sampleEvery(
+      5,
+      async () => {
+        calls += 1;
+        if (calls !== 3) throw new Error("store down"); // fail, fail, succeed, fail...
+      },
+      (_err, first) => firsts.push(first),
+    );
+    await tick(60);
+    stop();
+    expect(firsts.slice(0, 3)).toEqual([true, false, true]);
+  });
 });

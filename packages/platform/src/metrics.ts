@@ -149,13 +149,27 @@ export class ProcessMetrics {
  * gauges read from a datastore; returns the way to stop. A failed sample
  * keeps the last value and is reported to onError.
  */
-export function sampleEvery(intervalMs: number, sample: () => Promise<void>, onError: (err: unknown) => void): () => void {
+export function sampleEvery(
+  intervalMs: number,
+  sample: () => Promise<void>,
+  /** `first` is true for the first failure after a success, so a caller can log a streak once. */
+  onError: (err: unknown, first: boolean) => void,
+): () => void {
   let running = false;
+  let failing = false;
   const run = () => {
     if (running) return;
     running = true;
     sample()
-      .catch(onError)
+      .then(
+        () => {
+          failing = false;
+        },
+        (err: unknown) => {
+          onError(err, !failing);
+          failing = true;
+        },
+      )
       .finally(() => (running = false));
   };
   run();

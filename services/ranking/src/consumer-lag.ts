@@ -19,18 +19,15 @@ export function watchConsumerLag(
   logger: Logger,
   intervalMs = 5_000,
 ): () => void {
-  let failing = false;
   return sampleEvery(
     intervalMs,
     async () => {
       const info = await jsm.consumers.info(ScoresStream.name, RankingConsumer.durable_name);
       gauges.pending.set(info.num_pending);
       gauges.ackPending.set(info.num_ack_pending);
-      failing = false;
     },
-    (err) => {
-      if (!failing) logger.warn({ err: (err as Error).message }, "sampling the ranking consumer's lag failed");
-      failing = true;
+    (err, first) => {
+      if (first) logger.warn({ err: (err as Error).message }, "sampling the ranking consumer's lag failed");
     },
   );
 }

@@ -26,17 +26,14 @@ export function watchOutboxBacklog(
   logger: Logger,
   intervalMs = 5_000,
 ): () => void {
-  let failing = false;
   return sampleEvery(
     intervalMs,
     async () => {
       backlog.set(await countOutboxBacklog(db));
-      failing = false;
     },
-    (err) => {
+    (err, first) => {
       postgresErrors.inc();
-      if (!failing) logger.warn({ err: (err as Error).message }, "sampling the outbox backlog failed");
-      failing = true;
+      if (first) logger.warn({ err: (err as Error).message }, "sampling the outbox backlog failed");
     },
   );
 }
