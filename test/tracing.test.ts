@@ -29,6 +29,17 @@ function only(spans: ReceivedSpan[], service: string, name: string, kind?: numbe
 
 describe("tracing", () => {
   it("follows one action from the REST call to push's fan-out in one trace", async () => {
+    // The gateway opens its global top-100 feed from push once it runs; the
+    // fan-out asserted below needs that stream to be there before the grant.
+    await eventually(
+      async () => {
+        const text = await (await fetch(`${mesh.urls.push}/metrics`)).text();
+        const open = Number(/^sb_open_streams\{[^}]*kind="watch"[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
+        return open > 0 ? open : undefined;
+      },
+      15_000,
+      "the gateway's stream open on push",
+    );
     const token = await mesh.token("tracy", { name: "Tracy" });
     const res = await fetch(`${mesh.urls.gateway}/api/actions`, {
       method: "POST",
@@ -48,7 +59,11 @@ describe("tracing", () => {
         const spans = receiver.spans.filter((s) => s.traceId === route.traceId);
         const ids = new Set(spans.map((s) => s.spanId));
         const whole = spans.every((s) => !s.parentSpanId || ids.has(s.parentSpanId));
-        return whole && spans.some((s) => s.service === "scoreboard-push" && s.name === "fan out board change") ? spans : undefined;
+        // Push exports its fan-outs on its own schedule too: wait for the global board's.
+        const globalFanout = spans.some(
+          (s) => s.service === "scoreboard-push" && s.name === "fan out board change" && s.attributes["scoreboard.board"] === "global",
+        );
+        return whole && globalFanout ? spans : undefined;
       },
       20_000,
       "a whole trace down to push's fan-out",
