@@ -160,6 +160,20 @@ describe("envoy", () => {
     expect(config.static_resources.clusters.map((c: any) => c.name)).toEqual(expect.arrayContaining(["gateway", "jwks", "otel_collector"]));
   });
 
+  it("answers its own refusals in the gateway's JSON error shape, and gRPC with a plain status", () => {
+    const { config } = envoyConfig(renderChart());
+    const local = config.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.local_reply_config;
+    // gRPC first: a JSON body would end up in grpc-message.
+    expect(local.mappers[0].filter.header_filter.header).toEqual({ name: "content-type", string_match: { prefix: "application/grpc" } });
+    expect(local.mappers[0].body_format_override).toEqual({ text_format: "%LOCAL_REPLY_BODY%" });
+    const codeFor = (status: number) =>
+      local.mappers.find((m: any) => m.filter.status_code_filter?.comparison.value.default_value === status)?.body_format_override.json_format;
+    expect(codeFor(401)).toEqual({ success: false, code: "unauthenticated", message: "%LOCAL_REPLY_BODY%" });
+    expect(codeFor(429)).toEqual({ success: false, code: "resource_exhausted", message: "%LOCAL_REPLY_BODY%" });
+    expect(codeFor(404)?.code).toBe("not_found");
+    expect(local.body_format.json_format).toEqual({ success: false, code: "unavailable", message: "%LOCAL_REPLY_BODY%" });
+  });
+
   it("notices a missing route and a stream with a timeout", async () => {
     const objects = renderChart();
     const configMap = objects.find((o) => o.metadata.name === "scoreboard-envoy" && o.kind === "ConfigMap") as any;
