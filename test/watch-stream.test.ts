@@ -112,6 +112,26 @@ describe("the fast path", () => {
     }
   });
 
+  it("counts each stream in sb_rpc_requests_total when it ends, as connect-node's streams are", async () => {
+    const count = async (code: string) => {
+      const metrics = await (await fetch(`${mesh.urls.gateway}/metrics`)).text();
+      const line = new RegExp(`^sb_rpc_requests_total\\{[^}]*method="WatchLeaderboard"[^}]*code="${code}"[^}]*\\} (\\d+)`, "m").exec(metrics);
+      return Number(line?.[1] ?? 0);
+    };
+    const canceledBefore = await count("canceled");
+    const invalidBefore = await count("invalid_argument");
+    const stream = watch(transports["Connect JSON, HTTP/1.1"]!());
+    await eventually(async () => (stream.updates.length > 0 ? true : undefined));
+    await stream.stop(); // the client leaves: canceled
+    await fetch(`${mesh.urls.gateway}/scoreboard.v1.PushService/WatchLeaderboard`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+json" },
+      body: "not an envelope",
+    });
+    await eventually(async () => ((await count("canceled")) === canceledBefore + 1 ? true : undefined), 5_000, "the canceled stream counted");
+    expect(await count("invalid_argument")).toBe(invalidBefore + 1);
+  });
+
   it("ends its streams cleanly when the gateway shuts down", async () => {
     const stream = watch(transports["Connect proto, HTTP/1.1"]!());
     const grpcWeb = watch(transports["gRPC-Web proto, HTTP/1.1"]!());

@@ -7,6 +7,7 @@ import { createLogger } from "@scoreboard/platform/logger";
 import { startTracing } from "@scoreboard/platform/tracing";
 import { startRpcServer, type RpcServer } from "@scoreboard/platform/rpc-server";
 import { ProcessMetrics } from "@scoreboard/platform/metrics";
+import { rpcRecorder } from "@scoreboard/platform/rpc-metrics";
 import { Readiness, redisCheck } from "@scoreboard/platform/probes";
 import { TokenVerifier } from "@scoreboard/platform/auth";
 import { RedisSlidingWindowLimiter } from "@scoreboard/platform/rate-limit";
@@ -57,7 +58,7 @@ async function main(): Promise<void> {
     metrics,
   });
   const connectStreams = metrics.openStreamsOf("connect");
-  const watchStreams = createWatchStreamHandler({ feeds, readGate, heartbeatMs: config.sseHeartbeatMs, logger, openStreams: connectStreams });
+  const watchStreams = createWatchStreamHandler({ feeds, readGate, heartbeatMs: config.sseHeartbeatMs, logger, openStreams: connectStreams, recordRpc: rpcRecorder(metrics) });
   server = await startRpcServer({
     name: "gateway",
     host: config.host,

@@ -11,6 +11,7 @@ import {
 import { boardName, pageLimit } from "@scoreboard/platform/board-params";
 import type { Logger } from "@scoreboard/platform/logger";
 import type { OpenCount } from "@scoreboard/platform/metrics";
+import type { RpcRecorder } from "@scoreboard/platform/rpc-metrics";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
 import type { ReadGate } from "./rest/leaderboard-reads.js";
 import { StreamRegistry } from "./stream-registry.js";
@@ -41,13 +42,15 @@ export function createWatchStreamHandler(options: {
   heartbeatMs: number;
   logger: Logger;
   openStreams?: OpenCount;
+  /** Counts each stream in sb_rpc_requests_total / sb_rpc_duration_seconds, as connect-node's streams are. */
+  recordRpc?: RpcRecorder;
 }) {
   return (req: Request, response: Parameters<NodeHandler>[1], shutdownSignal: AbortSignal): boolean => {
     const res = response as unknown as Response;
     if (req.method !== "POST" || (req.url ?? "").split("?")[0] !== PATH) return false;
     const protocol = protocolOf(req);
     if (!protocol) return false;
-    void serve(req, res, protocol, StreamRegistry.of(shutdownSignal), options);
+    void serve(req, res, protocol, StreamRegistry.of(shutdownSignal), options, shutdownSignal);
     return true;
   };
 }
@@ -82,15 +85,19 @@ async function serve(
   res: Response,
   protocol: Protocol,
   registry: StreamRegistry,
-  options: { feeds: LeaderboardFeeds; readGate: ReadGate; heartbeatMs: number; logger: Logger; openStreams?: OpenCount },
+  options: { feeds: LeaderboardFeeds; readGate: ReadGate; heartbeatMs: number; logger: Logger; openStreams?: OpenCount; recordRpc?: RpcRecorder },
+  shutdownSignal: AbortSignal,
 ): Promise<void> {
+  const startedAt = performance.now();
+  // Same labels and rules as rpcMetricsInterceptor: a stream the client left is
+  // canceled, one our shutdown ended is ok.
+  const record = (code: Code | 0) => options.recordRpc?.("scoreboard.v1.PushService", "WatchLeaderboard", code, (performance.now() - startedAt) / 1_000);
   let request: WatchLeaderboardRequest;
   try {
     request = decodeRequest(await readBody(req), protocol.json);
     await options.readGate.check(headerOf(req, "authorization"));
   } catch (err) {
-    res.writeHead(200, { "content-type": protocol.contentType });
-    res.end(endFrame(protocol, ConnectError.from(err)));
+    refuse(res, protocol, ConnectError.from(err), record);
     return;
   }
   let board: string;
@@ -99,8 +106,7 @@ async function serve(
     board = boardName(request.board);
     limit = pageLimit(request.limit);
   } catch (err) {
-    res.writeHead(200, { "content-type": protocol.contentType });
-    res.end(endFrame(protocol, ConnectError.from(err)));
+    refuse(res, protocol, ConnectError.from(err), record);
     return;
   }
 
@@ -151,6 +157,7 @@ async function serve(
     unregister();
     res.off("drain", onDrain);
     options.openStreams?.dec();
+    record(shutdownSignal.aborted ? 0 : Code.Canceled);
   };
   // Shutdown ends the stream cleanly, so clients reconnect elsewhere.
   const unregister = registry.add(() => {
@@ -158,6 +165,12 @@ async function serve(
     res.end(endFrame(protocol, undefined));
   });
   res.once("close", finish);
+}
+
+function refuse(res: Response, protocol: Protocol, error: ConnectError, record: (code: Code) => void): void {
+  res.writeHead(200, { "content-type": protocol.contentType });
+  res.end(endFrame(protocol, error));
+  record(error.code);
 }
 
 function headerOf(req: Request, name: string): string | undefined {

@@ -3,12 +3,32 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import { codeName } from "./errors.js";
 import type { ProcessMetrics } from "./metrics.js";
 
-interface MethodMeter {
-  duration: { observe(seconds: number): void };
-  /** Counter children by Code (0 is OK), made on first use. */
-  byCode: Array<{ inc(): void } | undefined>;
-  service: string;
-  method: string;
+/** Counts one finished RPC (code 0 is OK) and observes its duration in seconds. */
+export type RpcRecorder = (service: string, method: string, code: Code | 0, seconds: number) => void;
+
+/**
+ * The one way an RPC is counted, by the interceptor below and by handlers
+ * that answer outside connect-node (the gateway's WatchLeaderboard path).
+ * Each (service, method, code) child is made once, so a call costs a map
+ * lookup and the observations.
+ */
+export function rpcRecorder(metrics: ProcessMetrics): RpcRecorder {
+  const children = new Map<string, { duration: { observe(seconds: number): void }; byCode: Array<{ inc(): void } | undefined> }>();
+  return (service, method, code, seconds) => {
+    const key = `${service}/${method}`;
+    let child = children.get(key);
+    if (!child) {
+      child = { duration: metrics.rpcDuration.labels(service, method), byCode: [] };
+      children.set(key, child);
+    }
+    child.duration.observe(seconds);
+    let counter = child.byCode[code];
+    if (!counter) {
+      counter = metrics.rpcRequests.labels(service, method, code === 0 ? "ok" : codeName(code));
+      child.byCode[code] = counter;
+    }
+    counter.inc();
+  };
 }
 
 /**
@@ -17,44 +37,24 @@ interface MethodMeter {
  * whose deadline passed) counts as canceled (deadline_exceeded) even when the
  * handler then returned quietly, as ours do; one ended by our own shutdown
  * counts as ok. Labels come from the method descriptors, never from the
- * request, and each method's metric children are made once, so a call costs
- * two map lookups and the observations.
+ * request.
  */
 export function rpcMetricsInterceptor(metrics: ProcessMetrics, shutdownSignal?: AbortSignal): Interceptor {
-  const requests = metrics.rpcRequests;
-  const duration = metrics.rpcDuration;
-  const meters = new Map<DescMethod, MethodMeter>();
-  const meterOf = (method: DescMethod): MethodMeter => {
-    let meter = meters.get(method);
-    if (!meter) {
-      const service = method.parent.typeName;
-      meter = { duration: duration.labels(service, method.name), byCode: [], service, method: method.name };
-      meters.set(method, meter);
-    }
-    return meter;
-  };
-  const record = (meter: MethodMeter, startedAt: number, code: Code | 0) => {
-    meter.duration.observe((performance.now() - startedAt) / 1_000);
-    let counter = meter.byCode[code];
-    if (!counter) {
-      counter = requests.labels(meter.service, meter.method, code === 0 ? "ok" : codeName(code));
-      meter.byCode[code] = counter;
-    }
-    counter.inc();
-  };
+  const recordRpc = rpcRecorder(metrics);
+  const record = (method: DescMethod, startedAt: number, code: Code | 0) =>
+    recordRpc(method.parent.typeName, method.name, code, (performance.now() - startedAt) / 1_000);
 
   return (next) => async (req) => {
-    const meter = meterOf(req.method);
     const startedAt = performance.now();
     let res: Awaited<ReturnType<typeof next>>;
     try {
       res = await next(req);
     } catch (err) {
-      record(meter, startedAt, ConnectError.from(err).code);
+      record(req.method, startedAt, ConnectError.from(err).code);
       throw err;
     }
     if (!res.stream) {
-      record(meter, startedAt, 0);
+      record(req.method, startedAt, 0);
       return res;
     }
     const endedBy = (): Code | 0 => {
@@ -62,7 +62,7 @@ export function rpcMetricsInterceptor(metrics: ProcessMetrics, shutdownSignal?: 
       const reason: unknown = req.signal.reason;
       return reason instanceof ConnectError && reason.code === Code.DeadlineExceeded ? Code.DeadlineExceeded : Code.Canceled;
     };
-    return { ...res, message: measuredStream(res.message, endedBy, (code) => record(meter, startedAt, code)) };
+    return { ...res, message: measuredStream(res.message, endedBy, (code) => record(req.method, startedAt, code)) };
   };
 }
 
