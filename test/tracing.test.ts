@@ -14,6 +14,7 @@ beforeAll(async () => {
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
     OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
     OTEL_BSP_SCHEDULE_DELAY: "100",
+    PUSH_REFRESH_INTERVAL_MS: "200",
   });
   await mesh.sql(`INSERT INTO actions (action_id, points, description) VALUES ('daily-login', 5, '')`);
 });
@@ -118,6 +119,21 @@ describe("tracing", () => {
     const exported = receiver.bodies.join("\n");
     expect(exported).not.toContain(token);
     expect(exported.toLowerCase()).not.toContain("bearer");
+  });
+
+  it("makes no traces of push's routine board refreshes", async () => {
+    const served = async () => {
+      const text = await (await fetch(`${mesh.urls.ranking}/metrics`)).text();
+      return [...text.matchAll(/^sb_rpc_requests_total\{[^}]*method="GetLeaderboard"[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    };
+    const spans = () => receiver.spans.filter((s) => s.name === "scoreboard.v1.RankingService/GetLeaderboard").length;
+    const spansBefore = spans();
+    const servedBefore = await served();
+    // Push re-reads the boards it watches every 200 ms here: ranking answers them...
+    await eventually(async () => ((await served()) >= servedBefore + 5 ? true : undefined), 10_000, "push's refreshes reaching ranking");
+    await new Promise((r) => setTimeout(r, 500)); // longer than the exporters' 100 ms schedule
+    // ...and neither push nor ranking exported a span for them.
+    expect(spans()).toBe(spansBefore);
   });
 
   it("has exported the last calls' spans by the time a SIGTERMed process exits", async () => {

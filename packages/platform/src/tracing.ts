@@ -2,6 +2,7 @@ import {
   ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
+  TraceFlags,
   context,
   propagation,
   trace,
@@ -11,6 +12,7 @@ import {
   type TextMapGetter,
   type TextMapSetter,
 } from "@opentelemetry/api";
+import { randomBytes } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import { Match, headers as natsHeaders, type MsgHdrs } from "nats";
 
@@ -183,6 +185,22 @@ export function inRouteSpan(
 /** Runs `fn` outside any trace: for work one request starts but many share (a long-lived upstream stream). */
 export function outsideAnyTrace<T>(fn: () => T): T {
   return sdk ? context.with(ROOT_CONTEXT, fn) : fn();
+}
+
+/**
+ * Runs `fn` as the root of an unsampled trace: routine background calls (a
+ * periodic refresh) then make no spans here nor, through the propagated
+ * "not sampled" flag, in the services they call, instead of a stream of
+ * one-span traces in Jaeger. A sampler that ignores parents still records them.
+ */
+export function unsampled<T>(fn: () => T): T {
+  if (!sdk) return fn();
+  const root = trace.setSpanContext(ROOT_CONTEXT, {
+    traceId: randomBytes(16).toString("hex"),
+    spanId: randomBytes(8).toString("hex"),
+    traceFlags: TraceFlags.NONE,
+  });
+  return context.with(root, fn);
 }
 
 export { SpanKind };

@@ -6,7 +6,7 @@ import type { LeaderboardEntry } from "@scoreboard/gen/scoreboard/v1/leaderboard
 import type { Logger } from "@scoreboard/platform/logger";
 import type { SecondsObserver } from "@scoreboard/platform/metrics";
 import { Subjects } from "@scoreboard/platform/nats";
-import { SpanKind, contextFromNats, startSpan } from "@scoreboard/platform/tracing";
+import { SpanKind, contextFromNats, startSpan, unsampled } from "@scoreboard/platform/tracing";
 
 export interface BoardSnapshot {
   /** The board's top entries (up to 100), highest first. */
@@ -168,7 +168,8 @@ export class TopNFanout {
     for (const [board, state] of this.boards) {
       if (state.listeners.size === 0) continue;
       try {
-        this.publish(board, await this.source(board));
+        // Routine: no trace of its own (see unsampled).
+        this.publish(board, await unsampled(() => this.source(board)));
       } catch (err) {
         this.logger.warn({ err: (err as Error).message, board }, "board refresh failed");
       }
