@@ -58,7 +58,7 @@ it("publishes a slower transaction's row that commits after a newer one was publ
     slowId = await addEvent(trx); // lower id, not yet committed
     await held;
   });
-  await new Promise((r) => setTimeout(r, 50));
+  while (!slowId) await new Promise((r) => setTimeout(r, 5)); // its row exists, uncommitted
   const fastId = await addEvent();
   expect(Number(fastId)).toBeGreaterThan(Number(slowId));
 
