@@ -60,6 +60,26 @@ async function grantLoad(options: { ratePerS?: number; durationS: number; userPr
   return { throughput: latencies.length / elapsedS, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, count: latencies.length };
 }
 
+/** Score's own SubmitAction histogram (sb_rpc_duration_seconds), cumulative count per bucket bound in ms. */
+async function serverBuckets(): Promise<Map<number, number>> {
+  const text = await (await fetch(`${mesh.urls.score}/metrics`)).text();
+  const buckets = new Map<number, number>();
+  for (const m of text.matchAll(/^sb_rpc_duration_seconds_bucket\{([^}]*)\} (\d+)/gm)) {
+    if (!m[1]!.includes('method="SubmitAction"')) continue;
+    const le = /le="([^"]+)"/.exec(m[1]!)![1]!;
+    buckets.set(le === "+Inf" ? Infinity : Number(le) * 1000, Number(m[2]));
+  }
+  return buckets;
+}
+
+/** The bucket bound under which a share of the calls between two scrapes were answered. */
+function bucketPercentile(before: Map<number, number>, after: Map<number, number>, p: number): string {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const total = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  const bound = bounds.find((b) => (after.get(b) ?? 0) - (before.get(b) ?? 0) >= p * total);
+  return bound === undefined || bound === Infinity ? "> 10 s" : `≤ ${bound} ms`;
+}
+
 async function pgbench() {
   const dir = await mkdtemp(join(tmpdir(), "sb-pgbench-"));
   await mesh.sql(`
@@ -100,7 +120,9 @@ try {
   await mesh.sql(`INSERT INTO actions (action_id, points) SELECT 'a' || g, 10 FROM generate_series(1, ${ACTIONS}) g`);
   const ours = await grantLoad({ durationS: seconds, userPrefix: "peak-" });
   const bare = await pgbench();
+  const bucketsBefore = await serverBuckets();
   const half = await grantLoad({ durationS: seconds, userPrefix: "half-", ratePerS: ours.throughput / 2 });
+  const bucketsAfter = await serverBuckets();
   const fmt = (n: number) => n.toFixed(1).padStart(9);
   console.log(`\nconcurrency ${concurrency}, ${seconds} s per phase, loopback, PostgreSQL of the test harness`);
   console.log(`                                   grants/s      p50 ms    p99 ms`);
@@ -108,6 +130,11 @@ try {
   console.log(`pgbench bare grant (peak)      ${fmt(bare.throughput)}   ${fmt(bare.p50)} ${fmt(bare.p99)}`);
   console.log(`ratio ours / pgbench           ${(ours.throughput / bare.throughput).toFixed(3).padStart(9)}`);
   console.log(`SubmitAction at half peak      ${fmt(half.throughput)}   ${fmt(half.p50)} ${fmt(half.p99)}   errors ${half.errors}`);
+  // Where the time goes: score's own view of the same calls (its histogram's
+  // buckets), without the load generator's client and scheduling.
+  console.log(
+    `  score's own answer time at half peak: p50 ${bucketPercentile(bucketsBefore, bucketsAfter, 0.5)}, p99 ${bucketPercentile(bucketsBefore, bucketsAfter, 0.99)}`,
+  );
 } finally {
   await mesh.stop();
   await stopAll();
