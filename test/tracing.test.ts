@@ -136,6 +136,29 @@ describe("tracing", () => {
     expect(spans()).toBe(spansBefore);
   });
 
+  it("traces a WatchLeaderboard stream on the gateway's fast path, as a child of the caller", async () => {
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const callerSpan = "00f067aa0ba902b7";
+    const abort = new AbortController();
+    const res = await fetch(`${mesh.urls.gateway}/scoreboard.v1.PushService/WatchLeaderboard`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+json", traceparent: `00-${traceId}-${callerSpan}-01` },
+      body: Buffer.concat([Buffer.from([0, 0, 0, 0, 2]), Buffer.from("{}")]),
+      signal: abort.signal,
+    });
+    const reader = res.body!.getReader();
+    await reader.read(); // the snapshot
+    abort.abort(); // the client leaves: the span ends
+    await reader.closed.catch(() => undefined);
+    const span = await eventually(
+      async () => receiver.spans.find((s) => s.traceId === traceId && s.name === "scoreboard.v1.PushService/WatchLeaderboard"),
+      10_000,
+      "the stream's span",
+    );
+    expect(span).toMatchObject({ service: "scoreboard-gateway", kind: OtlpKind.server, parentSpanId: callerSpan });
+    expect(span.attributes["rpc.connect_rpc.error_code"]).toBe("canceled");
+  });
+
   it("has exported the last calls' spans by the time a SIGTERMed process exits", async () => {
     const before = receiver.spans.length;
     const token = await mesh.token("tracy");

@@ -12,6 +12,7 @@ import { boardName, pageLimit } from "@scoreboard/platform/board-params";
 import type { Logger } from "@scoreboard/platform/logger";
 import type { OpenCount } from "@scoreboard/platform/metrics";
 import type { RpcRecorder } from "@scoreboard/platform/rpc-metrics";
+import { startRpcServerSpan } from "@scoreboard/platform/rpc-tracing";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
 import type { ReadGate } from "./rest/leaderboard-reads.js";
 import { StreamRegistry } from "./stream-registry.js";
@@ -20,7 +21,9 @@ type Request = Parameters<NodeHandler>[0];
 // Both response kinds have the few methods used here; one type keeps the calls simple.
 type Response = ServerResponse;
 
-const PATH = "/scoreboard.v1.PushService/WatchLeaderboard";
+const SERVICE = "scoreboard.v1.PushService";
+const METHOD = "WatchLeaderboard";
+const PATH = `/${SERVICE}/${METHOD}`;
 const MAX_REQUEST_BYTES = 4 * 1024;
 
 /**
@@ -89,9 +92,13 @@ async function serve(
   shutdownSignal: AbortSignal,
 ): Promise<void> {
   const startedAt = performance.now();
-  // Same labels and rules as rpcMetricsInterceptor: a stream the client left is
-  // canceled, one our shutdown ended is ok.
-  const record = (code: Code | 0) => options.recordRpc?.("scoreboard.v1.PushService", "WatchLeaderboard", code, (performance.now() - startedAt) / 1_000);
+  const endSpan = startRpcServerSpan(SERVICE, METHOD, req.headers);
+  // Same labels and rules as connect-node's interceptors: a stream the client
+  // left is canceled, one our shutdown ended is ok.
+  const record = (error?: ConnectError) => {
+    options.recordRpc?.(SERVICE, METHOD, error?.code ?? 0, (performance.now() - startedAt) / 1_000);
+    endSpan(error);
+  };
   let request: WatchLeaderboardRequest;
   try {
     request = decodeRequest(await readBody(req), protocol.json);
@@ -157,7 +164,7 @@ async function serve(
     unregister();
     res.off("drain", onDrain);
     options.openStreams?.dec();
-    record(shutdownSignal.aborted ? 0 : Code.Canceled);
+    record(shutdownSignal.aborted ? undefined : new ConnectError("the client went away", Code.Canceled));
   };
   // Shutdown ends the stream cleanly, so clients reconnect elsewhere.
   const unregister = registry.add(() => {
@@ -167,10 +174,10 @@ async function serve(
   res.once("close", finish);
 }
 
-function refuse(res: Response, protocol: Protocol, error: ConnectError, record: (code: Code) => void): void {
+function refuse(res: Response, protocol: Protocol, error: ConnectError, record: (error: ConnectError) => void): void {
   res.writeHead(200, { "content-type": protocol.contentType });
   res.end(endFrame(protocol, error));
-  record(error.code);
+  record(error);
 }
 
 function headerOf(req: Request, name: string): string | undefined {

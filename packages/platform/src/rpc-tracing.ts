@@ -1,4 +1,5 @@
 import { ROOT_CONTEXT, context, propagation, trace, type Context, type Span, type TextMapGetter, type TextMapSetter } from "@opentelemetry/api";
+import type { IncomingHttpHeaders } from "node:http";
 import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
 import { codeName } from "./errors.js";
 import { SpanKind, failSpan, isTracing, tracer } from "./tracing.js";
@@ -46,6 +47,18 @@ export const serverTracing: Interceptor = (next) => async (req) => {
   const active = trace.setSpan(parent, span);
   return settle(span, true, () => context.with(active, () => next(req)), active);
 };
+
+/**
+ * The SERVER span of a call answered outside connect-node (the gateway's
+ * WatchLeaderboard fast path), made as serverTracing makes it. Returns what
+ * ends it with the call's error, if any.
+ */
+export function startRpcServerSpan(service: string, method: string, headers: IncomingHttpHeaders): (error?: ConnectError) => void {
+  if (!isTracing()) return () => {};
+  const parent = propagation.extract(ROOT_CONTEXT, headers);
+  const span = tracer.startSpan(`${service}/${method}`, { kind: SpanKind.SERVER, attributes: rpcAttributes(service, method) }, parent);
+  return (error) => end(span, true, error);
+}
 
 type AnyResponse = UnaryResponse | StreamResponse;
 
