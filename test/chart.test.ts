@@ -127,6 +127,9 @@ describe("helm chart", () => {
     const cron = findObject(prod, "CronJob", "scoreboard-reconcile") as any;
     expect(cron.spec.schedule.split(" ").slice(2)).toEqual(["*", "*", "*"]);
     expect(cron.spec.jobTemplate.spec.template.spec.containers[0].command).toEqual(["node", "reconcile.mjs"]);
+    // It sees ranking's board retention, so both treat the same period boards as live.
+    const tuned = findObject(renderChart([], ["ranking.env.DAILY_BOARD_RETENTION_DAYS=14"]), "CronJob", "scoreboard-reconcile") as any;
+    expect(tuned.spec.jobTemplate.spec.template.spec.containers[0].env).toContainEqual({ name: "DAILY_BOARD_RETENTION_DAYS", value: "14" });
     // The images carry those entry points.
     expect(Object.keys(bundleEntries.score)).toContain("migrate");
     expect(Object.keys(bundleEntries.ranking)).toContain("reconcile");

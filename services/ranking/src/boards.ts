@@ -67,12 +67,18 @@ function tieKeyOf(reachedAtMs: number): string {
 function userIdOf(member: string): string {
   return member.slice(member.indexOf("|") + 1);
 }
+/** The sorted-set member of a user who reached their score at `reachedAtMs`. */
+export function memberOf(userId: string, reachedAtMs: number): string {
+  return `${tieKeyOf(reachedAtMs)}|${userId}`;
+}
 
 /** A USERS or period hash value, split. */
-interface StoredUser {
+export interface StoredUser {
   version: number;
   member: string;
   username: string;
+  /** The hash value as read. */
+  value: string;
 }
 function parseStored(userId: string, value: string | null): StoredUser | undefined {
   if (!value) return undefined;
@@ -83,7 +89,21 @@ function parseStored(userId: string, value: string | null): StoredUser | undefin
     version: Number(value.slice(0, first)),
     member: `${tieKey}|${userId}`,
     username: second < 0 ? userId : value.slice(second + 1),
+    value,
   };
+}
+
+/** A state reconciliation sets (see APPLY_SCRIPT's mode 2). */
+export interface RepairState extends ScoreState {
+  /** A stored version PostgreSQL never made: overwritten although it is newer. */
+  replaces?: number;
+}
+
+/** One member of a board with its score. */
+export interface BoardEntry {
+  member: string;
+  userId: string;
+  score: number;
 }
 
 // Newer version wins: a redelivered or out-of-order event is a no-op, so the
@@ -91,38 +111,47 @@ function parseStored(userId: string, value: string | null): StoredUser | undefin
 // Many users per call, with one command per key for the whole chunk: a
 // rebuild moves a million users, and per-user calls spend their time on
 // overhead, not on the data. Within a chunk the newest state of a user wins.
-// KEYS = USERS (or a period board's hash), then the boards; ARGV = force
-// (1: skip the version check, reconciliation's repair), expire-at (unix
-// seconds for every key, 0 for none), then user, version, score, tie key,
-// username per user (username "" for period boards, whose hash keeps none).
+// KEYS = USERS (or a period board's hash), then the boards; ARGV = mode,
+// expire-at (unix seconds for every key, 0 for none), then user, version,
+// score, tie key, username per user (username "" for period boards, whose
+// hash keeps none). Modes: '0' newer wins (events, rebuilds); '1' force, no
+// version check; '2' repair (reconciliation): an equal version wins too, so
+// a corrupted entry is rewritten, and each user carries a sixth argument, a
+// stored version PostgreSQL never made that may be overwritten ('-1' for
+// none). Checked here, atomically: a repair computed from an older read
+// never rolls back a version an event stored meanwhile. Modes 0 and 1
+// return how many users changed, mode 2 which.
 const APPLY_SCRIPT = `
-local force = ARGV[1] == '1'
+local mode = ARGV[1]
 local expireAt = tonumber(ARGV[2])
-local n = (#ARGV - 2) / 5
+local stride = mode == '2' and 6 or 5
+local n = (#ARGV - 2) / stride
 local users = {}
-for i = 1, n do users[i] = ARGV[(i - 1) * 5 + 3] end
+for i = 1, n do users[i] = ARGV[(i - 1) * stride + 3] end
 local stored = redis.call('HMGET', KEYS[1], unpack(users))
 local best, order = {}, {}
 for i = 1, n do
+  local b = (i - 1) * stride + 2
   local user = users[i]
-  local version = tonumber(ARGV[(i - 1) * 5 + 4])
-  local floor
+  local version = tonumber(ARGV[b + 2])
+  local wins
   if best[user] then
-    floor = best[user].version
-  elseif force or not stored[i] then
-    floor = -1
+    wins = version > best[user].version
+  elseif mode == '1' or not stored[i] then
+    wins = true
   else
-    floor = tonumber(string.match(stored[i], '^(%d+)|')) or 0
+    local have = tonumber(string.match(stored[i], '^(%d+)|')) or 0
+    wins = version > have or (mode == '2' and (version == have or have == tonumber(ARGV[b + 6])))
   end
-  if version > floor then
+  if wins then
     if not best[user] then order[#order + 1] = user end
-    best[user] = { version = version, at = i, old = stored[i] }
+    best[user] = { version = version, at = b, old = stored[i] }
   end
 end
-if #order == 0 then return 0 end
+if #order == 0 then return mode == '2' and order or 0 end
 local fields, adds, removes = {}, {}, {}
 for _, user in ipairs(order) do
-  local b = (best[user].at - 1) * 5 + 2
+  local b = best[user].at
   local tieKey = ARGV[b + 4]
   local name = ARGV[b + 5]
   local value = ARGV[b + 2] .. '|' .. tieKey
@@ -130,11 +159,8 @@ for _, user in ipairs(order) do
   fields[#fields + 1] = user; fields[#fields + 1] = value
   local member = tieKey .. '|' .. user
   adds[#adds + 1] = ARGV[b + 3]; adds[#adds + 1] = member
-  local old = best[user].old
-  if old then
-    local oldMember = string.match(old, '^%d+|(%d+)') .. '|' .. user
-    if oldMember ~= member then removes[#removes + 1] = oldMember end
-  end
+  local oldTieKey = best[user].old and string.match(best[user].old, '^%d+|(%d+)')
+  if oldTieKey and oldTieKey .. '|' .. user ~= member then removes[#removes + 1] = oldTieKey .. '|' .. user end
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 for k = 2, #KEYS do
@@ -144,22 +170,49 @@ end
 if expireAt > 0 then
   for k = 1, #KEYS do redis.call('EXPIREAT', KEYS[k], expireAt) end
 end
-return #order
+return mode == '2' and order or #order
 `;
 const APPLY_CHUNK = 1_000;
 
+// KEYS = a board's hash (USERS or the period board's), the board; ARGV =
+// member, user and the user's hash value as read, per orphan. The member
+// leaves the board; the user's field goes too if it still holds that value
+// ('' keeps it): a field PostgreSQL never made would make the user's first
+// real event look stale. Returns the members it removed.
+const REMOVE_SCRIPT = `
+local removed = {}
+for i = 1, #ARGV, 3 do
+  if redis.call('ZREM', KEYS[2], ARGV[i]) == 1 then removed[#removed + 1] = ARGV[i] end
+  if ARGV[i + 2] ~= '' and redis.call('HGET', KEYS[1], ARGV[i + 1]) == ARGV[i + 2] then
+    redis.call('HDEL', KEYS[1], ARGV[i + 1])
+  end
+end
+return removed
+`;
+
+/** APPLY_SCRIPT's modes: newer wins, force, repair. */
+type ApplyMode = "0" | "1" | "2";
+type ApplyReply = number | string[];
+
 type RedisWithScripts = Redis & {
-  applyScores(...args: (string | number)[]): Promise<number>;
+  applyScores(...args: (string | number)[]): Promise<ApplyReply>;
+  removeEntries(...args: (string | number)[]): Promise<string[]>;
 };
+
+const changedCount = (replies: ApplyReply[]) => replies.reduce<number>((sum, r) => sum + (typeof r === "number" ? r : r.length), 0);
+const changedUsers = (replies: ApplyReply[]) => replies.flatMap((r) => (typeof r === "number" ? [] : r));
+/** A SCAN pattern matching `literal` exactly (the hash tag's braces included). */
+const globEscape = (literal: string) => literal.replace(/[\\*?[\]{}]/g, "\\$&");
 
 export class RedisBoards implements Boards {
   private readonly redis: RedisWithScripts;
 
   constructor(
     redis: Redis,
-    private readonly retention: PeriodRetention = DEFAULT_RETENTION_MS,
+    readonly retention: PeriodRetention = DEFAULT_RETENTION_MS,
   ) {
     redis.defineCommand("applyScores", { lua: APPLY_SCRIPT });
+    redis.defineCommand("removeEntries", { lua: REMOVE_SCRIPT });
     this.redis = redis as RedisWithScripts;
   }
 
@@ -169,7 +222,7 @@ export class RedisBoards implements Boards {
 
   /** Applies many states, a chunk per script call (rebuilds); same version rule as apply(). */
   async applyMany(states: ScoreState[], boards: string[], force = false): Promise<number> {
-    return this.run([USERS, ...boards.map(boardKey)], states, { force, withNames: true, expireAtS: 0 });
+    return changedCount(await this.run([USERS, ...boards.map(boardKey)], states, force ? "1" : "0", true, 0));
   }
 
   async applyPeriods(state: ScoreState, periods: PeriodTotal[]): Promise<string[]> {
@@ -185,58 +238,104 @@ export class RedisBoards implements Boards {
    * bring an expired board back.
    */
   async applyPeriodMany(board: string, states: ScoreState[]): Promise<number> {
+    const expireAtS = this.expireAtS(board);
+    if (expireAtS === undefined || states.length === 0) return 0;
+    return changedCount(await this.run([periodUsersKey(board), boardKey(board)], states, "0", false, expireAtS));
+  }
+
+  /**
+   * Reconciliation's repair: sets each state on all of the user's boards
+   * unless Redis holds a newer version (an equal one is rewritten; see
+   * RepairState.replaces). Returns the users it changed.
+   */
+  async repair(states: RepairState[], boards: string[]): Promise<string[]> {
+    return changedUsers(await this.run([USERS, ...boards.map(boardKey)], states, "2", true, 0));
+  }
+
+  /** repair() for users' totals on one period board; a board past its retention is left alone. */
+  async repairPeriod(board: string, states: RepairState[]): Promise<string[]> {
+    const expireAtS = this.expireAtS(board);
+    if (expireAtS === undefined || states.length === 0) return [];
+    return changedUsers(await this.run([periodUsersKey(board), boardKey(board)], states, "2", false, expireAtS));
+  }
+
+  /** When a period board expires (unix seconds); undefined once it has. */
+  private expireAtS(board: string): number | undefined {
     const period = parsePeriodBoard(board);
     if (!period) throw new Error(`not a period board: ${board}`);
     const expireAtS = Math.ceil(expiresAtMs(period, this.retention) / 1000);
-    if (expireAtS * 1000 <= Date.now() || states.length === 0) return 0;
-    return this.run([periodUsersKey(board), boardKey(board)], states, { force: false, withNames: false, expireAtS });
+    return expireAtS * 1000 <= Date.now() ? undefined : expireAtS;
   }
 
-  private async run(
-    keys: string[],
-    states: ScoreState[],
-    { force, withNames, expireAtS }: { force: boolean; withNames: boolean; expireAtS: number },
-  ): Promise<number> {
-    const calls: Promise<number>[] = [];
+  private async run(keys: string[], states: RepairState[], mode: ApplyMode, withNames: boolean, expireAtS: number): Promise<ApplyReply[]> {
+    const calls: Promise<ApplyReply>[] = [];
     for (let i = 0; i < states.length; i += APPLY_CHUNK) {
-      const args: (string | number)[] = [force ? "1" : "0", expireAtS];
+      const args: (string | number)[] = [mode, expireAtS];
       for (const s of states.slice(i, i + APPLY_CHUNK)) {
         args.push(s.userId, s.version, s.score, tieKeyOf(s.reachedAtMs), withNames ? s.username : "");
+        if (mode === "2") args.push(s.replaces ?? -1);
       }
       calls.push(this.redis.applyScores(keys.length, ...keys, ...args));
     }
-    return (await Promise.all(calls)).reduce((sum, n) => sum + n, 0);
-  }
-
-  /** Sets states as given, whatever version Redis holds (reconciliation's repair). */
-  async overwrite(states: ScoreState[], boards: string[]): Promise<void> {
-    await this.applyMany(states, boards, true);
+    return Promise.all(calls);
   }
 
   /** Scores of these users on a board, null where absent. */
   async scoresOf(board: string, userIds: string[]): Promise<(number | null)[]> {
+    return this.scoresOfMembers(board, (await this.storedOf(board, userIds)).map((s) => s?.member));
+  }
+
+  /** What the hash a board keeps its members in (USERS or the period board's) holds per user. */
+  async storedOf(board: string, userIds: string[]): Promise<(StoredUser | undefined)[]> {
     if (userIds.length === 0) return [];
-    const members = await this.membersOf(board, userIds);
+    const stored = await this.redis.hmget(this.hashOf(board), ...userIds);
+    return userIds.map((userId, i) => parseStored(userId, stored[i] ?? null));
+  }
+
+  /** Scores of these members on a board, null where absent (or no member is given). */
+  async scoresOfMembers(board: string, members: (string | undefined)[]): Promise<(number | null)[]> {
+    if (members.length === 0) return [];
     const scores = await this.redis.zmscore(boardKey(board), ...members.map((m) => m ?? "\u0000absent"));
     return scores.map((s) => (s === null ? null : Number(s)));
   }
 
-  /** Every user on a board, in batches, for reconciliation. */
-  async *members(board: string): AsyncGenerator<string[]> {
+  /** Every entry of a board, in batches (reconciliation); an entry may come twice. */
+  async *entries(board: string): AsyncGenerator<BoardEntry[]> {
     let cursor = "0";
     do {
       const [next, flat] = await this.redis.zscan(boardKey(board), cursor, "COUNT", 1000);
       cursor = next;
-      const users: string[] = [];
-      for (let i = 0; i < flat.length; i += 2) users.push(userIdOf(flat[i]!));
-      if (users.length > 0) yield users;
+      const batch: BoardEntry[] = [];
+      for (let i = 0; i < flat.length; i += 2) batch.push({ member: flat[i]!, userId: userIdOf(flat[i]!), score: Number(flat[i + 1]) });
+      if (batch.length > 0) yield batch;
     } while (cursor !== "0");
   }
 
-  async remove(board: string, userIds: string[]): Promise<void> {
-    if (userIds.length === 0) return;
-    const members = (await this.membersOf(board, userIds)).filter((m): m is string => m !== undefined);
-    if (members.length > 0) await this.redis.zrem(boardKey(board), ...members);
+  /**
+   * Removes members from a board; with `value`, the user's field in the
+   * board's hash goes too if it still holds that value (see REMOVE_SCRIPT).
+   * Returns the members that were there.
+   */
+  async removeEntries(board: string, orphans: { member: string; userId: string; value?: string }[]): Promise<string[]> {
+    const removed: string[] = [];
+    for (let i = 0; i < orphans.length; i += APPLY_CHUNK) {
+      const args = orphans.slice(i, i + APPLY_CHUNK).flatMap((o) => [o.member, o.userId, o.value ?? ""]);
+      removed.push(...(await this.redis.removeEntries(2, this.hashOf(board), boardKey(board), ...args)));
+    }
+    return removed;
+  }
+
+  /** The names of the boards in Redis that start with `prefix` ("region:"). */
+  async boardsNamed(prefix: string): Promise<string[]> {
+    const found = new Set<string>();
+    const pattern = `${globEscape(boardKey(prefix))}*`;
+    let cursor = "0";
+    do {
+      const [next, keys] = await this.redis.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+      cursor = next;
+      for (const key of keys) found.add(key.slice(boardKey("").length));
+    } while (cursor !== "0");
+    return [...found].sort();
   }
 
   async page(board: string, offset: number, limit: number): Promise<RankedEntry[]> {
@@ -271,10 +370,7 @@ export class RedisBoards implements Boards {
     return { rank: rank + 1, userId, username, score: Number(score) };
   }
 
-  /** Each user's member on a board (undefined where unknown). */
-  private async membersOf(board: string, userIds: string[]): Promise<(string | undefined)[]> {
-    const key = parsePeriodBoard(board) ? periodUsersKey(board) : USERS;
-    const stored = await this.redis.hmget(key, ...userIds);
-    return userIds.map((userId, i) => parseStored(userId, stored[i] ?? null)?.member);
+  private hashOf(board: string): string {
+    return parsePeriodBoard(board) ? periodUsersKey(board) : USERS;
   }
 }

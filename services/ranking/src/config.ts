@@ -36,12 +36,17 @@ export function loadRankingConfig(env = new EnvReader()): RankingConfig {
     natsUrl: env.url("NATS_URL", "nats://127.0.0.1:4222", ["nats:", "tls:"]),
     eventSeal: readEventSealConfig(env, common.mode),
     maxDeliver: env.int("RANKING_MAX_DELIVER", 20, 1, 10_000),
-    periodRetention: {
-      daily: env.int("DAILY_BOARD_RETENTION_DAYS", DEFAULT_RETENTION_MS.daily / DAY, 1, 3_660) * DAY,
-      weekly: env.int("WEEKLY_BOARD_RETENTION_DAYS", DEFAULT_RETENTION_MS.weekly / DAY, 7, 3_660) * DAY,
-      monthly: env.int("MONTHLY_BOARD_RETENTION_DAYS", DEFAULT_RETENTION_MS.monthly / DAY, 28, 3_660) * DAY,
-    },
+    periodRetention: readPeriodRetention(env),
   };
   env.done();
   return config;
+}
+
+/** The period boards' retention; reconciliation reads it too, to know which boards are live. */
+export function readPeriodRetention(env: EnvReader): PeriodRetention {
+  return {
+    daily: env.int("DAILY_BOARD_RETENTION_DAYS", DEFAULT_RETENTION_MS.daily / DAY, 1, 3_660) * DAY,
+    weekly: env.int("WEEKLY_BOARD_RETENTION_DAYS", DEFAULT_RETENTION_MS.weekly / DAY, 7, 3_660) * DAY,
+    monthly: env.int("MONTHLY_BOARD_RETENTION_DAYS", DEFAULT_RETENTION_MS.monthly / DAY, 28, 3_660) * DAY,
+  };
 }
