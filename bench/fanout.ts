@@ -16,6 +16,8 @@ import { startMesh } from "../test/harness/mesh.js";
 const subscribers = Number(process.env.BENCH_SUBSCRIBERS ?? 10_000);
 const grantsPerSecond = Number(process.env.BENCH_GRANTS_PER_S ?? 5);
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+// Gateway replicas the subscribers are spread over (as a Service would), e.g. one per core.
+const gatewayCount = Number(process.env.BENCH_GATEWAYS ?? 1);
 
 const infra = await startInfra();
 const mesh = await startMesh(
@@ -35,9 +37,9 @@ const seen = (score: number) => {
   if (answeredAt !== undefined) latencies.push(performance.now() - answeredAt);
 };
 
-function sse(agent: http.Agent): Promise<http.ClientRequest> {
+function sse(agent: http.Agent, gateway: string): Promise<http.ClientRequest> {
   return new Promise((resolve, reject) => {
-    const req = http.get(`${mesh.urls.gateway}/api/leaderboard/stream`, { agent }, (res) => {
+    const req = http.get(`${gateway}/api/leaderboard/stream`, { agent }, (res) => {
       let buffer = "";
       let last = -1;
       res.setEncoding("utf8");
@@ -71,10 +73,10 @@ const watchRequest = (() => {
   frame.set(message, 5);
   return frame;
 })();
-function connectStream(agent: http.Agent): Promise<http.ClientRequest> {
+function connectStream(agent: http.Agent, gateway: string): Promise<http.ClientRequest> {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      `${mesh.urls.gateway}/scoreboard.v1.PushService/WatchLeaderboard`,
+      `${gateway}/scoreboard.v1.PushService/WatchLeaderboard`,
       { method: "POST", agent, headers: { "content-type": "application/connect+proto", "connect-protocol-version": "1" } },
       (res) => {
         let buffer: Buffer = Buffer.alloc(0);
@@ -128,7 +130,9 @@ try {
   const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
 
   // Baseline: one SSE subscriber.
-  const single = await sse(agent);
+  const gateways = [mesh.urls.gateway];
+  while (gateways.length < gatewayCount) gateways.push(await mesh.startReplica("gateway"));
+  const single = await sse(agent, mesh.urls.gateway);
   await new Promise((r) => setTimeout(r, 500));
   const action = await grantLoop(token, 4, 0);
   await new Promise((r) => setTimeout(r, 500));
@@ -139,7 +143,10 @@ try {
   const gatewayBefore = rssMb(mesh.pid("gateway"));
   const pushBefore = rssMb(mesh.pid("push"));
   const requests: http.ClientRequest[] = [];
-  for (let i = 0; i < subscribers; i++) requests.push(await (i % 2 === 0 ? sse(agent) : connectStream(agent)));
+  for (let i = 0; i < subscribers; i++) {
+    const gateway = gateways[Math.floor(i / 2) % gateways.length]!;
+    requests.push(await (i % 2 === 0 ? sse(agent, gateway) : connectStream(agent, gateway)));
+  }
   await new Promise((r) => setTimeout(r, 2_000));
   const gatewayAfter = rssMb(mesh.pid("gateway"));
   const pushAfter = rssMb(mesh.pid("push"));
@@ -152,11 +159,13 @@ try {
   await new Promise((r) => setTimeout(r, 1_000));
   const elapsedS = (performance.now() - started) / 1000;
 
-  console.log(`\n${subscribers} subscribers (${Math.ceil(subscribers / 2)} SSE, ${Math.floor(subscribers / 2)} Connect), ${grantsPerSecond} top-10 changes/s for ${seconds} s`);
+  console.log(
+    `\n${subscribers} subscribers (${Math.ceil(subscribers / 2)} SSE, ${Math.floor(subscribers / 2)} Connect) on ${gateways.length} gateway process(es), ${grantsPerSecond} top-10 changes/s for ${seconds} s`,
+  );
   console.log(`delivered messages/s            ${(delivered / elapsedS).toFixed(0)}`);
   console.log(`grant 200 -> delivery, 1 sub     p50 ${baseline.p50.toFixed(1)} ms  p99 ${baseline.p99.toFixed(1)} ms`);
   console.log(`grant 200 -> delivery, all subs  p50 ${percentile(latencies, 0.5).toFixed(1)} ms  p99 ${percentile(latencies, 0.99).toFixed(1)} ms  (${latencies.length} deliveries)`);
-  console.log(`gateway RSS per subscriber       ${(((gatewayAfter - gatewayBefore) * 1024) / subscribers).toFixed(1)} KiB (${gatewayBefore.toFixed(0)} -> ${gatewayAfter.toFixed(0)} MiB)`);
+  console.log(`gateway RSS per subscriber       ${(((gatewayAfter - gatewayBefore) * 1024 * gateways.length) / subscribers).toFixed(1)} KiB (${gatewayBefore.toFixed(0)} -> ${gatewayAfter.toFixed(0)} MiB)`);
   console.log(`push RSS (gateway shares one stream per board): ${pushBefore.toFixed(0)} -> ${pushAfter.toFixed(0)} MiB`);
   for (const req of requests) req.destroy();
 } finally {
