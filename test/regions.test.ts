@@ -64,3 +64,26 @@ it("rebuilds region boards from PostgreSQL too", async () => {
   expect(await board("region:eu")).toEqual([["eu-1", 30]]);
   expect(await board("region:us")).toEqual([["us-1", 30]]);
 });
+
+it("moves a user to their new region's board when their token names another region", async () => {
+  const redis = new Redis(inject("infra").redisUrl);
+  try {
+    await grant("eu-1", "c", "us"); // 30 + 30
+    await eventually(async () => ((await board("region:us"))[0]?.[0] === "eu-1" ? true : undefined), 10_000, "eu-1 on region:us");
+    expect(await board("region:us")).toEqual([
+      ["eu-1", 60],
+      ["us-1", 30],
+    ]);
+    // Gone from the old region's board, at once and not only after a reconciliation.
+    expect(await board("region:eu")).toEqual([]);
+    expect(await redis.zcard("{sb}:board:region:eu")).toBe(0);
+    expect((await board("global")).find(([user]) => user === "eu-1")).toEqual(["eu-1", 60]);
+    // And a user whose events carry no region any more leaves region boards too.
+    await mesh.sql("UPDATE users SET region = NULL WHERE user_id = 'us-1'");
+    await grant("us-1", "a");
+    await eventually(async () => ((await board("region:us")).length === 1 ? true : undefined), 10_000, "us-1 off region:us");
+    expect(await board("region:us")).toEqual([["eu-1", 60]]);
+  } finally {
+    redis.disconnect();
+  }
+});

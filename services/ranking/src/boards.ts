@@ -50,6 +50,8 @@ export const USERS = "{sb}:users";
 /** Keys of the layout before USERS; a rebuild removes them. */
 export const LEGACY_KEYS = ["{sb}:versions", "{sb}:names", "{sb}:members"];
 export const boardKey = (board: string) => `{sb}:board:${board}`;
+/** The keys of every region board there is (see APPLY_SCRIPT's mode 3). */
+export const REGION_BOARDS = "{sb}:region-boards";
 // A period board keeps its own "<version>|<tie key>" per user: a user's
 // member on yesterday's board (when they reached yesterday's total) is not
 // their member today; the hash and the board expire together.
@@ -119,7 +121,11 @@ export interface BoardEntry {
 // a corrupted entry is rewritten, and each user carries a sixth argument, a
 // stored version PostgreSQL never made that may be overwritten ('-1' for
 // none). Checked here, atomically: a repair computed from an older read
-// never rolls back a version an event stored meanwhile. Modes 0 and 1
+// never rolls back a version an event stored meanwhile. '3' is an event's
+// apply: newer wins as in '0', and the last key is REGION_BOARDS, the set
+// of every region board: the boards given are recorded there, and a user
+// who moved region (or lost one) leaves every other region board, in the
+// same step (the region boards share the {sb} slot). Modes 0, 1 and 3
 // return how many users changed, mode 2 which.
 const APPLY_SCRIPT = `
 local mode = ARGV[1]
@@ -163,9 +169,22 @@ for _, user in ipairs(order) do
   if oldTieKey and oldTieKey .. '|' .. user ~= member then removes[#removes + 1] = oldTieKey .. '|' .. user end
 end
 redis.call('HSET', KEYS[1], unpack(fields))
-for k = 2, #KEYS do
+local lastBoard = mode == '3' and #KEYS - 1 or #KEYS
+for k = 2, lastBoard do
   if #removes > 0 then redis.call('ZREM', KEYS[k], unpack(removes)) end
   redis.call('ZADD', KEYS[k], unpack(adds))
+end
+if mode == '3' then
+  local registry, mine, leaving = KEYS[#KEYS], {}, {}
+  for k = 2, lastBoard do
+    mine[KEYS[k]] = true
+    if string.find(KEYS[k], ':board:region:', 1, true) then redis.call('SADD', registry, KEYS[k]) end
+  end
+  for i = 2, #adds, 2 do leaving[#leaving + 1] = adds[i] end
+  for _, member in ipairs(removes) do leaving[#leaving + 1] = member end
+  for _, board in ipairs(redis.call('SMEMBERS', registry)) do
+    if not mine[board] then redis.call('ZREM', board, unpack(leaving)) end
+  end
 end
 if expireAt > 0 then
   for k = 1, #KEYS do redis.call('EXPIREAT', KEYS[k], expireAt) end
@@ -190,8 +209,8 @@ end
 return removed
 `;
 
-/** APPLY_SCRIPT's modes: newer wins, force, repair. */
-type ApplyMode = "0" | "1" | "2";
+/** APPLY_SCRIPT's modes: newer wins, force, repair, an event's apply. */
+type ApplyMode = "0" | "1" | "2" | "3";
 type ApplyReply = number | string[];
 
 type RedisWithScripts = Redis & {
@@ -216,12 +235,15 @@ export class RedisBoards implements Boards {
     this.redis = redis as RedisWithScripts;
   }
 
+  /** An event's state on its boards (global and the user's region); the user leaves any other region board. */
   async apply(state: ScoreState, boards: string[]): Promise<boolean> {
-    return (await this.applyMany([state], boards)) === 1;
+    return changedCount(await this.run([USERS, ...boards.map(boardKey), REGION_BOARDS], [state], "3", true, 0)) === 1;
   }
 
-  /** Applies many states, a chunk per script call (rebuilds); same version rule as apply(). */
+  /** Applies many states, a chunk per script call (rebuilds); newer wins, as in apply(). */
   async applyMany(states: ScoreState[], boards: string[], force = false): Promise<number> {
+    const regionBoards = boards.filter((b) => b.startsWith("region:")).map(boardKey);
+    if (regionBoards.length > 0) await this.redis.sadd(REGION_BOARDS, ...regionBoards);
     return changedCount(await this.run([USERS, ...boards.map(boardKey)], states, force ? "1" : "0", true, 0));
   }
 
