@@ -92,13 +92,39 @@ it("answers reads from PostgreSQL while Redis is down, then agrees again when it
   expect(await board()).toEqual(await postgresBoard());
 });
 
+it("catches up a Redis that comes back with its data but without its last writes", async () => {
+  const catchUps = () => mesh.logs.ranking.filter((line) => line.includes("Redis restarted with its data")).length;
+  const catchUpsBefore = catchUps();
+  const client = new Redis(redis.url);
+  try {
+    // From here on Redis keeps uf's grant only in memory, as appendfsync
+    // everysec does for up to a second before a crash.
+    await client.config("SET", "appendonly", "no");
+    await grant("uf", "c");
+    await eventually(async () => ((await scoreInRedis(client, "uf")) === 30 ? true : undefined), 10_000, "uf applied");
+  } finally {
+    client.disconnect();
+  }
+  await redis.kill("SIGKILL");
+  await redis.restart(); // from the AOF, which has no uf
+  const after = new Redis(redis.url);
+  try {
+    // Acked by ranking, lost by Redis, and no event will come again: only the catch-up brings it back.
+    await eventually(async () => ((await scoreInRedis(after, "uf")) === 30 ? true : undefined), 30_000, "uf caught up");
+  } finally {
+    after.disconnect();
+  }
+  expect(catchUps()).toBe(catchUpsBefore + 1); // one replica caught up, once
+  expect(await board()).toEqual(await postgresBoard());
+});
+
 it("rebuilds the boards from PostgreSQL when ranking finds Redis empty", async () => {
   const client = new Redis(redis.url);
   await client.flushall();
   client.disconnect();
   await mesh.kill("ranking");
   await mesh.start("ranking");
-  const rebuilt = await eventually(async () => ((await board()).length === 5 ? board() : undefined), 20_000, "the rebuild");
+  const rebuilt = await eventually(async () => ((await board()).length === 6 ? board() : undefined), 20_000, "the rebuild");
   expect(rebuilt).toEqual(await postgresBoard());
   const fromRedis = new Redis(redis.url);
   // The marker is set once the whole rebuild is in.
@@ -118,7 +144,7 @@ it("repairs drift with npm run reconcile and prints what it repaired", async () 
   expect(stdout, stdout).toContain("repaired ub on global: redis missing -> postgres 20");
   expect(stdout, stdout).toContain("repaired ghost on global: redis 5 -> postgres removed");
   // The global board and every live daily, weekly and monthly board (how many depends on the date).
-  expect(stdout, stdout).toMatch(/^checked 5 users on \d+ boards, repaired 3$/m);
+  expect(stdout, stdout).toMatch(/^checked 6 users on \d+ boards, repaired 3$/m);
   expect(await board()).toEqual(await postgresBoard());
   client.disconnect();
 });

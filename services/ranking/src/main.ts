@@ -12,7 +12,7 @@ import { Readiness, migrationsCheck, natsCheck, postgresCheck, redisCheck } from
 import { BoardChangeAnnouncer } from "./announcer.js";
 import { RedisBoards } from "./boards.js";
 import { keepBoardsBuilt } from "./rebuild.js";
-import { reconcile, scheduleReconciliation } from "./reconcile.js";
+import { reconcile, scheduleReconciliation, type ReconcileResult } from "./reconcile.js";
 import { PostgresStandings, ResilientBoards } from "./standings.js";
 import { loadRankingConfig } from "./config.js";
 import { ScoreEventConsumer } from "./consumer.js";
@@ -32,11 +32,16 @@ async function main(): Promise<void> {
     redis: metrics.redisErrors,
     postgres: metrics.postgresErrors,
   });
-  const checkBoards = keepBoardsBuilt(db, redisBoards, redis, logger, config.periodRetention, (running) => boards.setRebuilding(running));
-  const stopReconciling = scheduleReconciliation(() => reconcile(db, redisBoards), redis, config.reconcileIntervalMs, (result) => {
+  const logReconciliation = (result: ReconcileResult | Error) => {
     if (result instanceof Error) logger.warn({ err: result.message }, "reconciliation failed");
-    else logger.info({ checked: result.checked, repaired: result.repaired.length }, "reconciliation done");
+    else logger.info({ checked: result.checked, boards: result.boards.length, repaired: result.repaired.length }, "reconciliation done");
+  };
+  const checkBoards = keepBoardsBuilt(db, redisBoards, redis, logger, {
+    retention: config.periodRetention,
+    onRebuilding: (running) => boards.setRebuilding(running),
+    afterRestart: async () => logReconciliation(await reconcile(db, redisBoards)),
   });
+  const stopReconciling = scheduleReconciliation(() => reconcile(db, redisBoards), redis, config.reconcileIntervalMs, logReconciliation);
 
   const nats = await connectNats(config.natsUrl, "ranking", logger);
   const jsm = await nats.jetstreamManager();

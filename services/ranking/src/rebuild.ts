@@ -123,36 +123,61 @@ async function rebuildPeriodBoard(db: Db, boards: RedisBoards, board: string): P
   return count;
 }
 
+// The run id of the Redis server the boards were last checked on. A Redis
+// that restarts from its AOF or snapshot, or a replica promoted by a
+// failover, keeps our data but has a new run id, and may lack the writes of
+// its last moments (appendfsync everysec loses up to a second; a replica
+// lags) although ranking acked their events.
+export const SERVER_MARKER = "{sb}:redis-run-id";
+
+export interface KeepBuiltOptions {
+  retention?: PeriodRetention;
+  /** Told when a rebuild starts and ends (reads avoid the partial boards meanwhile). */
+  onRebuilding?: (running: boolean) => void;
+  /** Catches up a Redis that came back with its data (reconciliation, which never rolls back newer versions). */
+  afterRestart?: () => Promise<unknown>;
+}
+
 /**
  * Rebuilds at start when Redis has no trace of a rebuild (new, flushed or
  * restarted without persistence), and again whenever it comes back in that
- * state after an outage.
+ * state after an outage. When it comes back with its data but is another
+ * server run than the one last seen, whatever it may have lost is caught up
+ * with `afterRestart`, by one ranking replica.
  */
-export function keepBoardsBuilt(
-  db: Db,
-  boards: RedisBoards,
-  redis: Redis,
-  logger: Logger,
-  retention: PeriodRetention = DEFAULT_RETENTION_MS,
-  /** Told when a rebuild starts and ends (reads avoid the partial boards meanwhile). */
-  onRebuilding: (running: boolean) => void = () => {},
-): () => Promise<void> {
+export function keepBoardsBuilt(db: Db, boards: RedisBoards, redis: Redis, logger: Logger, options: KeepBuiltOptions = {}): () => Promise<void> {
+  const { retention = DEFAULT_RETENTION_MS, onRebuilding = () => {}, afterRestart } = options;
   let running: Promise<void> | undefined;
   const check = async () => {
     if (running) return running;
     running = (async () => {
       try {
-        if (await redis.exists(REBUILT_MARKER)) return;
+        if (await redis.exists(REBUILT_MARKER)) {
+          // SET ... GET: of several replicas, only the first to see the new run catches up.
+          const runId = await serverRunId(redis);
+          const seen = await redis.set(SERVER_MARKER, runId, "GET");
+          if (seen !== null && seen !== runId && afterRestart) {
+            logger.warn({ was: seen, now: runId }, "Redis restarted with its data: catching up with PostgreSQL");
+            try {
+              await afterRestart();
+            } catch (err) {
+              await redis.set(SERVER_MARKER, seen).catch(() => undefined); // the next check tries again
+              throw err;
+            }
+          }
+          return;
+        }
         logger.info("Redis has no boards: rebuilding from PostgreSQL");
         onRebuilding(true);
         try {
           const result = await rebuildBoards(db, boards, redis, retention);
+          await redis.set(SERVER_MARKER, await serverRunId(redis));
           logger.info(result, "boards rebuilt from PostgreSQL");
         } finally {
           onRebuilding(false);
         }
       } catch (err) {
-        logger.warn({ err: (err as Error).message }, "board rebuild failed; will retry when Redis is ready again");
+        logger.warn({ err: (err as Error).message }, "board check failed; will retry when Redis is ready again");
       } finally {
         running = undefined;
       }
@@ -161,4 +186,11 @@ export function keepBoardsBuilt(
   };
   redis.on("ready", () => void check());
   return check;
+}
+
+async function serverRunId(redis: Redis): Promise<string> {
+  const info = await redis.info("server");
+  const runId = /^run_id:(\w+)/m.exec(info)?.[1];
+  if (!runId) throw new Error("INFO server names no run_id");
+  return runId;
 }
