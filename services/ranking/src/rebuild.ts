@@ -147,41 +147,53 @@ export interface KeepBuiltOptions {
  */
 export function keepBoardsBuilt(db: Db, boards: RedisBoards, redis: Redis, logger: Logger, options: KeepBuiltOptions = {}): () => Promise<void> {
   const { retention = DEFAULT_RETENTION_MS, onRebuilding = () => {}, afterRestart } = options;
-  let running: Promise<void> | undefined;
-  const check = async () => {
-    if (running) return running;
-    running = (async () => {
-      try {
-        if (await redis.exists(REBUILT_MARKER)) {
-          // SET ... GET: of several replicas, only the first to see the new run catches up.
-          const runId = await serverRunId(redis);
-          const seen = await redis.set(SERVER_MARKER, runId, "GET");
-          if (seen !== null && seen !== runId && afterRestart) {
-            logger.warn({ was: seen, now: runId }, "Redis restarted with its data: catching up with PostgreSQL");
-            try {
-              await afterRestart();
-            } catch (err) {
-              await redis.set(SERVER_MARKER, seen).catch(() => undefined); // the next check tries again
-              throw err;
-            }
+  const checkOnce = async () => {
+    try {
+      if (await redis.exists(REBUILT_MARKER)) {
+        // SET ... GET: of several replicas, only the first to see the new run catches up.
+        const runId = await serverRunId(redis);
+        const seen = await redis.set(SERVER_MARKER, runId, "GET");
+        if (seen !== null && seen !== runId && afterRestart) {
+          logger.warn({ was: seen, now: runId }, "Redis restarted with its data: catching up with PostgreSQL");
+          try {
+            await afterRestart();
+          } catch (err) {
+            await redis.set(SERVER_MARKER, seen).catch(() => undefined); // the next check tries again
+            throw err;
           }
-          return;
         }
-        logger.info("Redis has no boards: rebuilding from PostgreSQL");
-        onRebuilding(true);
-        try {
-          const result = await rebuildBoards(db, boards, redis, retention);
-          await redis.set(SERVER_MARKER, await serverRunId(redis));
-          logger.info(result, "boards rebuilt from PostgreSQL");
-        } finally {
-          onRebuilding(false);
-        }
-      } catch (err) {
-        logger.warn({ err: (err as Error).message }, "board check failed; will retry when Redis is ready again");
-      } finally {
-        running = undefined;
+        return;
       }
-    })();
+      logger.info("Redis has no boards: rebuilding from PostgreSQL");
+      onRebuilding(true);
+      try {
+        const result = await rebuildBoards(db, boards, redis, retention);
+        await redis.set(SERVER_MARKER, await serverRunId(redis));
+        logger.info(result, "boards rebuilt from PostgreSQL");
+      } finally {
+        onRebuilding(false);
+      }
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, "board check failed; will retry when Redis is ready again");
+    }
+  };
+  // One check at a time; Redis coming back again during one (it may have
+  // restarted once more) means one more check after it, never a skipped one.
+  let running: Promise<void> | undefined;
+  let again = false;
+  const check = (): Promise<void> => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        await checkOnce();
+      } while (again);
+    })().finally(() => {
+      running = undefined;
+    });
     return running;
   };
   redis.on("ready", () => void check());
