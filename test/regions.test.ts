@@ -54,6 +54,17 @@ it("keeps counting on the profile's region when a later token carries none", asy
   expect(profile?.region).toBe("eu");
 });
 
+it("moves the profile's region only with a grant, never with a refused one", async () => {
+  const res = await fetch(`${mesh.urls.gateway}/api/actions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${await mesh.token("eu-1", { region: "apac" })}` },
+    body: JSON.stringify({ actionId: "a" }), // granted to eu-1 already
+  });
+  expect(await res.json()).toMatchObject({ success: false, code: "already_exists" }); // seed 004 answers it with 400
+  const [profile] = await mesh.sql<{ region: string }>("SELECT region FROM users WHERE user_id = 'eu-1'");
+  expect(profile?.region).toBe("eu");
+});
+
 it("rebuilds region boards from PostgreSQL too", async () => {
   const redis = new Redis(inject("infra").redisUrl);
   await redis.flushall();

@@ -10,6 +10,11 @@ import { sql, type Kysely } from "kysely";
 // one, so an untraced grant costs nothing more.
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`ALTER TABLE outbox ADD COLUMN trace_context jsonb`.execute(db);
+  await grantBatchWithTraceContext(db);
+}
+
+/** sb_grant_batch() as of this migration (migration 008 restores it on the way down). */
+export async function grantBatchWithTraceContext(db: Kysely<unknown>): Promise<void> {
   await sql`
 CREATE OR REPLACE FUNCTION sb_grant_batch(p_grants jsonb, p_subject text)
 RETURNS TABLE (ord int, outcome text, ledger_id bigint, request_id uuid, points bigint, new_score bigint, version bigint, detail text)
