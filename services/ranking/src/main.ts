@@ -32,16 +32,23 @@ async function main(): Promise<void> {
     redis: metrics.redisErrors,
     postgres: metrics.postgresErrors,
   });
-  const logReconciliation = (result: ReconcileResult | Error) => {
-    if (result instanceof Error) logger.warn({ err: result.message }, "reconciliation failed");
-    else logger.info({ checked: result.checked, boards: result.boards.length, repaired: result.repaired.length }, "reconciliation done");
+  // Set once NATS is up; a repair before that reaches streams with push's next refresh.
+  let announcer: BoardChangeAnnouncer | undefined;
+  const afterReconciliation = (result: ReconcileResult | Error) => {
+    if (result instanceof Error) {
+      logger.warn({ err: result.message }, "reconciliation failed");
+      return;
+    }
+    logger.info({ checked: result.checked, boards: result.boards.length, repaired: result.repaired.length }, "reconciliation done");
+    // Streams showing a repaired board get it now, not at push's next refresh.
+    if (result.repaired.length > 0) announcer?.changed([...new Set(result.repaired.map((drift) => drift.board))]);
   };
   const checkBoards = keepBoardsBuilt(db, redisBoards, redis, logger, {
     retention: config.periodRetention,
     onRebuilding: (running) => boards.setRebuilding(running),
-    afterRestart: async () => logReconciliation(await reconcile(db, redisBoards)),
+    afterRestart: async () => afterReconciliation(await reconcile(db, redisBoards)),
   });
-  const stopReconciling = scheduleReconciliation(() => reconcile(db, redisBoards), redis, config.reconcileIntervalMs, logReconciliation);
+  const stopReconciling = scheduleReconciliation(() => reconcile(db, redisBoards), redis, config.reconcileIntervalMs, afterReconciliation);
 
   const nats = await connectNats(config.natsUrl, "ranking", logger);
   const jsm = await nats.jetstreamManager();
@@ -50,7 +57,7 @@ async function main(): Promise<void> {
     await ensureStream(jsm, DeadLettersStream);
     await ensureConsumer(jsm, ScoresStream.name, RankingConsumer);
   };
-  const announcer = new BoardChangeAnnouncer(nats, boards, logger);
+  announcer = new BoardChangeAnnouncer(nats, boards, logger);
   const consumer = new ScoreEventConsumer({
     js: nats.jetstream(),
     boards,
