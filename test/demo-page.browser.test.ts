@@ -71,11 +71,7 @@ describe("demo page in a browser (phone viewport)", () => {
   }
 
   async function grant(userId: string, name: string, actionId: string): Promise<{ status: number; body: Record<string, unknown> }> {
-    const res = await fetch(`${mesh!.urls.gateway}/api/actions`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${await mesh!.token(userId, { name })}` },
-      body: JSON.stringify({ actionId }),
-    });
+    const res = await mesh!.submitAction(userId, actionId, { name });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   }
 

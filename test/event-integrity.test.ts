@@ -43,11 +43,7 @@ afterAll(async () => {
 });
 
 async function grant(userId: string, actionId: string): Promise<number> {
-  const res = await fetch(`${mesh.urls.gateway}/api/actions`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${await mesh.token(userId)}` },
-    body: JSON.stringify({ actionId }),
-  });
+  const res = await mesh.submitAction(userId, actionId);
   return res.status;
 }
 

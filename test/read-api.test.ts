@@ -7,11 +7,7 @@ import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
 let mesh: Mesh;
 
 async function grant(m: Mesh, userId: string, actionId: string, name?: string) {
-  const res = await fetch(`${m.urls.gateway}/api/actions`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${await m.token(userId, { name })}` },
-    body: JSON.stringify({ actionId }),
-  });
+  const res = await m.submitAction(userId, actionId, { name });
   expect(res.status).toBe(200);
 }
 

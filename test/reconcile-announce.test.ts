@@ -24,12 +24,7 @@ afterAll(async () => {
 });
 
 it("announces the boards a catch-up reconciliation repaired", async () => {
-  const res = await fetch(`${mesh.urls.gateway}/api/actions`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${await mesh.token("ann", { region: "eu" })}` },
-    body: JSON.stringify({ actionId: "a" }),
-  });
-  expect(res.status).toBe(200);
+  expect((await mesh.submitAction("ann", "a", { region: "eu" })).status).toBe(200);
   const client = new Redis(redis.url);
   try {
     await eventually(async () => ((await client.hget(USERS, "ann")) ? true : undefined), 10_000, "ann applied");

@@ -15,11 +15,7 @@ afterAll(async () => {
 });
 
 async function grant(userId: string, actionId: string, region?: string) {
-  const res = await fetch(`${mesh.urls.gateway}/api/actions`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${await mesh.token(userId, { region })}` },
-    body: JSON.stringify({ actionId }),
-  });
+  const res = await mesh.submitAction(userId, actionId, { region });
   expect(res.status).toBe(200);
 }
 
@@ -55,11 +51,7 @@ it("keeps counting on the profile's region when a later token carries none", asy
 });
 
 it("moves the profile's region only with a grant, never with a refused one", async () => {
-  const res = await fetch(`${mesh.urls.gateway}/api/actions`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${await mesh.token("eu-1", { region: "apac" })}` },
-    body: JSON.stringify({ actionId: "a" }), // granted to eu-1 already
-  });
+  const res = await mesh.submitAction("eu-1", "a", { region: "apac" }); // granted to eu-1 already
   expect(await res.json()).toMatchObject({ success: false, code: "already_exists" }); // seed 004 answers it with 400
   const [profile] = await mesh.sql<{ region: string }>("SELECT region FROM users WHERE user_id = 'eu-1'");
   expect(profile?.region).toBe("eu");

@@ -28,11 +28,7 @@ function connect(path: string, init?: { headers?: Record<string, string>; protoc
 }
 
 async function grant(userId: string, actionId: string) {
-  const res = await fetch(`${mesh.urls.gateway}/api/actions`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${await mesh.token(userId, { name: userId.toUpperCase() })}` },
-    body: JSON.stringify({ actionId }),
-  });
+  const res = await mesh.submitAction(userId, actionId, { name: userId.toUpperCase() });
   expect(res.status).toBe(200);
 }
 

@@ -2,6 +2,7 @@ import type { LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
 import type { Request, Response } from "./http.js";
+import { LatestOnlyWriter } from "./latest-only.js";
 import { StreamRegistry } from "./stream-registry.js";
 
 // Every client of a feed gets the same update object: render its frame once,
@@ -30,7 +31,7 @@ export interface SseOptions {
  * GET /api/leaderboard/stream (seed 004): `event: connected`, then
  * `event: score:update` with the top 10 at once and on every change.
  * A client that cannot keep up is sent only the newest state once its socket
- * drains, so no per-client queue grows.
+ * drains (LatestOnlyWriter), so no per-client queue grows.
  */
 export function serveLeaderboardStream(req: Request, res: Response, feeds: LeaderboardFeeds, options: SseOptions): void {
   res.writeHead(200, {
@@ -41,34 +42,18 @@ export function serveLeaderboardStream(req: Request, res: Response, feeds: Leade
   });
   res.write(`retry: 2000\nevent: connected\ndata: ${JSON.stringify({ message: "Connected to leaderboard stream" })}\n\n`);
 
-  let pending: LeaderboardUpdate | undefined;
-  let blocked = false;
-  const send = (update: LeaderboardUpdate) => {
-    if (blocked) {
-      pending = update;
-      return;
-    }
-    blocked = !res.write(frameOf(update));
-  };
-  const onDrain = () => {
-    blocked = false;
-    const update = pending;
-    pending = undefined;
-    if (update) send(update);
-  };
-  res.on("drain", onDrain);
-
-  const unsubscribe = feeds.subscribe("global", 10, send);
+  const writer = new LatestOnlyWriter<LeaderboardUpdate>(res, (update) => res.write(frameOf(update)));
+  const unsubscribe = feeds.subscribe("global", 10, (update) => writer.send(update));
   // Comments keep proxies from closing an idle stream.
   const heartbeat = setInterval(() => {
-    if (!blocked) res.write(": heartbeat\n\n");
+    if (!writer.isBlocked) res.write(": heartbeat\n\n");
   }, options.heartbeatMs);
 
   const finish = () => {
     clearInterval(heartbeat);
     unsubscribe();
     unregister();
-    res.off("drain", onDrain);
+    writer.stop();
   };
   const unregister = StreamRegistry.of(options.shutdownSignal).add(() => {
     finish();

@@ -15,6 +15,7 @@ import type { RpcRecorder } from "@scoreboard/platform/rpc-metrics";
 import { startRpcServerSpan } from "@scoreboard/platform/rpc-tracing";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
 import type { ReadGate } from "./rest/leaderboard-reads.js";
+import { LatestOnlyWriter } from "./latest-only.js";
 import { StreamRegistry } from "./stream-registry.js";
 
 type Request = Parameters<NodeHandler>[0];
@@ -120,39 +121,22 @@ async function serve(
   res.writeHead(200, { "content-type": protocol.contentType, "cache-control": "no-cache, no-transform", "x-accel-buffering": "no" });
   options.openStreams?.inc();
   let sequence = 0n;
-  let blocked = false;
-  let pending: LeaderboardUpdate | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
   const armHeartbeat = () => {
     clearTimeout(heartbeat);
     heartbeat = setTimeout(() => {
-      if (!blocked) write(undefined);
+      if (!writer.isBlocked) writer.send(undefined);
       armHeartbeat();
     }, options.heartbeatMs);
   };
-  // A client that cannot keep up gets only the newest state once its socket
-  // drains: one state, never a queue.
-  const write = (update: LeaderboardUpdate | undefined) => {
+  // An update, or a heartbeat (undefined); each with this stream's next sequence.
+  const writer = new LatestOnlyWriter<LeaderboardUpdate | undefined>(res, (update) => {
     sequence += 1n;
-    const frame = update ? updateFrame(update, sequence, protocol.json) : heartbeatFrame(sequence, protocol.json);
-    blocked = !res.write(frame);
-  };
-  const send = (update: LeaderboardUpdate) => {
-    if (blocked) {
-      pending = update;
-      return;
-    }
-    write(update);
-    armHeartbeat();
-  };
-  const onDrain = () => {
-    blocked = false;
-    const update = pending;
-    pending = undefined;
-    if (update) send(update);
-  };
-  res.on("drain", onDrain);
-  const unsubscribe = options.feeds.subscribe(board, limit, send);
+    const accepted = res.write(update ? updateFrame(update, sequence, protocol.json) : heartbeatFrame(sequence, protocol.json));
+    if (update) armHeartbeat();
+    return accepted;
+  });
+  const unsubscribe = options.feeds.subscribe(board, limit, (update) => writer.send(update));
   armHeartbeat();
 
   let finished = false;
@@ -162,7 +146,7 @@ async function serve(
     clearTimeout(heartbeat);
     unsubscribe();
     unregister();
-    res.off("drain", onDrain);
+    writer.stop();
     options.openStreams?.dec();
     record(shutdownSignal.aborted ? undefined : new ConnectError("the client went away", Code.Canceled));
   };

@@ -39,6 +39,8 @@ export interface Mesh {
   /** Recent output of each process, for failure messages. */
   logs: Record<ServiceName, string[]>;
   token(userId: string, options?: MintOptions): Promise<string>;
+  /** POST /api/actions through the gateway, as `userId` with a fresh token (its claims from `options`). */
+  submitAction(userId: string, actionId: string, options?: MintOptions): Promise<Response>;
   sql<T extends pg.QueryResultRow>(text: string, params?: unknown[]): Promise<T[]>;
   pid(name: ServiceName): number;
   /** Signals a process and resolves with how it exited. */
@@ -136,6 +138,12 @@ export async function startMesh(infra: InfraUrls, extraEnv: Record<string, strin
     auth,
     logs,
     token: (userId, options) => mintToken(auth, userId, options),
+    submitAction: async (userId, actionId, options) =>
+      fetch(`${urls.gateway}/api/actions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${await mintToken(auth, userId, options)}` },
+        body: JSON.stringify({ actionId }),
+      }),
     sql: async (text, params) => (await pool.query(text, params)).rows,
     pid: (name) => children.get(name)?.pid ?? -1,
     kill,
