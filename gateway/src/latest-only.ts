@@ -1,5 +1,5 @@
-/** What a response must offer: Node's write() backpressure and its "drain" event. */
-interface Drainable {
+/** Where a stream's body goes: Node's write() backpressure and its "drain" event. */
+interface Body {
   write(chunk: Buffer | string): boolean;
   on(event: "drain", listener: () => void): unknown;
   off(event: "drain", listener: () => void): unknown;
@@ -9,10 +9,14 @@ interface Drainable {
  * The slow-client rule of every HTTP leaderboard stream: while the socket is
  * full, only the newest value is kept, and it is written once the socket
  * drains; so a client that cannot keep up gets the latest state, never a
- * growing queue. `write` renders and writes one value, answering what
- * res.write() answered.
+ * growing queue. `render` turns one value into the bytes to write.
+ *
+ * Over HTTP/2 the bytes go straight to the response's stream: the
+ * compatibility response only forwards them, and with ten thousand streams
+ * per change that layer was a cost of its own.
  */
 export class LatestOnlyWriter<T> {
+  private readonly body: Body;
   private blocked = false;
   private pending: { value: T } | undefined;
   private readonly onDrain = () => {
@@ -23,10 +27,11 @@ export class LatestOnlyWriter<T> {
   };
 
   constructor(
-    private readonly res: Drainable,
-    private readonly write: (value: T) => boolean,
+    res: Body & { stream?: Body },
+    private readonly render: (value: T) => Buffer | string,
   ) {
-    res.on("drain", this.onDrain);
+    this.body = res.stream ?? res;
+    this.body.on("drain", this.onDrain);
   }
 
   /** Whether the socket is full (a heartbeat then has no reason to be sent). */
@@ -39,10 +44,10 @@ export class LatestOnlyWriter<T> {
       this.pending = { value };
       return;
     }
-    this.blocked = !this.write(value);
+    this.blocked = !this.body.write(this.render(value));
   }
 
   stop(): void {
-    this.res.off("drain", this.onDrain);
+    this.body.off("drain", this.onDrain);
   }
 }

@@ -5,6 +5,9 @@ import { outsideAnyTrace } from "@scoreboard/platform/tracing";
 
 type Listener = (update: LeaderboardUpdate) => void;
 
+/** Listeners written per turn of the event loop (see Feed.deliver). */
+const DELIVERY_SLICE = 1_000;
+
 /**
  * One upstream WatchLeaderboard stream per (board, limit) for the whole
  * gateway, shared by every SSE, WebSocket and Connect client watching it.
@@ -92,6 +95,28 @@ class Feed {
     this.onIdle();
   }
 
+  /**
+   * Hands an update to every listener, a slice at a time. Node sends what a
+   * callback wrote only once it returns, so one loop over ten thousand
+   * streams would hold every byte until the last stream was written; between
+   * slices the first ones are already on the wire. The next update waits
+   * until this one reached everybody (it is at most one per 100 ms per board).
+   */
+  private async deliver(update: LeaderboardUpdate): Promise<void> {
+    if (this.listeners.size <= DELIVERY_SLICE) {
+      for (const listener of this.listeners) listener(update);
+      return;
+    }
+    const listeners = [...this.listeners];
+    for (let start = 0; start < listeners.length; start += DELIVERY_SLICE) {
+      if (start > 0) await new Promise((resolve) => setImmediate(resolve));
+      for (const listener of listeners.slice(start, start + DELIVERY_SLICE)) {
+        // One that left meanwhile is skipped; one that came meanwhile got `latest` when it came.
+        if (this.listeners.has(listener)) listener(update);
+      }
+    }
+  }
+
   private async run(): Promise<void> {
     let failures = 0;
     while (!this.abort.signal.aborted) {
@@ -104,7 +129,7 @@ class Feed {
           if (update.heartbeat) continue; // keep-alive from push, not a state
           this.latest = update;
           this.streaming = true;
-          for (const listener of this.listeners) listener(update);
+          await this.deliver(update);
         }
         this.streaming = false; // ended (push shut down): reconnect below
       } catch (err) {

@@ -42,11 +42,11 @@ export function serveLeaderboardStream(req: Request, res: Response, feeds: Leade
   });
   res.write(`retry: 2000\nevent: connected\ndata: ${JSON.stringify({ message: "Connected to leaderboard stream" })}\n\n`);
 
-  const writer = new LatestOnlyWriter<LeaderboardUpdate>(res, (update) => res.write(frameOf(update)));
+  const writer = new LatestOnlyWriter<LeaderboardUpdate | undefined>(res, (update) => (update ? frameOf(update) : ": heartbeat\n\n"));
   const unsubscribe = feeds.subscribe("global", 10, (update) => writer.send(update));
   // Comments keep proxies from closing an idle stream.
   const heartbeat = setInterval(() => {
-    if (!writer.isBlocked) res.write(": heartbeat\n\n");
+    if (!writer.isBlocked) writer.send(undefined);
   }, options.heartbeatMs);
 
   const finish = () => {

@@ -1,7 +1,6 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import { Duplex } from "node:stream";
 import type { Socket } from "node:net";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
@@ -118,10 +117,14 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     socket.once("data", (first: Buffer) => {
       socket.pause();
       const isHttp2 = first.toString("latin1", 0, HTTP2_PREFACE.length) === HTTP2_PREFACE.slice(0, first.length);
+      // Put back what we read to sniff. Node's HTTP/2 session feeds a socket's
+      // already-buffered bytes to nghttp2 before it takes over the handle, so
+      // h2c keeps the native socket: frames of many streams leave in one
+      // write (a JS Duplex in between cost one write per frame).
+      socket.unshift(first);
       if (isHttp2) {
-        h2c.emit("connection", replayingStream(socket, first));
+        h2c.emit("connection", socket);
       } else {
-        socket.unshift(first);
         http1.emit("connection", socket);
         socket.resume();
       }
@@ -180,32 +183,6 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
       return closing;
     },
   };
-}
-
-/**
- * Node's HTTP/2 reads a net.Socket's handle natively and would never see the
- * bytes we already read to sniff the protocol (unshift only works for
- * HTTP/1.1). A Duplex that replays them first and then relays the socket
- * makes HTTP/2 take the JS stream path, which does see them.
- */
-function replayingStream(socket: Socket, first: Buffer): Duplex {
-  const stream = new Duplex({
-    read: () => socket.resume(),
-    write: (chunk: Buffer, _encoding, callback) => socket.write(chunk, callback),
-    final: (callback) => socket.end(callback),
-    destroy: (err, callback) => {
-      socket.destroy(err ?? undefined);
-      callback(err);
-    },
-  });
-  stream.push(first);
-  socket.on("data", (chunk: Buffer) => {
-    if (!stream.push(chunk)) socket.pause();
-  });
-  socket.once("end", () => stream.push(null));
-  socket.once("close", () => stream.destroy());
-  socket.resume();
-  return stream;
 }
 
 /** The probes and /metrics first, then the process's own fallback (REST, pages), else 404. */

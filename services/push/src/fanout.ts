@@ -137,7 +137,11 @@ export class TopNFanout {
     if (!state) return; // nobody here watches this board
     // A refresh answered after a newer change message must not roll it back.
     if (state.snapshot && millis(snapshot.asOf) < millis(state.snapshot.asOf)) return;
+    // A refresh that found nothing new must not use up the coalescing window:
+    // the next real change would then wait for it.
+    const unchanged = state.snapshot !== undefined && sameTop(state.snapshot.top, snapshot.top);
     state.snapshot = snapshot;
+    if (unchanged) return;
     state.announced = announced;
     // Leading edge at once, then at most one trailing notification per window
     // carrying whatever is latest by then.
@@ -175,6 +179,16 @@ export class TopNFanout {
       }
     }
   }
+}
+
+function sameTop(a: LeaderboardEntry[], b: LeaderboardEntry[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.userId !== y.userId || x.score !== y.score || x.rank !== y.rank || x.username !== y.username) return false;
+  }
+  return true;
 }
 
 function millis(ts: Timestamp | undefined): number {

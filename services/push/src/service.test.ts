@@ -248,6 +248,29 @@ describe("WatchLeaderboard", () => {
     coalescing.stop();
   });
 
+  it("sends a change at once after a refresh that found nothing new (the refresh does not use up the window)", async () => {
+    const sameTop = top(3);
+    const refreshing = new TopNFanout(
+      nats as unknown as NatsConnection,
+      () => Promise.resolve({ top: sameTop, asOf: timestampFromMs(Date.now()) }),
+      createLogger("push-test", "silent"),
+      25, // refresh often
+      1_000, // a window long enough to see
+    );
+    refreshing.start();
+    const seen: Array<{ at: number; top: string[] }> = [];
+    const unwatch = await refreshing.watch("global", (snapshot) => seen.push({ at: Date.now(), top: snapshot.top.map((e) => `${e.userId}=${e.score}`) }));
+    await tick(1_100); // the first snapshot's window has passed; refreshes found the same top meanwhile
+    expect(seen).toHaveLength(1);
+    const changedAt = Date.now();
+    nats.boardChanged("global", top(3, { userId: "user-2", score: 7_000 }));
+    expect(seen).toHaveLength(2);
+    expect(seen[1]!.top).toContain("user-2=7000");
+    expect(seen[1]!.at - changedAt).toBeLessThan(500);
+    unwatch();
+    refreshing.stop();
+  });
+
   it("sends a heartbeat when nothing changes for a while", async () => {
     const client = createClient(
       PushService,
