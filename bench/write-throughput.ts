@@ -14,6 +14,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
 import { startInfra, stopAll } from "../test/harness/infra.js";
 import { startMesh } from "../test/harness/mesh.js";
+import { cpuSnapshot } from "./process-cpu.js";
 
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -118,7 +119,19 @@ COMMIT;
 
 try {
   await mesh.sql(`INSERT INTO actions (action_id, points) SELECT 'a' || g, 10 FROM generate_series(1, ${ACTIONS}) g`);
+  // The load generator is this process; the rest are the mesh and its stores.
+  const processes = {
+    score: mesh.pid("score"),
+    ranking: mesh.pid("ranking"),
+    push: mesh.pid("push"),
+    gateway: mesh.pid("gateway"),
+    postgres: infra.postgres.pid,
+    redis: infra.redis.pid,
+    nats: infra.nats.pid,
+  };
+  const cpuAtPeak = cpuSnapshot(processes, "load generator");
   const ours = await grantLoad({ durationS: seconds, userPrefix: "peak-" });
+  const peakCpu = cpuAtPeak.since();
   const bare = await pgbench();
   const bucketsBefore = await serverBuckets();
   const half = await grantLoad({ durationS: seconds, userPrefix: "half-", ratePerS: ours.throughput / 2 });
@@ -135,6 +148,14 @@ try {
   console.log(
     `  score's own answer time at half peak: p50 ${bucketPercentile(bucketsBefore, bucketsAfter, 0.5)}, p99 ${bucketPercentile(bucketsBefore, bucketsAfter, 0.99)}`,
   );
+  // Where each grant's CPU went at peak (the ledger, the outbox relay, the
+  // events' way to Redis and the streams): on 2 shared cores, this is the budget.
+  const grants = ours.throughput * seconds;
+  const share = Object.entries(peakCpu)
+    .map(([name, ms]) => `${name} ${(ms / grants).toFixed(2)}`)
+    .join(", ");
+  const total = Object.values(peakCpu).reduce((a, b) => a + b, 0);
+  console.log(`  CPU ms per grant at peak: ${share}; all ${(total / grants).toFixed(2)} (machine: ${(total / (seconds * 10)).toFixed(0)}% of one core)`);
 } finally {
   await mesh.stop();
   await stopAll();

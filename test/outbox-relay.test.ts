@@ -10,7 +10,7 @@ import { freshMigratedDb } from "./harness/database.js";
 
 let db: Db;
 const logger = pino({ level: "silent" });
-const options = { batchSize: 3, pollIntervalMs: 50, retentionMs: 3_600_000 };
+const options = { batchSize: 3, pollIntervalMs: 50, retentionMs: 3_600_000, coalesceMs: 0 };
 
 class RecordingPublisher implements EventPublisher {
   readonly published: string[] = [];
@@ -99,4 +99,46 @@ it("keeps rows unpublished when JetStream fails, and publishes them on retry", a
   expect(publisher.published.filter((p) => p === id)).toHaveLength(1);
   const [after] = await db.selectFrom("outbox").select(sql<boolean>`published_at IS NOT NULL`.as("done")).where("ledger_id", "=", Number(id)).execute();
   expect(after?.done).toBe(true);
+});
+
+it("gathers the kicks of a burst into one batch at the window's end, and publishes a kick after a quiet spell at once", async () => {
+  /** A relay whose batches are recorded. */
+  const recorded = (coalesceMs: number) => {
+    const publisher = new RecordingPublisher();
+    const relay = new OutboxRelay(db, publisher, logger, { ...options, batchSize: 100, pollIntervalMs: 600_000, coalesceMs });
+    const batches: number[] = [];
+    const drain = relay.drain.bind(relay);
+    relay.drain = async () => {
+      const moved = await drain();
+      if (moved > 0) batches.push(moved);
+      return moved;
+    };
+    return { publisher, relay, batches };
+  };
+  const until = async (done: () => boolean) => {
+    const deadline = Date.now() + 10_000;
+    while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  };
+
+  // Started, it has just run a cycle: kicks within the window wait for its end and go together.
+  const busy = recorded(1_000);
+  busy.relay.start();
+  await new Promise((r) => setTimeout(r, 50));
+  const burst: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    burst.push(await addEvent());
+    busy.relay.kick();
+  }
+  await until(() => busy.publisher.published.length === 6);
+  await busy.relay.stop();
+  expect(busy.batches).toEqual([6]);
+  expect([...busy.publisher.published].sort()).toEqual([...burst].sort());
+
+  // No cycle for longer than the window (a minute here): a kick publishes at once, not a minute later.
+  const quiet = recorded(60_000);
+  const lone = await addEvent();
+  quiet.relay.kick();
+  await until(() => quiet.publisher.published.includes(lone));
+  await quiet.relay.stop();
+  expect(quiet.publisher.published).toEqual([lone]);
 });

@@ -3,8 +3,12 @@ import type { Logger } from "./logger.js";
 
 export type { Redis };
 
-export function createRedis(url: string, logger: Logger): Redis {
+export function createRedis(url: string, logger: Logger, options: { autoPipelining?: boolean } = {}): Redis {
   const redis = new Redis(url, {
+    // Commands issued in the same tick leave in one write, and while a batch
+    // is out, the next one gathers: many concurrent callers then cost a few
+    // round trips and syscalls instead of one each.
+    enableAutoPipelining: options.autoPipelining ?? false,
     // Fail a command fast while Redis is away instead of queueing it forever;
     // callers decide what a failed read or write means.
     maxRetriesPerRequest: 2,

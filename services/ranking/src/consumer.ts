@@ -18,6 +18,9 @@ import { SpanKind, contextFromNats, inSpan, isTracing, type SpanOptions } from "
 import type { DeadLetterReason, Tally } from "@scoreboard/platform/metrics";
 import type { Boards } from "./boards.js";
 
+/** Events applied at once (see handleAll). */
+const IN_FLIGHT = 64;
+
 export interface ScoreEventConsumerOptions {
   js: JetStreamClient;
   boards: Boards;
@@ -91,7 +94,7 @@ export class ScoreEventConsumer {
     while (!this.stopped) {
       try {
         messages ??= await this.subscribe();
-        for await (const msg of messages) await inSpan("apply score event", () => this.handle(msg), consumedSpan(msg));
+        await this.handleAll(messages);
       } catch (err) {
         this.logger.warn({ err: (err as Error).message }, "score event subscription failed");
       }
@@ -100,6 +103,27 @@ export class ScoreEventConsumer {
         this.logger.warn("score event subscription ended, resubscribing");
         await new Promise((r) => setTimeout(r, 1_000));
       }
+    }
+  }
+
+  /**
+   * Handles up to IN_FLIGHT events at once. Their order does not matter: each
+   * carries the user's version and Redis keeps the newest. One at a time, a
+   * burst cost one Redis round trip per event; together, the scripts of many
+   * events share the round trips (and the connection's writes).
+   */
+  private async handleAll(messages: ConsumerMessages): Promise<void> {
+    const inFlight = new Set<Promise<void>>();
+    try {
+      for await (const msg of messages) {
+        const handled: Promise<void> = inSpan("apply score event", () => this.handle(msg), consumedSpan(msg))
+          .catch((err: unknown) => this.logger.error({ err: (err as Error).message, seq: msg.seq }, "handling a score event failed"))
+          .finally(() => inFlight.delete(handled));
+        inFlight.add(handled);
+        if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
+      }
+    } finally {
+      await Promise.all(inFlight);
     }
   }
 

@@ -25,7 +25,8 @@ async function main(): Promise<void> {
   await startTracing("ranking");
   const config = loadRankingConfig();
   const metrics = new ProcessMetrics();
-  const redis = createRedis(config.redisUrl, logger);
+  // The consumer applies many events at once (see ScoreEventConsumer.handleAll).
+  const redis = createRedis(config.redisUrl, logger, { autoPipelining: true });
   const db = createDb(config.databaseUrl, 4);
   const redisBoards = new RedisBoards(redis, config.periodRetention);
   const boards = new ResilientBoards(redisBoards, redis, new PostgresStandings(db), logger, {

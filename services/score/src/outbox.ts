@@ -10,6 +10,12 @@ export interface OutboxRelayOptions {
   pollIntervalMs: number;
   /** Published rows are kept this long for inspection, then deleted. */
   retentionMs: number;
+  /**
+   * Under load, cycles start at most this often, so the grants of a burst go
+   * out in one batch (one transaction here, one fetch for ranking) instead of
+   * one cycle each; a kick after a quiet spell still publishes at once.
+   */
+  coalesceMs: number;
 }
 
 /**
@@ -26,6 +32,7 @@ export class OutboxRelay {
   private stopped = false;
   private failures = 0;
   private lastCleanup = 0;
+  private lastCycleAt = 0;
 
   constructor(
     private readonly db: Db,
@@ -45,7 +52,11 @@ export class OutboxRelay {
       this.again = true;
       return;
     }
-    this.schedule(0);
+    this.schedule(this.untilWindowEnds());
+  }
+
+  private untilWindowEnds(): number {
+    return Math.max(0, this.lastCycleAt + this.options.coalesceMs - Date.now());
   }
 
   async stop(): Promise<void> {
@@ -76,12 +87,13 @@ export class OutboxRelay {
   private async cycle(): Promise<void> {
     if (this.stopped) return;
     let delay = this.options.pollIntervalMs;
+    this.lastCycleAt = Date.now();
     try {
       this.again = false;
       await this.drain();
       await this.cleanup();
       this.failures = 0;
-      if (this.again) delay = 0;
+      if (this.again) delay = this.untilWindowEnds();
     } catch (err) {
       this.failures += 1;
       delay = Math.min(100 * 2 ** this.failures, 5_000);

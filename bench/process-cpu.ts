@@ -1,0 +1,59 @@
+// CPU time of processes and their descendants, from /proc: what a benchmark
+// divides by its work to say where each unit of work spent its CPU.
+import { readdirSync, readFileSync } from "node:fs";
+
+const TICKS_PER_S = 100; // USER_HZ on Linux
+
+function stat(pid: number): { ppid: number; ticks: number } | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name, which may contain spaces: state is field 3.
+    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) }; // utime + stime
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU milliseconds used so far by `root` and every live process below it. */
+export function treeCpuMs(root: number): number {
+  const children = new Map<number, number[]>();
+  const ticks = new Map<number, number>();
+  for (const entry of readdirSync("/proc")) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    const s = stat(pid);
+    if (!s) continue;
+    ticks.set(pid, s.ticks);
+    children.set(s.ppid, [...(children.get(s.ppid) ?? []), pid]);
+  }
+  let total = 0;
+  const pending = [root];
+  while (pending.length > 0) {
+    const pid = pending.pop()!;
+    total += ticks.get(pid) ?? 0;
+    pending.push(...(children.get(pid) ?? []));
+  }
+  return (total * 1000) / TICKS_PER_S;
+}
+
+/** This process's own CPU milliseconds (its children, the processes it started, are not in it). */
+function ownCpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
+
+/**
+ * Snapshots several named process trees, and this process on its own as
+ * `self`; `since` answers each one's CPU ms since the snapshot.
+ */
+export function cpuSnapshot(pids: Record<string, number | undefined>, self: string): { since(): Record<string, number> } {
+  const measure = () => ({
+    ...Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, pid ? treeCpuMs(pid) : 0])),
+    [self]: ownCpuMs(),
+  });
+  const before = measure();
+  return {
+    since: () => Object.fromEntries(Object.entries(measure()).map(([name, ms]) => [name, ms - before[name]!])),
+  };
+}
