@@ -11,8 +11,10 @@
 //   a gateway directly: one socket write per subscriber per change.
 // - "h2": subscribers multiplexed BENCH_STREAMS_PER_CONNECTION (default 100)
 //   streams per HTTP/2 connection, as the gateway sees them in Kubernetes:
-//   browsers speak to Envoy, whose upstream connections to a gateway carry
-//   many streams each (charts/scoreboard: use_downstream_protocol_config).
+//   clients speak to Envoy, whose "gateway" cluster carries every SSE and
+//   Connect stream over HTTP/2, a connection per Envoy worker and gateway pod
+//   (charts/scoreboard/templates/envoy-config.yaml); 100 per connection
+//   is fewer streams per connection than that.
 // BENCH_DEBUG=1 also prints the slowest changes (first, median and last delivery).
 // Every subscriber is read by a lean client (raw HTTP/1.1 bodies, or
 // bench/lean-h2.ts) so that ten thousand receivers in this one process

@@ -167,6 +167,11 @@ export async function checkEnvoyRoutes(objects: K8sObject[], chartHeartbeatMs?: 
   const filters = (hcm.http_filters as Array<{ name: string }>).map((f) => f.name);
   if (filters.at(-1) !== "envoy.filters.http.router") problems.push("the router must be the last HTTP filter");
   const clusters = new Set((config.static_resources.clusters as Array<{ name: string }>).map((c) => c.name));
+  const protocolOf = (name: string) =>
+    (config.static_resources.clusters as Array<{ name: string; typed_extension_protocol_options?: any }>).find((c) => c.name === name)
+      ?.typed_extension_protocol_options?.["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]?.explicit_http_config;
+  if (!protocolOf("gateway")?.http2_protocol_options) problems.push("the gateway cluster must speak HTTP/2 (streams multiplexed per connection)");
+  if (!protocolOf("gateway_websocket")?.http_protocol_options) problems.push("the gateway_websocket cluster must speak HTTP/1.1 (WebSocket upgrades)");
   for (const route of routes) {
     if (route.route?.cluster && !clusters.has(route.route.cluster)) problems.push(`route ${route.name} goes to undefined cluster ${route.route.cluster}`);
   }
@@ -180,8 +185,10 @@ export async function checkEnvoyRoutes(objects: K8sObject[], chartHeartbeatMs?: 
   for (const gatewayRoute of await gatewayRoutes()) {
     const label = `${gatewayRoute.method} ${gatewayRoute.path}`;
     const route = matchRoute(routes, gatewayRoute.method, gatewayRoute.path);
-    if (!route || route.route?.cluster !== "gateway") {
-      problems.push(`${label} (${gatewayRoute.kind}) does not reach the gateway through Envoy`);
+    // WebSocket upgrades need an HTTP/1.1 upstream; everything else goes over HTTP/2.
+    const cluster = gatewayRoute.kind === "websocket" ? "gateway_websocket" : "gateway";
+    if (!route || route.route?.cluster !== cluster) {
+      problems.push(`${label} (${gatewayRoute.kind}) does not reach the gateway through Envoy's ${cluster} cluster`);
       continue;
     }
     const streaming = ["stream", "websocket", "rpc-stream"].includes(gatewayRoute.kind);

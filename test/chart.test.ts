@@ -160,7 +160,7 @@ describe("envoy", () => {
     const { config } = envoyConfig(prod);
     const tls = config.static_resources.listeners[0].filter_chains[0].transport_socket;
     expect(tls.name).toBe("envoy.transport_sockets.tls");
-    expect(config.static_resources.clusters.map((c: any) => c.name)).toEqual(expect.arrayContaining(["gateway", "jwks", "otel_collector"]));
+    expect(config.static_resources.clusters.map((c: any) => c.name)).toEqual(expect.arrayContaining(["gateway", "gateway_websocket", "jwks", "otel_collector"]));
   });
 
   it("answers its own refusals in the gateway's JSON error shape, and gRPC with a plain status", () => {
