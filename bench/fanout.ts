@@ -64,21 +64,39 @@ const seen = (score: number) => {
 const changesSeen = new Set<number>();
 const perChange = new Map<number, number[]>();
 
+// Every SSE stream is sent the same event bytes, so a chunk that is exactly
+// one whole event is parsed once for all of them (same bytes, same answer).
+const parsedEvents = new Map<string, number | undefined>();
+function leaderScoreIn(event: string): number | undefined {
+  const match = /"userId":"leader","score":(\d+)/.exec(event);
+  return match ? Number(match[1]) : undefined;
+}
+
 /** Calls `seen` once per new leader score in an SSE body, fed chunk by chunk. */
 function sseReader(): (chunk: Buffer) => void {
   let buffer = "";
   let last = -1;
+  const see = (score: number | undefined) => {
+    if (score !== undefined && score !== last) {
+      last = score;
+      seen(score);
+    }
+  };
   return (chunk) => {
-    buffer += chunk.toString("utf8");
+    const text = chunk.toString("latin1");
+    if (buffer === "" && text.indexOf("\n\n") === text.length - 2) {
+      if (!parsedEvents.has(text)) {
+        if (parsedEvents.size > 10_000) parsedEvents.clear();
+        parsedEvents.set(text, leaderScoreIn(text));
+      }
+      see(parsedEvents.get(text));
+      return;
+    }
+    buffer += text;
     let end;
     while ((end = buffer.indexOf("\n\n")) >= 0) {
-      const event = buffer.slice(0, end);
+      see(leaderScoreIn(buffer.slice(0, end)));
       buffer = buffer.slice(end + 2);
-      const match = /"userId":"leader","score":(\d+)/.exec(event);
-      if (match && Number(match[1]) !== last) {
-        last = Number(match[1]);
-        seen(last);
-      }
     }
   };
 }
@@ -185,12 +203,13 @@ async function crowd(transport: Transport, gateways: string[], token: string, fi
   const connections: LeanHttp2Connection[] = [];
   const connectionCount = Math.ceil(subscribers / streamsPerConnection);
   for (let i = 0; i < subscribers; i++) {
-    const kind: Kind = i % 2 === 0 ? "sse" : "connect";
     if (transport === "h1") {
+      const kind: Kind = i % 2 === 0 ? "sse" : "connect";
       closables.push(await h1Subscriber(agent, gateways[Math.floor(i / 2) % gateways.length]!, kind));
     } else {
-      // Connection c carries subscribers c, c + count, ...: both kinds share each one.
+      // Connection c carries subscribers c, c + count, ...; the kinds alternate on each one.
       const c = i % connectionCount;
+      const kind: Kind = Math.floor(i / connectionCount) % 2 === 0 ? "sse" : "connect";
       const gateway = gateways[c % gateways.length]!;
       if (!connections[c]) {
         connections[c] = new LeanHttp2Connection(gateway);
