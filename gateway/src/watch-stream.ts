@@ -121,19 +121,20 @@ async function serve(
   res.writeHead(200, { "content-type": protocol.contentType, "cache-control": "no-cache, no-transform", "x-accel-buffering": "no" });
   options.openStreams?.inc();
   let sequence = 0;
-  // A heartbeat goes out when a whole interval passed without an update. A
-  // timer that ticks twice per interval and is never re-armed keeps the
-  // fan-out loop free of timer work (a re-armed timeout per stream per change
-  // cost thousands of timer operations per change).
-  let updatedSinceTick = false;
+  // A heartbeat goes out on the second tick (of two per interval) without a
+  // write, so the stream is never silent for more than the interval. One
+  // timer per stream that is never re-armed keeps the fan-out loop free of
+  // timer work: re-arming a timeout per stream per change cost thousands of
+  // timer operations per change.
+  let quietTicks = 0;
   const heartbeat = setInterval(() => {
-    if (updatedSinceTick) updatedSinceTick = false;
-    else if (!writer.isBlocked) writer.send(undefined);
+    quietTicks += 1;
+    if (quietTicks >= 2 && !writer.isBlocked) writer.send(undefined);
   }, options.heartbeatMs / 2);
   // An update, or a heartbeat (undefined); each with this stream's next sequence.
   const writer = new LatestOnlyWriter<LeaderboardUpdate | undefined>(res, (update) => {
     sequence += 1;
-    if (update) updatedSinceTick = true;
+    quietTicks = 0;
     return update ? updateFrame(update, sequence, protocol.json) : heartbeatFrame(sequence, protocol.json);
   });
   const unsubscribe = options.feeds.subscribe(board, limit, (update) => writer.send(update));
