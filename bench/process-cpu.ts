@@ -9,13 +9,15 @@ function stat(pid: number): { ppid: number; ticks: number } | undefined {
     const text = readFileSync(`/proc/${pid}/stat`, "utf8");
     // Fields after the command name, which may contain spaces: state is field 3.
     const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) }; // utime + stime
+    // utime + stime, and cutime + cstime: children it has reaped (PostgreSQL's
+    // backends of closed connections) stay counted.
+    return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]) };
   } catch {
     return undefined;
   }
 }
 
-/** CPU milliseconds used so far by `root` and every live process below it. */
+/** CPU milliseconds used so far by `root`, every live process below it, and the children they reaped. */
 export function treeCpuMs(root: number): number {
   const children = new Map<number, number[]>();
   const ticks = new Map<number, number>();
@@ -38,22 +40,38 @@ export function treeCpuMs(root: number): number {
 }
 
 /** This process's own CPU milliseconds (its children, the processes it started, are not in it). */
-function ownCpuMs(): number {
+export function ownCpuMs(): number {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1000;
 }
 
+/** CPU milliseconds of this process's children that have exited and been waited for (e.g. a finished execFile). */
+export function exitedChildrenCpuMs(): number {
+  const text = readFileSync("/proc/self/stat", "utf8");
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[13]) + Number(fields[14])) * 1000) / TICKS_PER_S; // cutime + cstime
+}
+
 /**
- * Snapshots several named process trees, and this process on its own as
- * `self`; `since` answers each one's CPU ms since the snapshot.
+ * Snapshots several named process trees and named measures (ownCpuMs,
+ * exitedChildrenCpuMs); `since` answers each one's CPU ms since the snapshot.
  */
-export function cpuSnapshot(pids: Record<string, number | undefined>, self: string): { since(): Record<string, number> } {
+export function cpuSnapshot(pids: Record<string, number | undefined>, measures: Record<string, () => number> = {}): { since(): Record<string, number> } {
   const measure = () => ({
     ...Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, pid ? treeCpuMs(pid) : 0])),
-    [self]: ownCpuMs(),
+    ...Object.fromEntries(Object.entries(measures).map(([name, ms]) => [name, ms()])),
   });
   const before = measure();
   return {
     since: () => Object.fromEntries(Object.entries(measure()).map(([name, ms]) => [name, ms - before[name]!])),
   };
+}
+
+/** "name 0.12, other 0.30; all 0.42" per unit of work, and the share of one core over `seconds`. */
+export function perUnit(cpu: Record<string, number>, units: number, seconds: number): string {
+  const share = Object.entries(cpu)
+    .map(([name, ms]) => `${name} ${(ms / units).toFixed(2)}`)
+    .join(", ");
+  const total = Object.values(cpu).reduce((a, b) => a + b, 0);
+  return `${share}; all ${(total / units).toFixed(2)} (machine: ${(total / (seconds * 10)).toFixed(0)}% of one core)`;
 }

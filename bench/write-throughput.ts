@@ -14,7 +14,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
 import { startInfra, stopAll } from "../test/harness/infra.js";
 import { startMesh } from "../test/harness/mesh.js";
-import { cpuSnapshot } from "./process-cpu.js";
+import { cpuSnapshot, exitedChildrenCpuMs, ownCpuMs, perUnit } from "./process-cpu.js";
 
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -129,10 +129,12 @@ try {
     redis: infra.redis.pid,
     nats: infra.nats.pid,
   };
-  const cpuAtPeak = cpuSnapshot(processes, "load generator");
+  const cpuAtPeak = cpuSnapshot(processes, { "load generator": ownCpuMs });
   const ours = await grantLoad({ durationS: seconds, userPrefix: "peak-" });
   const peakCpu = cpuAtPeak.since();
+  const cpuOfPgbench = cpuSnapshot({ postgres: infra.postgres.pid }, { pgbench: exitedChildrenCpuMs });
   const bare = await pgbench();
+  const pgbenchCpu = cpuOfPgbench.since();
   const bucketsBefore = await serverBuckets();
   const half = await grantLoad({ durationS: seconds, userPrefix: "half-", ratePerS: ours.throughput / 2 });
   const bucketsAfter = await serverBuckets();
@@ -150,12 +152,8 @@ try {
   );
   // Where each grant's CPU went at peak (the ledger, the outbox relay, the
   // events' way to Redis and the streams): on 2 shared cores, this is the budget.
-  const grants = ours.throughput * seconds;
-  const share = Object.entries(peakCpu)
-    .map(([name, ms]) => `${name} ${(ms / grants).toFixed(2)}`)
-    .join(", ");
-  const total = Object.values(peakCpu).reduce((a, b) => a + b, 0);
-  console.log(`  CPU ms per grant at peak: ${share}; all ${(total / grants).toFixed(2)} (machine: ${(total / (seconds * 10)).toFixed(0)}% of one core)`);
+  console.log(`  CPU ms per grant at peak, ours:    ${perUnit(peakCpu, ours.throughput * seconds, seconds)}`);
+  console.log(`  CPU ms per grant at peak, pgbench: ${perUnit(pgbenchCpu, bare.throughput * seconds, seconds)}`);
 } finally {
   await mesh.stop();
   await stopAll();
