@@ -1,11 +1,15 @@
 // Compares PostgreSQL with Redis (every user's total on the global and their
 // region's board, every live period board), repairs drift and prints what it
-// repaired: npm run reconcile [-- --rebuild]
+// repaired: npm run reconcile [-- --rebuild]. With NATS_URL set (the CronJob
+// sets it), the repaired boards are announced to push as ranking announces
+// its own changes, so open streams show the repair at once.
 import { existsSync } from "node:fs";
 import { EnvReader } from "@scoreboard/platform/config";
 import { createDb } from "@scoreboard/platform/db";
 import { createLogger } from "@scoreboard/platform/logger";
+import { connectNats } from "@scoreboard/platform/nats";
 import { createRedis } from "@scoreboard/platform/redis";
+import { BoardChangeAnnouncer } from "../services/ranking/src/announcer.js";
 import { RedisBoards } from "../services/ranking/src/boards.js";
 import { readPeriodRetention } from "../services/ranking/src/config.js";
 import { rebuildBoards } from "../services/ranking/src/rebuild.js";
@@ -18,10 +22,34 @@ const databaseUrl = env.url("DATABASE_URL", undefined, ["postgres:", "postgresql
 const redisUrl = env.url("REDIS_URL", "redis://127.0.0.1:6379", ["redis:", "rediss:"]);
 // Ranking's retention, so both see the same boards as live.
 const retention = readPeriodRetention(env);
+const natsUrl = env.url("NATS_URL", "", ["nats:", "tls:"]);
 env.done();
+const logger = createLogger("reconcile", "warn");
 const db = createDb(databaseUrl, 2);
-const redis = createRedis(redisUrl, createLogger("reconcile", "warn"));
+const redis = createRedis(redisUrl, logger);
 const boards = new RedisBoards(redis, retention);
+
+/**
+ * Tells push the repaired boards changed. Best effort: the repairs are made
+ * either way, and push re-reads its boards every few seconds by itself.
+ */
+async function announce(repairedBoards: string[]): Promise<string> {
+  const later = "open streams show the repairs at push's next refresh";
+  if (!natsUrl) return `NATS_URL is not set: ${later}`;
+  let nats: Awaited<ReturnType<typeof connectNats>> | undefined;
+  try {
+    nats = await connectNats(natsUrl, "reconcile", logger, { oneShot: true });
+    const announcer = new BoardChangeAnnouncer(nats, boards, logger);
+    announcer.changed(repairedBoards);
+    await announcer.stop(); // publishes what is pending
+    await nats.flush();
+    return `announced ${repairedBoards.length} repaired board(s) to push`;
+  } catch (err) {
+    return `could not announce the repairs (${err instanceof Error ? err.message : err}): ${later}`;
+  } finally {
+    await nats?.close();
+  }
+}
 
 try {
   if (process.argv.includes("--rebuild")) {
@@ -33,6 +61,9 @@ try {
     console.log(`repaired ${drift.userId} on ${drift.board}: redis ${drift.redis ?? "missing"} -> postgres ${drift.postgres ?? "removed"}`);
   }
   console.log(`checked ${result.checked} users on ${result.boards.length} boards, repaired ${result.repaired.length}`);
+  const repairedBoards = [...new Set(result.repaired.map((drift) => drift.board))];
+  if (repairedBoards.length > 0) console.log(await announce(repairedBoards));
+
 } catch (err) {
   console.error(err instanceof Error ? err.message : err);
   process.exitCode = 1;

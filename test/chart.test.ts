@@ -115,7 +115,7 @@ describe("helm chart", () => {
     expect(allowedFrom("gateway")).toEqual(["envoy"]);
     expect(allowedFrom("ranking")).toEqual(["gateway", "push"]);
     expect(allowedFrom("postgres")).toEqual(["score", "ranking", "migrate", "reconcile"]);
-    expect(allowedFrom("nats")).toEqual(["score", "ranking", "push"]);
+    expect(allowedFrom("nats")).toEqual(["score", "ranking", "push", "reconcile"]);
   });
 
   it("migrates before an upgrade and reconciles daily", () => {
@@ -127,6 +127,10 @@ describe("helm chart", () => {
     const cron = findObject(prod, "CronJob", "scoreboard-reconcile") as any;
     expect(cron.spec.schedule.split(" ").slice(2)).toEqual(["*", "*", "*"]);
     expect(cron.spec.jobTemplate.spec.template.spec.containers[0].command).toEqual(["node", "reconcile.mjs"]);
+    // It announces what it repaired, so it needs NATS as well as the stores.
+    expect(cron.spec.jobTemplate.spec.template.spec.containers[0].env.map((e: { name: string }) => e.name)).toEqual(
+      expect.arrayContaining(["DATABASE_URL", "REDIS_URL", "NATS_URL"]),
+    );
     // It sees ranking's board retention, so both treat the same period boards as live.
     const tuned = findObject(renderChart([], ["ranking.env.DAILY_BOARD_RETENTION_DAYS=14"]), "CronJob", "scoreboard-reconcile") as any;
     expect(tuned.spec.jobTemplate.spec.template.spec.containers[0].env).toContainEqual({ name: "DAILY_BOARD_RETENTION_DAYS", value: "14" });

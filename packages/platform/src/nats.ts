@@ -86,13 +86,13 @@ export const RankingConsumer: Partial<ConsumerConfig> & { durable_name: string }
   max_ack_pending: 10_000,
 };
 
-export async function connectNats(url: string, name: string, logger: Logger): Promise<NatsConnection> {
+export async function connectNats(url: string, name: string, logger: Logger, options: { oneShot?: boolean } = {}): Promise<NatsConnection> {
   const nc = await connect({
     servers: url.split(","),
     name,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 500,
-    waitOnFirstConnect: true,
+    // A service waits for NATS and reconnects forever; a one-shot job (a
+    // CLI, a CronJob) fails within seconds instead of hanging.
+    ...(options.oneShot ? { timeout: 5_000, maxReconnectAttempts: 0 } : { maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: true }),
   });
   void (async () => {
     for await (const status of nc.status()) {
