@@ -206,7 +206,27 @@ function envelope(flags: number, payload: Buffer | Uint8Array): Buffer {
 const sharedProto = new WeakMap<LeaderboardUpdate, Buffer>();
 const sharedJson = new WeakMap<LeaderboardUpdate, string>();
 
+// Streams that joined together count the same sequence numbers, so most of
+// an update's frames are byte-identical: each (format, sequence) is built
+// once per update and the same bytes are written to every such stream.
+const frames = new WeakMap<LeaderboardUpdate, Map<number, Buffer>>();
+
 function updateFrame(update: LeaderboardUpdate, sequence: number, json: boolean): Buffer {
+  let built = frames.get(update);
+  if (!built) {
+    built = new Map();
+    frames.set(update, built);
+  }
+  const key = json ? -sequence : sequence;
+  let frame = built.get(key);
+  if (!frame) {
+    frame = buildUpdateFrame(update, sequence, json);
+    built.set(key, frame);
+  }
+  return frame;
+}
+
+function buildUpdateFrame(update: LeaderboardUpdate, sequence: number, json: boolean): Buffer {
   if (json) {
     let body = sharedJson.get(update);
     if (body === undefined) {
