@@ -17,7 +17,7 @@
 //   is fewer streams per connection than that.
 // BENCH_DEBUG=1 also prints the slowest changes (first, median and last delivery).
 // Every subscriber is read by a lean client (raw HTTP/1.1 bodies, or
-// bench/lean-h2.ts) so that ten thousand receivers in this one process
+// test/harness/lean-h2.ts) so that ten thousand receivers in this one process
 // measure the gateway rather than Node's HTTP clients.
 import http from "node:http";
 import { readFileSync } from "node:fs";
@@ -26,7 +26,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { LeaderboardUpdateSchema, WatchLeaderboardRequestSchema } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { startInfra, stopAll } from "../test/harness/infra.js";
 import { startMesh } from "../test/harness/mesh.js";
-import { LeanHttp2Connection } from "./lean-h2.js";
+import { LeanHttp2Connection } from "../test/harness/lean-h2.js";
 
 const subscribers = Number(process.env.BENCH_SUBSCRIBERS ?? 10_000);
 const grantsPerSecond = Number(process.env.BENCH_GRANTS_PER_S ?? 5);

@@ -1,11 +1,13 @@
-// A minimal cleartext HTTP/2 client for benchmarks: many server streams on
-// one connection, their DATA frames handed to a callback per stream.
+// A minimal cleartext HTTP/2 client for benchmarks and tests: many server
+// streams on one connection, their DATA frames handed to a callback per
+// stream, and (for tests of slow clients) control over flow control.
 // node:http2's client spends a JS stream object and several events per frame,
 // so ten thousand streams read in one process would measure that client
 // rather than the server; here one socket read carries every frame of a
 // burst and each frame costs a slice. It speaks only what a streaming client
 // needs: the preface, SETTINGS (acked), PING (answered), one huge window so
-// no WINDOW_UPDATE is ever owed, HEADERS with literal (unindexed) fields, DATA,
+// no WINDOW_UPDATE is ever owed (or a small one that only openWindows()
+// widens: a client that stops reading), HEADERS with literal (unindexed) fields, DATA,
 // RST_STREAM and GOAWAY. Response headers are not decoded (HPACK state is
 // only needed to read them); a stream's status is taken as its first DATA.
 import net from "node:net";
@@ -48,16 +50,17 @@ export class LeanHttp2Connection {
   private pending: Buffer = Buffer.alloc(0);
   readonly ready: Promise<void>;
 
-  constructor(url: string) {
+  /** `streamWindow`: bytes the server may send on a stream before openWindows() (default: all it wants). */
+  constructor(url: string, options: { streamWindow?: number } = {}) {
     const { hostname, port } = new URL(url);
     this.socket = net.connect({ host: hostname, port: Number(port), noDelay: true });
     this.socket.on("error", () => {});
-    // Our SETTINGS: server may open no streams to us, and every stream's window is the maximum.
+    // Our SETTINGS: server may open no streams to us, and each stream's window.
     const settings = Buffer.alloc(12);
     settings.writeUInt16BE(0x3, 0); // MAX_CONCURRENT_STREAMS
     settings.writeUInt32BE(0, 2);
     settings.writeUInt16BE(0x4, 6); // INITIAL_WINDOW_SIZE
-    settings.writeUInt32BE(MAX_WINDOW, 8);
+    settings.writeUInt32BE(options.streamWindow ?? MAX_WINDOW, 8);
     const connectionWindow = Buffer.alloc(4);
     connectionWindow.writeUInt32BE(MAX_WINDOW - 65_535, 0);
     this.socket.write(Buffer.concat([PREFACE, frame(FRAME.SETTINGS, 0, 0, settings), frame(FRAME.WINDOW_UPDATE, 0, 0, connectionWindow)]));
@@ -85,6 +88,13 @@ export class LeanHttp2Connection {
         this.socket.write(frame(FRAME.RST_STREAM, 0, id, code));
       },
     };
+  }
+
+  /** Lets the server send on every open stream as much as it wants from now on (a slow client catching up). */
+  openWindows(): void {
+    const increment = Buffer.alloc(4);
+    increment.writeUInt32BE(MAX_WINDOW - 65_535, 0);
+    this.socket.write(Buffer.concat([...this.handlers.keys()].map((id) => frame(FRAME.WINDOW_UPDATE, 0, id, increment))));
   }
 
   close(): void {
