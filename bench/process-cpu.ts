@@ -4,14 +4,13 @@ import { readdirSync, readFileSync } from "node:fs";
 
 const TICKS_PER_S = 100; // USER_HZ on Linux
 
-function stat(pid: number): { ppid: number; ticks: number } | undefined {
+/** A process's parent, its own CPU ticks (utime + stime) and its reaped children's (cutime + cstime). */
+function stat(pid: number | "self"): { ppid: number; own: number; reaped: number } | undefined {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, "utf8");
     // Fields after the command name, which may contain spaces: state is field 3.
     const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    // utime + stime, and cutime + cstime: children it has reaped (PostgreSQL's
-    // backends of closed connections) stay counted.
-    return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]) };
+    return { ppid: Number(fields[1]), own: Number(fields[11]) + Number(fields[12]), reaped: Number(fields[13]) + Number(fields[14]) };
   } catch {
     return undefined;
   }
@@ -26,7 +25,8 @@ export function treeCpuMs(root: number): number {
     if (!Number.isInteger(pid)) continue;
     const s = stat(pid);
     if (!s) continue;
-    ticks.set(pid, s.ticks);
+    // Reaped children (PostgreSQL's backends of closed connections) stay counted.
+    ticks.set(pid, s.own + s.reaped);
     children.set(s.ppid, [...(children.get(s.ppid) ?? []), pid]);
   }
   let total = 0;
@@ -47,9 +47,7 @@ export function ownCpuMs(): number {
 
 /** CPU milliseconds of this process's children that have exited and been waited for (e.g. a finished execFile). */
 export function exitedChildrenCpuMs(): number {
-  const text = readFileSync("/proc/self/stat", "utf8");
-  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return ((Number(fields[13]) + Number(fields[14])) * 1000) / TICKS_PER_S; // cutime + cstime
+  return (stat("self")!.reaped * 1000) / TICKS_PER_S;
 }
 
 /**

@@ -108,12 +108,10 @@ class Feed {
       return;
     }
     const listeners = [...this.listeners];
-    for (let start = 0; start < listeners.length; start += DELIVERY_SLICE) {
-      if (start > 0) await new Promise((resolve) => setImmediate(resolve));
-      for (const listener of listeners.slice(start, start + DELIVERY_SLICE)) {
-        // One that left meanwhile is skipped; one that came meanwhile got `latest` when it came.
-        if (this.listeners.has(listener)) listener(update);
-      }
+    for (let i = 0; i < listeners.length; i++) {
+      if (i > 0 && i % DELIVERY_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
+      // One that left meanwhile is skipped; one that came meanwhile got `latest` when it came.
+      if (this.listeners.has(listeners[i]!)) listeners[i]!(update);
     }
   }
 
