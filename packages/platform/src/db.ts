@@ -8,6 +8,7 @@ import * as regions from "./migrations/2026_11_23_005_regions.js";
 import * as periodBoards from "./migrations/2026_11_23_006_period_boards.js";
 import * as outboxTraceContext from "./migrations/2026_11_23_007_outbox_trace_context.js";
 import * as regionWithGrant from "./migrations/2026_11_23_008_region_with_grant.js";
+import * as replayAfterConflict from "./migrations/2026_11_23_009_replay_after_conflict.js";
 
 // PostgreSQL BIGINT arrives as a string by default; every bigint we store
 // (scores, ids, versions) stays far below 2^53, so read it as a number.
@@ -124,6 +125,7 @@ const migrations: Record<string, Migration> = {
   "2026_11_23_006_period_boards": periodBoards,
   "2026_11_23_007_outbox_trace_context": outboxTraceContext,
   "2026_11_23_008_region_with_grant": regionWithGrant,
+  "2026_11_23_009_replay_after_conflict": replayAfterConflict,
 };
 
 export async function migrateToLatest(db: Db): Promise<string[]> {
