@@ -3,8 +3,9 @@
 // Helm comes from an npm package (no other download is possible here); every
 // rendered object is validated against the Kubernetes OpenAPI schemas that
 // the kubernetes-models packages ship; the Envoy routes are checked against
-// the gateway's code (check-envoy-routes.ts) and skaffold.yaml against the
-// fields it may use (check-skaffold.ts).
+// the gateway's code (check-envoy-routes.ts), service-to-service gRPC targets
+// against the headless Services and NetworkPolicies (checkUpstreams), and
+// skaffold.yaml against the fields it may use (check-skaffold.ts).
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -68,9 +69,9 @@ export function helm(args: string[]): HelmResult {
   return { code: run.status ?? 1, stdout: run.stdout ?? "", stderr: run.stderr ?? run.error?.message ?? "" };
 }
 
-/** helm arguments for a set of values files and --set overrides. */
+/** helm arguments for values files (relative to the chart, or absolute) and --set overrides. */
 function valueArgs(valuesFiles: string[], sets: string[]): string[] {
-  return [...valuesFiles.flatMap((f) => ["-f", join(chartDir, f)]), ...sets.flatMap((s) => ["--set", s])];
+  return [...valuesFiles.flatMap((f) => ["-f", resolve(chartDir, f)]), ...sets.flatMap((s) => ["--set", s])];
 }
 
 export function lintChart(valuesFiles: string[] = [], sets: string[] = []): HelmResult {
@@ -188,6 +189,10 @@ export function findObject(objects: K8sObject[], kind: string, name: string): K8
   return found;
 }
 
+/** A label selector's matchLabels pick an object with these labels. */
+const selects = (selector: Record<string, string> | undefined, labels: Record<string, string>) =>
+  Object.entries(selector ?? {}).every(([k, v]) => labels[k] === v);
+
 /** The chart's own references hold: Services select pods that exist, env secrets and config maps are rendered or external. */
 export function checkReferences(objects: K8sObject[], external: { secrets?: string[] } = {}): string[] {
   const problems: string[] = [];
@@ -197,8 +202,7 @@ export function checkReferences(objects: K8sObject[], external: { secrets?: stri
   });
   for (const service of objects.filter((o) => o.kind === "Service")) {
     const selector = ((service.spec as any)?.selector ?? {}) as Record<string, string>;
-    const matches = pods.filter((p) => Object.entries(selector).every(([k, v]) => p.labels[k] === v));
-    if (matches.length === 0) problems.push(`Service/${service.metadata.name} selects no rendered pod`);
+    if (!pods.some((p) => selects(selector, p.labels))) problems.push(`Service/${service.metadata.name} selects no rendered pod`);
   }
   const secrets = new Set([...objects.filter((o) => o.kind === "Secret").map((o) => o.metadata.name), ...(external.secrets ?? [])]);
   const configMaps = new Set(objects.filter((o) => o.kind === "ConfigMap").map((o) => o.metadata.name));
@@ -209,6 +213,75 @@ export function checkReferences(objects: K8sObject[], external: { secrets?: stri
     }
     for (const [, name] of text.matchAll(/"configMap":\{[^}]*"name":"([^"]+)"/g)) {
       if (!configMaps.has(name!)) problems.push(`${o.kind}/${o.metadata.name} mounts ConfigMap ${name}, which is not rendered`);
+    }
+  }
+  return problems;
+}
+
+/** Which process calls which service over gRPC, by the variable it reads the target from. */
+export const grpcUpstreams: Record<string, Record<string, string>> = {
+  gateway: { SCORE_URL: "score", RANKING_URL: "ranking", PUSH_URL: "push" },
+  push: { RANKING_URL: "ranking" },
+};
+
+/**
+ * Service-to-service gRPC reaches every ready pod, including those an HPA
+ * adds: each upstream variable is a dns:/// target (grpc-js resolves every
+ * address and balances round robin) naming a headless Service that publishes
+ * only ready pods of the called process, on its gRPC-only port, and the
+ * NetworkPolicies (when rendered) let the caller in on that port.
+ */
+export function checkUpstreams(objects: K8sObject[], clusterDomain = "cluster.local"): string[] {
+  const problems: string[] = [];
+  const pods = objects.filter((o) => o.kind === "Deployment").map((o) => ({
+    labels: ((o.spec as any).template.metadata.labels ?? {}) as Record<string, string>,
+    container: (podSpecOf(o)!.containers as any[])[0],
+  }));
+  const podOf = (component: string) => pods.find((p) => p.labels["app.kubernetes.io/component"] === component);
+  const policies = objects.filter((o) => o.kind === "NetworkPolicy") as any[];
+  for (const [caller, variables] of Object.entries(grpcUpstreams)) {
+    const from = podOf(caller);
+    if (!from) {
+      problems.push(`no Deployment runs ${caller}`);
+      continue;
+    }
+    for (const [variable, callee] of Object.entries(variables)) {
+      const where = `${caller} ${variable}`;
+      const value = (from.container.env ?? []).find((e: { name: string }) => e.name === variable)?.value as string | undefined;
+      const target = /^dns:\/\/\/([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.([a-z0-9.-]+):(\d+)$/.exec(value ?? "");
+      if (!target) {
+        problems.push(`${where} is ${value ?? "unset"}, not dns:///<service>.<namespace>.svc.<cluster domain>:<port>`);
+        continue;
+      }
+      const [, host, ns, domain, port] = target;
+      if (ns !== namespace || domain !== clusterDomain) problems.push(`${where} names ${ns}.svc.${domain}, not ${namespace}.svc.${clusterDomain}`);
+      const service = objects.find((o) => o.kind === "Service" && o.metadata.name === host) as any;
+      if (!service) {
+        problems.push(`${where} names Service ${host}, which is not rendered`);
+        continue;
+      }
+      if (service.spec.clusterIP !== "None") problems.push(`${where}: Service ${host} is not headless (a virtual IP pins each connection to one pod)`);
+      if (service.spec.publishNotReadyAddresses) problems.push(`${where}: Service ${host} publishes pods that are not ready`);
+      const to = podOf(callee);
+      if (!to || !selects(service.spec.selector, to.labels) || pods.some((p) => p !== to && selects(service.spec.selector, p.labels))) {
+        problems.push(`${where}: Service ${host} does not select exactly ${callee}'s pods`);
+        continue;
+      }
+      const servicePort = (service.spec.ports ?? []).find((p: { port: number }) => p.port === Number(port));
+      const containerPort = (to.container.ports ?? []).find((p: { name: string; containerPort: number }) =>
+        typeof servicePort?.targetPort === "string" ? p.name === servicePort.targetPort : p.containerPort === (servicePort?.targetPort ?? servicePort?.port));
+      if (containerPort?.name !== "grpc") {
+        problems.push(`${where}: port ${port} of Service ${host} is not ${callee}'s gRPC-only port`);
+        continue;
+      }
+      if (policies.length === 0) continue;
+      // Allowed when some policy selecting the callee has a rule open to the caller on that port.
+      const admitted = policies.some((policy) =>
+        selects(policy.spec.podSelector.matchLabels, to.labels) &&
+        (policy.spec.ingress ?? []).some((rule: any) =>
+          (!rule.ports?.length || rule.ports.some((p: any) => p.port === containerPort.containerPort || p.port === containerPort.name)) &&
+          (!rule.from?.length || rule.from.some((peer: any) => !peer.namespaceSelector && peer.podSelector && selects(peer.podSelector.matchLabels, from.labels)))));
+      if (!admitted) problems.push(`${where}: no NetworkPolicy lets ${caller} reach ${callee} on port ${containerPort.containerPort}`);
     }
   }
   return problems;
@@ -229,6 +302,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     const objects = renderChart([...files]);
     report(`${objects.length} objects valid (${label})`, await validateObjects(objects));
     report(`references (${label})`, checkReferences(objects, { secrets: ["scoreboard-keys", "scoreboard-datastore-urls"] }));
+    report(`service-to-service gRPC (${label})`, checkUpstreams(objects));
     report(`envoy routes (${label})`, await checkEnvoyRoutes(objects));
   }
   report("skaffold.yaml", checkSkaffold());

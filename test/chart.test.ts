@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { bundleDeployable, bundleEntries, type Deployable } from "../scripts/bundle.js";
-import { chartDir, checkReferences, findObject, helm, lintChart, podSpecOf, renderChart, root, validateObjects, type K8sObject } from "../scripts/check-chart.js";
+import { chartDir, checkReferences, checkUpstreams, findObject, helm, lintChart, podSpecOf, renderChart, root, validateObjects, type K8sObject } from "../scripts/check-chart.js";
 import { checkEnvoyRoutes, envoyConfig } from "../scripts/check-envoy-routes.js";
 import { checkSkaffold } from "../scripts/check-skaffold.js";
 import { freshMigratedDb } from "./harness/database.js";
@@ -54,6 +54,8 @@ describe("helm chart", () => {
     expect(refused(["envoy.streamIdleTimeout=forever"])).toContain("envoy.streamIdleTimeout");
     expect(refused(["gateway.replica=2"])).toContain("replica");
     expect(refused(["envoy.jwtAuthn.enabled=true"])).toContain("remoteJwksUri");
+    expect(refused(["grpc.maxConnectionAgeMs=soon"])).toContain("grpc.maxConnectionAgeMs");
+    expect(refused(["clusterDomain=Cluster_Local"])).toContain("clusterDomain");
     // Production keys must outlive a GitOps re-render: generated ones would not.
     expect(refused(["secrets.existingSecret="], production)).toContain("secrets.eventEncryptionKeys");
   });
@@ -116,6 +118,63 @@ describe("helm chart", () => {
     expect(allowedFrom("ranking")).toEqual(["gateway", "push"]);
     expect(allowedFrom("postgres")).toEqual(["score", "ranking", "migrate", "reconcile"]);
     expect(allowedFrom("nats")).toEqual(["score", "ranking", "push", "reconcile"]);
+  });
+
+  it("lets the gateway and push balance gRPC over every ready pod of the services they call", () => {
+    const values = parse(readFileSync(join(chartDir, "values.yaml"), "utf8"));
+    const target = (component: string, domain = "cluster.local") =>
+      `dns:///scoreboard-${component}-pods.scoreboard.svc.${domain}:${values[component].grpcPort}`;
+    const envOf = (objects: K8sObject[], component: string): Record<string, string | undefined> =>
+      Object.fromEntries((podSpecOf(findObject(objects, "Deployment", `scoreboard-${component}`))!.containers as any[])[0].env.map((e: any) => [e.name, e.value]));
+    for (const objects of [dev, prod]) {
+      for (const component of ["score", "ranking", "push"]) {
+        const headless = findObject(objects, "Service", `scoreboard-${component}-pods`) as any;
+        expect(headless.spec.clusterIP).toBe("None");
+        expect(headless.spec.publishNotReadyAddresses).toBe(false);
+        expect(headless.spec.ports).toEqual([{ name: "grpc", port: values[component].grpcPort, targetPort: "grpc", appProtocol: "kubernetes.io/h2c" }]);
+        // The virtual IP keeps the main port only (scraping, port-forward): no gRPC client pins itself to one pod through it.
+        expect((findObject(objects, "Service", `scoreboard-${component}`) as any).spec.ports.map((p: any) => p.name)).toEqual(["http"]);
+      }
+      expect(envOf(objects, "gateway")).toMatchObject({ SCORE_URL: target("score"), RANKING_URL: target("ranking"), PUSH_URL: target("push") });
+      expect(envOf(objects, "push").RANKING_URL).toBe(target("ranking"));
+      for (const component of ["gateway", "score", "ranking", "push"]) {
+        expect(envOf(objects, component).GRPC_MAX_CONNECTION_AGE_MS).toBe("300000");
+        expect(envOf(objects, component)).not.toHaveProperty("GRPC_KEEPALIVE_TIME_MS");
+      }
+      // Headless Services, ready pods only, the gRPC-only port, and NetworkPolicies that let the caller in.
+      expect(checkUpstreams(objects)).toEqual([]);
+    }
+    const tuned = renderChart(production, ["clusterDomain=corp.internal", "grpc.maxConnectionAgeMs=60000", "grpc.keepaliveTimeMs=20000"]);
+    expect(envOf(tuned, "gateway").SCORE_URL).toBe(target("score", "corp.internal"));
+    expect(envOf(tuned, "ranking")).toMatchObject({ GRPC_MAX_CONNECTION_AGE_MS: "60000", GRPC_KEEPALIVE_TIME_MS: "20000" });
+    expect(checkUpstreams(tuned, "corp.internal")).toEqual([]);
+    // Numbers from a values file are floats to Helm; a day must not render as 8.64e+07.
+    const dir = mkdtempSync(join(tmpdir(), "sb-values-"));
+    try {
+      writeFileSync(join(dir, "grpc.yaml"), "grpc: { maxConnectionAgeMs: 86400000, keepaliveTimeMs: 3600000 }\n");
+      expect(envOf(renderChart([join(dir, "grpc.yaml")]), "push")).toMatchObject({ GRPC_MAX_CONNECTION_AGE_MS: "86400000", GRPC_KEEPALIVE_TIME_MS: "3600000" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // The variables are the ones the processes read.
+    for (const name of ["SCORE_URL", "RANKING_URL", "PUSH_URL"]) expect(readFileSync(join(root, "gateway/src/config.ts"), "utf8")).toContain(`"${name}"`);
+    expect(readFileSync(join(root, "services/push/src/config.ts"), "utf8")).toContain('"RANKING_URL"');
+  });
+
+  it("notices an upstream pinned to one pod, on the wrong port or walled off", () => {
+    const objects = structuredClone(dev) as any[];
+    const find = (kind: string, name: string) => findObject(objects, kind, name) as any;
+    delete find("Service", "scoreboard-ranking-pods").spec.clusterIP;
+    find("Service", "scoreboard-score-pods").spec.ports[0].targetPort = "http";
+    const gateway = podSpecOf(find("Deployment", "scoreboard-gateway"))!.containers as any[];
+    gateway[0].env.find((e: any) => e.name === "PUSH_URL").value = "http://scoreboard-push:50063";
+    const ranking = find("NetworkPolicy", "scoreboard-ranking").spec.ingress[0];
+    ranking.from = ranking.from.filter((f: any) => f.podSelector.matchLabels["app.kubernetes.io/component"] !== "push");
+    const problems = checkUpstreams(objects);
+    expect(problems).toContainEqual(expect.stringContaining("gateway RANKING_URL: Service scoreboard-ranking-pods is not headless"));
+    expect(problems).toContainEqual(expect.stringContaining("gateway SCORE_URL: port 50061 of Service scoreboard-score-pods is not score's gRPC-only port"));
+    expect(problems).toContainEqual(expect.stringContaining("gateway PUSH_URL is http://scoreboard-push:50063, not dns:///"));
+    expect(problems).toContainEqual(expect.stringContaining("push RANKING_URL: no NetworkPolicy lets push reach ranking on port 50062"));
   });
 
   it("migrates before an upgrade and reconciles daily", () => {

@@ -93,6 +93,33 @@ key: {{ $store.existingSecret.key }}
 {{- end }}
 {{- end -}}
 
+{{/* Fully qualified name of a component's headless Service: (dict "root" $ "component" "score"). */}}
+{{- define "sb.podsHost" -}}
+{{- printf "%s-%s-pods.%s.svc.%s" (include "sb.fullname" .root) .component .root.Release.Namespace .root.Values.clusterDomain -}}
+{{- end -}}
+
+{{/*
+A service's gRPC target for the processes' clients: grpc-js resolves dns:///
+to every ready pod's address and balances calls round robin over them, on
+the gRPC-only port. (dict "root" $ "component" "ranking")
+*/}}
+{{- define "sb.grpcTarget" -}}
+{{- printf "dns:///%s:%v" (include "sb.podsHost" .) (index .root.Values .component).grpcPort -}}
+{{- end -}}
+
+{{/*
+Connection lifetime and keepalive of service-to-service gRPC (every process).
+int64: numbers from values files are floats, which quote writes as 8.64e+07.
+*/}}
+{{- define "sb.grpcEnv" -}}
+- name: GRPC_MAX_CONNECTION_AGE_MS
+  value: {{ int64 .Values.grpc.maxConnectionAgeMs | quote }}
+{{- with .Values.grpc.keepaliveTimeMs }}
+- name: GRPC_KEEPALIVE_TIME_MS
+  value: {{ int64 . | quote }}
+{{- end }}
+{{- end -}}
+
 {{/* JWT variables (score, gateway). */}}
 {{- define "sb.authEnv" -}}
 - name: JWT_ISSUER

@@ -1,5 +1,5 @@
 {{/*
-Deployment + Service of one Scoreboard process. Each serves HTTP/1.1 and
+Deployment + Services of one Scoreboard process. Each serves HTTP/1.1 and
 h2c on its main port (REST/Connect/gRPC, /healthz, /readyz, /metrics) and,
 for the services, gRPC between services on a second HTTP/2-only port.
 (dict "root" $ "component" "score" "values" .Values.score "env" (include ...))
@@ -51,6 +51,7 @@ spec:
             {{- end }}
           env:
             {{- include "sb.commonEnv" $root | nindent 12 }}
+            {{- include "sb.grpcEnv" $root | nindent 12 }}
             {{- .env | nindent 12 }}
             {{- include "sb.extraEnv" (dict "env" $v.env) | nindent 12 }}
           # Liveness only asks "is the event loop alive"; readiness goes false
@@ -83,6 +84,9 @@ spec:
       volumes:
         - { name: tmp, emptyDir: { sizeLimit: 64Mi } }
 ---
+# The main port behind one virtual IP: scraping (ServiceMonitor),
+# port-forward, REST/Connect by hand. Not for service-to-service gRPC: a
+# virtual IP pins each long-lived HTTP/2 connection to one pod.
 apiVersion: v1
 kind: Service
 metadata:
@@ -96,8 +100,30 @@ spec:
     {{- include "sb.selector" . | nindent 4 }}
   ports:
     - { name: http, port: {{ $v.port }}, targetPort: http, appProtocol: http }
+---
+# Headless: DNS answers with every ready pod, so a client balances over all
+# of them and reaches pods an HPA adds. Envoy resolves the gateway's (main
+# port); the gateway and push resolve the services' (gRPC-only port) through
+# grpc-js, see sb.grpcTarget.
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ $fullname }}-{{ .component }}-pods
+  labels:
+    {{- include "sb.labels" $root | nindent 4 }}
+    {{- include "sb.selector" (dict "root" $root "component" (printf "%s-pods" .component)) | nindent 4 }}
+spec:
+  clusterIP: None
+  # Ready pods only: a draining pod (readiness false from SIGTERM) leaves DNS
+  # before it stops serving.
+  publishNotReadyAddresses: false
+  selector:
+    {{- include "sb.selector" . | nindent 4 }}
+  ports:
     {{- if $v.grpcPort }}
     - { name: grpc, port: {{ $v.grpcPort }}, targetPort: grpc, appProtocol: kubernetes.io/h2c }
+    {{- else }}
+    - { name: http, port: {{ $v.port }}, targetPort: http }
     {{- end }}
 {{- if $v.pdb.enabled }}
 ---
