@@ -1,4 +1,4 @@
-import { EnvReader, defaultPorts, readAuth, readCommon, type AuthConfig, type CommonConfig } from "@scoreboard/platform/config";
+import { EnvReader, defaultPorts, grpcTargetProtocols, readAuth, readCommon, type AuthConfig, type CommonConfig } from "@scoreboard/platform/config";
 import { readWriteRules, type WriteRules } from "./rest/write-rules.js";
 
 export interface GatewayConfig extends CommonConfig {
@@ -18,16 +18,15 @@ export interface GatewayConfig extends CommonConfig {
 }
 
 export function loadGatewayConfig(env = new EnvReader()): GatewayConfig {
-  const http = ["http:", "https:"];
   const common = readCommon(env);
   const config: GatewayConfig = {
     ...common,
     host: env.string("GATEWAY_HOST", "0.0.0.0"),
     port: env.port("GATEWAY_PORT", defaultPorts.gateway),
     upstreams: {
-      score: env.url("SCORE_URL", `http://127.0.0.1:${defaultPorts.scoreGrpc}`, http),
-      ranking: env.url("RANKING_URL", `http://127.0.0.1:${defaultPorts.rankingGrpc}`, http),
-      push: env.url("PUSH_URL", `http://127.0.0.1:${defaultPorts.pushGrpc}`, http),
+      score: env.url("SCORE_URL", `http://127.0.0.1:${defaultPorts.scoreGrpc}`, grpcTargetProtocols),
+      ranking: env.url("RANKING_URL", `http://127.0.0.1:${defaultPorts.rankingGrpc}`, grpcTargetProtocols),
+      push: env.url("PUSH_URL", `http://127.0.0.1:${defaultPorts.pushGrpc}`, grpcTargetProtocols),
     },
     sseHeartbeatMs: env.int("SSE_HEARTBEAT_MS", 15_000, 1_000, 300_000),
     auth: readAuth(env, common.mode),

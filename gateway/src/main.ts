@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   await startTracing("gateway");
   const config = loadGatewayConfig();
   const metrics = new ProcessMetrics();
-  const upstreams = connectUpstreams(config.upstreams);
+  const upstreams = connectUpstreams(config.upstreams, { keepaliveTimeMs: config.grpc.keepaliveTimeMs });
   const redis = createRedis(config.redisUrl, logger);
   const verifier = new TokenVerifier(config.auth);
   const readGate = new ReadGate({ requireScope: config.readsRequireScope, verifier });
@@ -64,9 +64,12 @@ async function main(): Promise<void> {
     host: config.host,
     port: config.port,
     logger,
-    services: [ScoreService, CatalogService, RankingService, PushService],
-    routes: (router) =>
-      registerRpcProxy(router, upstreams, feeds, guard, config.rateLimits.rpc, readGate, config.sseHeartbeatMs, connectStreams),
+    services: [],
+    connectOnly: {
+      services: [ScoreService, CatalogService, RankingService, PushService],
+      routes: (router) =>
+        registerRpcProxy(router, upstreams, feeds, guard, config.rateLimits.rpc, readGate, config.sseHeartbeatMs, connectStreams),
+    },
     // WatchLeaderboard for Connect and gRPC-Web without connect-node's per-message machinery.
     preHandler: watchStreams,
     fallback: rest,

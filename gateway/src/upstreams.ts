@@ -3,7 +3,7 @@ import { CatalogService } from "@scoreboard/gen/scoreboard/v1/catalog_pb";
 import { PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
-import { createServiceTransport } from "@scoreboard/platform/clients";
+import { createServiceTransport, type ServiceTransportOptions } from "@scoreboard/platform/clients";
 
 /** gRPC clients of the three services behind the gateway. */
 export interface Upstreams {
@@ -14,10 +14,11 @@ export interface Upstreams {
   close(): void;
 }
 
-export function connectUpstreams(urls: { score: string; ranking: string; push: string }): Upstreams {
-  const score = createServiceTransport(urls.score);
-  const ranking = createServiceTransport(urls.ranking);
-  const push = createServiceTransport(urls.push);
+/** grpc-js channels to each service's gRPC port (round robin over its pods, see clients.ts). */
+export function connectUpstreams(urls: { score: string; ranking: string; push: string }, options: ServiceTransportOptions = {}): Upstreams {
+  const score = createServiceTransport(urls.score, [ScoreService, CatalogService], options);
+  const ranking = createServiceTransport(urls.ranking, [RankingService], options);
+  const push = createServiceTransport(urls.push, [PushService], options);
   return {
     score: createClient(ScoreService, score.transport),
     catalog: createClient(CatalogService, score.transport),

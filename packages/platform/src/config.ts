@@ -83,14 +83,30 @@ export type RuntimeMode = "development" | "production";
 export interface CommonConfig {
   mode: RuntimeMode;
   logLevel: string;
+  grpc: GrpcConfig;
+}
+
+/** Connections between our services (grpc-js), as servers and as clients. */
+export interface GrpcConfig {
+  /** A server ends each connection after this long, so clients re-resolve and spread over new pods. */
+  maxConnectionAgeMs: number;
+  /** Ping interval on idle connections, both ways: a dead peer is found within it plus 5 s. */
+  keepaliveTimeMs: number;
 }
 
 export function readCommon(env: EnvReader): CommonConfig {
   return {
     mode: env.oneOf<RuntimeMode>("NODE_ENV", "development", ["development", "production"]),
     logLevel: env.oneOf("LOG_LEVEL", "info", ["trace", "debug", "info", "warn", "error", "fatal", "silent"]),
+    grpc: {
+      maxConnectionAgeMs: env.int("GRPC_MAX_CONNECTION_AGE_MS", 300_000, 1_000, 86_400_000),
+      keepaliveTimeMs: env.int("GRPC_KEEPALIVE_TIME_MS", 10_000, 1_000, 3_600_000),
+    },
   };
 }
+
+/** Where a service's gRPC port is reached: `dns:///host:port` (round robin over every address) or `http://host:port`. */
+export const grpcTargetProtocols = ["dns:", "http:", "https:"];
 
 export interface AuthConfig {
   /** HS256 secret (dev, first-party tools), at least 32 bytes. Optional when jwksUrl is set. */

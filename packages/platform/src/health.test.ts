@@ -8,7 +8,10 @@ const RANKING = RankingService.typeName;
 
 function setup() {
   const health = new HealthStatus([RANKING]);
-  const client = createClient(Health, createRouterTransport((router) => health.register(router)));
+  const client = createClient(Health, createRouterTransport((router) => {
+    const { service, impl } = health.service();
+    router.service(service, impl);
+  }));
   return { health, client };
 }
 

@@ -1,4 +1,4 @@
-import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
+import type { HandlerContext } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import {
@@ -8,6 +8,7 @@ import {
   HealthListResponseSchema,
   type HealthCheckResponse,
 } from "@scoreboard/gen/grpc/health/v1/health_pb";
+import { serve, type ServedService } from "./grpc-server.js";
 
 export { ServingStatus };
 
@@ -40,8 +41,9 @@ export class HealthStatus {
     return this.statuses.get("") === ServingStatus.SERVING;
   }
 
-  register(router: ConnectRouter): void {
-    router.service(Health, {
+  /** grpc.health.v1 answered from this table. */
+  service(): ServedService {
+    return serve(Health, {
       check: (req) => {
         const status = this.get(req.service);
         if (status === undefined) throw new ConnectError(`unknown service "${req.service}"`, Code.NotFound);

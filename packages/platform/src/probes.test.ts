@@ -129,7 +129,7 @@ describe("probe endpoints on the RPC server", () => {
     const metrics = new ProcessMetrics();
     metrics.outboxBacklog.set(3);
     const readiness = new Readiness({ checks, cacheMs: 0, logger });
-    server = await startRpcServer({ name: "probe-test", host: "127.0.0.1", port: 0, logger, services: [], routes: () => {}, metrics, readiness, fallback });
+    server = await startRpcServer({ name: "probe-test", host: "127.0.0.1", port: 0, logger, services: [], metrics, readiness, fallback });
     return { base: `http://127.0.0.1:${server.port}`, readiness };
   }
 

@@ -10,11 +10,14 @@ import {
 } from "@scoreboard/gen/grpc/reflection/v1/reflection_pb";
 import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
-import { registerReflection } from "./reflection.js";
+import { reflectionService } from "./reflection.js";
 
 const client = createClient(
   ServerReflection,
-  createRouterTransport((router) => registerReflection(router, [RankingService, ScoreService, Health])),
+  createRouterTransport((router) => {
+    const { service, impl } = reflectionService([RankingService, ScoreService, Health]);
+    router.service(service, impl);
+  }),
 );
 
 type Request = MessageInitShape<typeof ServerReflectionRequestSchema>["messageRequest"];

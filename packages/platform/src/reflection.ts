@@ -1,4 +1,3 @@
-import type { ConnectRouter } from "@connectrpc/connect";
 import { create, toBinary, type DescFile, type DescMessage, type DescService } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import {
@@ -7,6 +6,7 @@ import {
   type ServerReflectionRequest,
   type ServerReflectionResponse,
 } from "@scoreboard/gen/grpc/reflection/v1/reflection_pb";
+import { serve, type ServedService } from "./grpc-server.js";
 
 // gRPC status codes used in reflection's ErrorResponse.
 const NOT_FOUND = 5;
@@ -17,9 +17,9 @@ const UNIMPLEMENTED = 12;
  * `buf curl`, grpcurl and Postman work without our .proto files.
  * connect-node ships no reflection; this is the small part clients use.
  */
-export function registerReflection(router: ConnectRouter, services: DescService[]): void {
+export function reflectionService(services: DescService[]): ServedService {
   const index = new DescriptorIndex(services);
-  router.service(ServerReflection, {
+  return serve(ServerReflection, {
     async *serverReflectionInfo(requests) {
       for await (const request of requests) {
         yield index.answer(request);

@@ -23,7 +23,7 @@ afterEach(async () => {
 /** A server with only grpc.health.v1 (always registered), counted by the interceptor. */
 async function start() {
   const metrics = new ProcessMetrics();
-  server = await startRpcServer({ name: "rpc-metrics-test", host: "127.0.0.1", port: 0, logger, services: [], routes: () => {}, metrics });
+  server = await startRpcServer({ name: "rpc-metrics-test", host: "127.0.0.1", port: 0, logger, services: [], metrics });
   const client = createClient(Health, createConnectTransport({ baseUrl: `http://127.0.0.1:${server.port}`, httpVersion: "1.1" }));
   return { metrics, client };
 }

@@ -6,8 +6,9 @@ import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { DescService } from "@bufbuild/protobuf";
 import { Health } from "@scoreboard/gen/grpc/health/v1/health_pb";
+import { startGrpcServer, type GrpcServer, type ServedService } from "./grpc-server.js";
 import { HealthStatus } from "./health.js";
-import { registerReflection } from "./reflection.js";
+import { reflectionService } from "./reflection.js";
 import { serverTracing } from "./rpc-tracing.js";
 import { rpcMetricsInterceptor } from "./rpc-metrics.js";
 import { createProbeHandler, type Readiness } from "./probes.js";
@@ -22,18 +23,23 @@ export interface RpcServerOptions {
   host: string;
   port: number;
   logger: Logger;
-  /** The services this process implements, for reflection and health. */
-  services: DescService[];
-  routes: (router: ConnectRouter) => void;
+  /** The services this process implements: served on both ports, listed by reflection and health. */
+  services: ServedService[];
+  /**
+   * Connect-only routes on the shared port (the gateway's proxy of the
+   * services behind it), with the services they answer for reflection and health.
+   */
+  connectOnly?: { services: DescService[]; routes: (router: ConnectRouter) => void };
   interceptors?: Interceptor[];
   /** Serves every request that is not an RPC (REST, pages, probes). */
   fallback?: NodeHandler;
   /**
-   * A second port speaking only cleartext HTTP/2 (gRPC between our services).
-   * Node reads it natively; the shared port has to relay HTTP/2 through a JS
-   * stream after sniffing, which costs a few milliseconds per call here.
+   * A second port speaking only gRPC, on @grpc/grpc-js: how our services
+   * call each other (see grpc-server.ts).
    */
   grpcPort?: number;
+  /** Connection age and keepalive of the gRPC port (defaults: 5 min, 10 s). */
+  grpc?: { maxConnectionAgeMs?: number; keepaliveTimeMs?: number };
   /**
    * Sees every request before the RPC router and may take it (answer true):
    * for a hand-written fast path of one RPC. Gets the shutdown signal, which
@@ -59,7 +65,12 @@ export interface RpcServer {
   close(graceMs?: number): Promise<void>;
 }
 
+export { serve, type ServedService } from "./grpc-server.js";
+
 const HTTP2_PREFACE = "PRI * HTTP/2.0";
+
+/** The largest RPC request body either port reads (our messages are a few hundred bytes). */
+export const MAX_REQUEST_BYTES = 64 * 1024;
 
 /**
  * One port speaks HTTP/1.1 (curl, browsers, Connect and gRPC-Web) and
@@ -69,16 +80,20 @@ const HTTP2_PREFACE = "PRI * HTTP/2.0";
 export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
   const { logger } = options;
   const shutdown = new AbortController();
-  const health = new HealthStatus(options.services.map((s) => s.typeName));
+  const described = [...options.services.map((s) => s.service), ...(options.connectOnly?.services ?? [])];
+  const health = new HealthStatus(described.map((s) => s.typeName));
+  const served = [...options.services, health.service(), reflectionService([...described, Health])];
+  const interceptors = [serverTracing, ...(options.metrics ? [rpcMetricsInterceptor(options.metrics, shutdown.signal)] : []), ...(options.interceptors ?? [])];
 
   const handler = connectNodeAdapter({
     routes: (router) => {
-      options.routes(router);
-      health.register(router);
-      registerReflection(router, [...options.services, Health]);
+      for (const { service, impl } of served) router.service(service, impl);
+      options.connectOnly?.routes(router);
     },
-    interceptors: [serverTracing, ...(options.metrics ? [rpcMetricsInterceptor(options.metrics, shutdown.signal)] : []), ...(options.interceptors ?? [])],
+    interceptors,
     shutdownSignal: shutdown.signal,
+    // Bodies are read whole before parsing: bound them.
+    readMaxBytes: MAX_REQUEST_BYTES,
     fallback: withProbes(options),
   });
 
@@ -138,21 +153,20 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
   front.on("error", (err) => logger.error({ err }, `${options.name} listener error`));
   const address = front.address();
   const port = typeof address === "object" && address ? address.port : options.port;
-  let grpcPort: number | undefined;
+  let grpc: GrpcServer | undefined;
   if (options.grpcPort !== undefined) {
-    h2c.on("connection", (socket: Socket) => {
-      if (sockets.has(socket)) return;
-      if (socket instanceof net.Socket) socket.setNoDelay(true);
-      sockets.add(socket);
-      socket.once("close", () => sockets.delete(socket));
+    grpc = await startGrpcServer({
+      host: options.host,
+      port: options.grpcPort,
+      services: served,
+      interceptors,
+      shutdownSignal: shutdown.signal,
+      maxRequestBytes: MAX_REQUEST_BYTES,
+      maxConnectionAgeMs: options.grpc?.maxConnectionAgeMs ?? 300_000,
+      keepaliveTimeMs: options.grpc?.keepaliveTimeMs ?? 10_000,
     });
-    await new Promise<void>((resolve, reject) => {
-      h2c.once("error", reject);
-      h2c.listen(options.grpcPort, options.host, () => resolve());
-    });
-    const grpcAddress = h2c.address();
-    grpcPort = typeof grpcAddress === "object" && grpcAddress ? grpcAddress.port : options.grpcPort;
   }
+  const grpcPort = grpc?.port;
   health.setAll(true);
   logger.info({ port, grpcPort, host: options.host }, `${options.name} listening`);
 
@@ -168,8 +182,8 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
         options.readiness?.drain();
         health.setAll(false);
         front.close();
-        if (grpcPort !== undefined) h2c.close();
         shutdown.abort();
+        const grpcClosed = grpc?.close(graceMs);
         for (const session of sessions) session.close();
         http1.closeIdleConnections();
         const deadline = Date.now() + graceMs;
@@ -178,6 +192,7 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
         }
         for (const session of sessions) session.destroy();
         for (const socket of sockets) socket.destroy();
+        await grpcClosed;
         logger.info(`${options.name} stopped`);
       })();
       return closing;

@@ -6,7 +6,7 @@ import { exitOnStartupError, onShutdown } from "@scoreboard/platform/lifecycle";
 import { createLogger } from "@scoreboard/platform/logger";
 import { startTracing } from "@scoreboard/platform/tracing";
 import { connectNats } from "@scoreboard/platform/nats";
-import { startRpcServer } from "@scoreboard/platform/rpc-server";
+import { serve, startRpcServer } from "@scoreboard/platform/rpc-server";
 import { ProcessMetrics } from "@scoreboard/platform/metrics";
 import { Readiness, natsCheck } from "@scoreboard/platform/probes";
 import { loadPushConfig } from "./config.js";
@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   await startTracing("push");
   const config = loadPushConfig();
   const metrics = new ProcessMetrics();
-  const ranking = createServiceTransport(config.rankingUrl);
+  const ranking = createServiceTransport(config.rankingUrl, [RankingService], { keepaliveTimeMs: config.grpc.keepaliveTimeMs });
   const rankingClient = createClient(RankingService, ranking.transport);
   const nats = await connectNats(config.natsUrl, "push", logger);
 
@@ -41,9 +41,9 @@ async function main(): Promise<void> {
     host: config.host,
     port: config.port,
     grpcPort: config.grpcPort,
+    grpc: config.grpc,
     logger,
-    services: [PushService],
-    routes: (router) => router.service(PushService, createPushService(fanout, config.heartbeatMs, metrics.openStreamsOf("watch"))),
+    services: [serve(PushService, createPushService(fanout, config.heartbeatMs, metrics.openStreamsOf("watch")))],
     metrics,
     readiness: new Readiness({ checks: { nats: natsCheck(nats) }, logger }),
   });

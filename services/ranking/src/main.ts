@@ -6,7 +6,7 @@ import { createLogger } from "@scoreboard/platform/logger";
 import { startTracing } from "@scoreboard/platform/tracing";
 import { DeadLettersStream, RankingConsumer, ScoresStream, connectNats, ensureConsumer, ensureStream } from "@scoreboard/platform/nats";
 import { createRedis } from "@scoreboard/platform/redis";
-import { startRpcServer } from "@scoreboard/platform/rpc-server";
+import { serve, startRpcServer } from "@scoreboard/platform/rpc-server";
 import { ProcessMetrics } from "@scoreboard/platform/metrics";
 import { Readiness, migrationsCheck, natsCheck, postgresCheck, redisCheck } from "@scoreboard/platform/probes";
 import { BoardChangeAnnouncer } from "./announcer.js";
@@ -78,9 +78,9 @@ async function main(): Promise<void> {
     host: config.host,
     port: config.port,
     grpcPort: config.grpcPort,
+    grpc: config.grpc,
     logger,
-    services: [RankingService],
-    routes: (router) => router.service(RankingService, createRankingService(boards, config.periodRetention)),
+    services: [serve(RankingService, createRankingService(boards, config.periodRetention))],
     metrics,
     readiness: new Readiness({
       checks: { postgres: postgresCheck(db), migrations: migrationsCheck(db), redis: redisCheck(redis), nats: natsCheck(nats) },

@@ -9,7 +9,7 @@ import { exitOnStartupError, onShutdown } from "@scoreboard/platform/lifecycle";
 import { createLogger } from "@scoreboard/platform/logger";
 import { outsideAnyTrace, startTracing } from "@scoreboard/platform/tracing";
 import { ScoresStream, connectNats, ensureStream } from "@scoreboard/platform/nats";
-import { startRpcServer } from "@scoreboard/platform/rpc-server";
+import { serve, startRpcServer } from "@scoreboard/platform/rpc-server";
 import { ProcessMetrics } from "@scoreboard/platform/metrics";
 import { Readiness, migrationsCheck, natsCheck, postgresCheck } from "@scoreboard/platform/probes";
 import { CatalogRepository, createCatalogService } from "./catalog.js";
@@ -57,12 +57,9 @@ async function main(): Promise<void> {
     host: config.host,
     port: config.port,
     grpcPort: config.grpcPort,
+    grpc: config.grpc,
     logger,
-    services: [ScoreService, CatalogService],
-    routes: (router) => {
-      router.service(ScoreService, service);
-      router.service(CatalogService, createCatalogService(new CatalogRepository(db), verifier));
-    },
+    services: [serve(ScoreService, service), serve(CatalogService, createCatalogService(new CatalogRepository(db), verifier))],
     metrics,
     readiness: new Readiness({
       checks: { postgres: postgresCheck(db), migrations: migrationsCheck(db), nats: natsCheck(nats) },
