@@ -1,13 +1,13 @@
 // npm run bench:rebuild — rebuilds the global board of BENCH_USERS users
 // (default 1,000,000) from PostgreSQL into an empty Redis, and reads GetRank
 // p50/p99 on the result — at the Redis adapter and over gRPC (RankingService
-// on loopback HTTP/2) — beside a bare Redis ZREVRANK in the same run.
+// on a loopback grpc-js port, called with the grpc-js client the gateway
+// uses) — beside a bare Redis ZREVRANK in the same run.
 import { randomInt } from "node:crypto";
-import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
 import { createClient } from "@connectrpc/connect";
-import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
 import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
+import { createServiceTransport } from "@scoreboard/platform/clients";
+import { startGrpcServer, serve, type GrpcServer } from "@scoreboard/platform/grpc-server";
 import { createRankingService } from "../services/ranking/src/service.js";
 import { sql } from "kysely";
 import { Redis } from "ioredis";
@@ -21,7 +21,7 @@ const pg = await startPostgres();
 const redisServer = await startRedis();
 const { db } = await freshMigratedDb(pg.url);
 const redis = new Redis(redisServer.url);
-let server: http2.Http2Server | undefined;
+let server: GrpcServer | undefined;
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -40,12 +40,18 @@ try {
 
   // The same service ranking serves, on a loopback HTTP/2 port, called as
   // other services call it (gRPC).
-  server = http2.createServer(connectNodeAdapter({ routes: (router) => router.service(RankingService, createRankingService(boards)) }));
-  await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
-  const client = createClient(
-    RankingService,
-    createGrpcTransport({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }),
-  );
+  server = await startGrpcServer({
+    host: "127.0.0.1",
+    port: 0,
+    services: [serve(RankingService, createRankingService(boards))],
+    interceptors: [],
+    shutdownSignal: new AbortController().signal,
+    maxRequestBytes: 64 * 1024,
+    maxConnectionAgeMs: 300_000,
+    keepaliveTimeMs: 10_000,
+  });
+  const channel = createServiceTransport(`http://127.0.0.1:${server.port}`, [RankingService]);
+  const client = createClient(RankingService, channel.transport);
   await client.getRank({ userId: "u1" }); // connect once before timing
 
   const ours: number[] = [];
@@ -65,13 +71,14 @@ try {
     await redis.zrevrank("{sb}:board:global", member);
     bare.push(performance.now() - t);
   }
+  channel.close();
   const line = (label: string, v: number[]) => console.log(`${label.padEnd(36)} p50 ${percentile(v, 50).toFixed(3)} ms  p99 ${percentile(v, 99).toFixed(3)} ms`);
   line("GetRank over gRPC (1M-user board)", rpc);
   line("rank lookup at the Redis adapter", ours);
   line("bare ZREVRANK", bare);
   console.log(`ratio GetRank RPC / bare (p50)       ${(percentile(rpc, 50) / percentile(bare, 50)).toFixed(2)}`);
 } finally {
-  server?.close();
+  await server?.close(1_000);
   redis.disconnect();
   await db.destroy();
   await stopAll();
