@@ -1,4 +1,5 @@
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import { IDEMPOTENCY_KEY_HEADER } from "@scoreboard/platform/idempotency-key";
 import type { RateLimitRule } from "@scoreboard/platform/rate-limit";
 import { fromUpstream } from "./http.js";
 import type { ReadGate } from "./rest/leaderboard-reads.js";
@@ -29,13 +30,14 @@ export function registerRpcProxy(
   /** Counts the WatchLeaderboard streams (Connect, gRPC-Web, gRPC) open right now. */
   openStreams?: OpenCount,
 ): void {
-  const forward = (ctx: HandlerContext) => {
-    const authorization = ctx.requestHeader.get("authorization");
-    return {
-      signal: ctx.signal,
-      timeoutMs: ctx.timeoutMs() ?? 10_000,
-      headers: authorization ? { authorization } : undefined,
-    };
+  const forward = (ctx: HandlerContext, passed: readonly string[] = READ_HEADERS) => {
+    const headers: Record<string, string> = {};
+    for (const name of passed) {
+      const value = ctx.requestHeader.get(name);
+      // An empty authorization is no credential; an empty retry key must reach score to be refused.
+      if (value !== null && (value !== "" || name !== "authorization")) headers[name] = value;
+    }
+    return { signal: ctx.signal, timeoutMs: ctx.timeoutMs() ?? 10_000, headers };
   };
   // Writes are rate limited per proven user, like the REST routes.
   const admit = async (ctx: HandlerContext) => {
@@ -48,7 +50,7 @@ export function registerRpcProxy(
       }
       throw err;
     }
-    return forward(ctx);
+    return forward(ctx, WRITE_HEADERS);
   };
   router.service(ScoreService, {
     submitAction: async (req, ctx) => upstreams.score.submitAction(req, await admit(ctx)).catch(rethrowClean),
@@ -81,6 +83,11 @@ export function registerRpcProxy(
     },
   });
 }
+
+// What a caller's request passes upstream: its credentials, and for writes
+// what score checks too (the retry key, seed 001's API key), as REST does.
+const READ_HEADERS = ["authorization"] as const;
+const WRITE_HEADERS = ["authorization", IDEMPOTENCY_KEY_HEADER, "x-api-key"] as const;
 
 /**
  * An upstream error carries the upstream's gRPC response headers

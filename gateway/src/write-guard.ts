@@ -1,5 +1,6 @@
 import type { CallOptions } from "@connectrpc/connect";
 import { TokenVerifier, type Principal } from "@scoreboard/platform/auth";
+import { IDEMPOTENCY_KEY_HEADER, idempotencyKeyOf as retryKeyOf } from "@scoreboard/platform/idempotency-key";
 import type { Logger } from "@scoreboard/platform/logger";
 import { rateLimitHeaders, type RateLimitDecision, type RateLimiter, type RateLimitRule } from "@scoreboard/platform/rate-limit";
 import { HttpError, type Request } from "./http.js";
@@ -70,12 +71,9 @@ export class WriteGuard {
   }
 }
 
-/** Idempotency-Key header (1..64 printable characters), or "" when absent. */
+/** The Idempotency-Key header (400 when malformed), or "" when absent. */
 export function idempotencyKeyOf(req: Request): string {
-  const key = header(req, "idempotency-key");
-  if (key === undefined) return "";
-  if (!/^[\x21-\x7e]{1,64}$/.test(key)) throw new HttpError(400, "Idempotency-Key must be 1..64 visible ASCII characters", "invalid_argument");
-  return key;
+  return retryKeyOf("", header(req, IDEMPOTENCY_KEY_HEADER));
 }
 
 export function clientIp(req: Request, trustedProxyHops: number): string {

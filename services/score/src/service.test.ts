@@ -14,18 +14,22 @@ class FakeLedger implements Ledger {
   readonly calls: Array<{ grantee: Grantee; actionId: string }> = [];
   readonly increments: Array<{ ctx: WriteContext; delta: number }> = [];
   readonly audits: AuditEntry[] = [];
+  /** The write context of every grant and increment, in order. */
+  readonly contexts: WriteContext[] = [];
   outcome: GrantOutcome = { kind: "unknown_action" };
   failure: unknown;
   apiKey = "";
 
   async grantAction(ctx: WriteContext, actionId: string): Promise<GrantOutcome> {
     this.calls.push({ grantee: ctx.grantee, actionId });
+    this.contexts.push(ctx);
     if (this.failure !== undefined) throw this.failure;
     return this.outcome;
   }
 
   async addScore(ctx: WriteContext, delta: number): Promise<GrantOutcome> {
     this.increments.push({ ctx, delta });
+    this.contexts.push(ctx);
     if (this.failure !== undefined) throw this.failure;
     return this.outcome;
   }
@@ -171,5 +175,41 @@ describe("SubmitAction store failures", () => {
     const err = await failure(client.submitAction({ actionId: "a" }, { headers: await bearer() }));
     expect(err.code).toBe(Code.Internal);
     expect(err.message).not.toContain("relation");
+  });
+});
+
+describe("retry keys", () => {
+  const granted1 = (): GrantOutcome => ({
+    kind: "granted",
+    grant: { ledgerId: 1, requestId: "r", userId: "alice", actionId: "a", points: 1, newScore: 1, version: 1, replayed: false },
+  });
+  const keyed = async (key: string) => ({ headers: { ...(await bearer()), "idempotency-key": key } });
+
+  it("takes the Idempotency-Key header when the request has no idempotency_key, on both writes", async () => {
+    ledger.outcome = granted1();
+    await client.submitAction({ actionId: "a" }, await keyed("order-1"));
+    await client.addScore({ delta: 1n }, await keyed("order-2"));
+    await client.addScore({ delta: 1n, idempotencyKey: "order-3" }, await keyed("order-3"));
+    await client.addScore({ delta: 1n, idempotencyKey: "order-4" }, { headers: await bearer() });
+    await client.addScore({ delta: 1n }, { headers: await bearer() });
+    expect(ledger.contexts.map((c) => c.idempotencyKey)).toEqual(["order-1", "order-2", "order-3", "order-4", undefined]);
+  });
+
+  it.each([
+    ["a field and a header that differ", { idempotencyKey: "order-1" }, "order-2", /differ/],
+    ["a header with a space", {}, "order 1", /Idempotency-Key must be 1\.\.64 visible ASCII/],
+    ["a header of 65 characters", {}, "k".repeat(65), /Idempotency-Key must be/],
+    ["an empty header", {}, "", /Idempotency-Key must be/],
+    ["a field with a non-ASCII character", { idempotencyKey: "bestellung-ü" }, undefined, /idempotency_key must be 1\.\.64 visible ASCII/],
+  ])("refuses %s as INVALID_ARGUMENT without calling the ledger", async (_name, fields, header, message) => {
+    ledger.outcome = granted1();
+    const options = header === undefined ? { headers: await bearer() } : await keyed(header);
+    const action = await failure(client.submitAction({ actionId: "a", ...fields }, options));
+    const add = await failure(client.addScore({ delta: 1n, ...fields }, options));
+    for (const err of [action, add]) {
+      expect(err.code).toBe(Code.InvalidArgument);
+      expect(err.rawMessage).toMatch(message);
+    }
+    expect(ledger.contexts).toEqual([]);
   });
 });

@@ -2,6 +2,7 @@ import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@conn
 import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
 import { Scopes, isValidId, requireScope, type Principal, type TokenVerifier } from "@scoreboard/platform/auth";
 import { toConnectError } from "@scoreboard/platform/errors";
+import { IDEMPOTENCY_KEY_HEADER, idempotencyKeyOf } from "@scoreboard/platform/idempotency-key";
 import type { Logger } from "@scoreboard/platform/logger";
 import type { Tally } from "@scoreboard/platform/metrics";
 import type { Grant, GrantOutcome, Ledger, WriteContext } from "./ledger.js";
@@ -75,10 +76,9 @@ export function createScoreService(deps: ScoreServiceDeps): ServiceImpl<typeof S
     return principal;
   };
 
-  const writeContext = (principal: Principal, userId: string, idempotencyKey: string, ctx: HandlerContext): WriteContext => {
-    if (idempotencyKey && !isValidId(idempotencyKey)) {
-      throw new ConnectError("idempotency_key must be 1..64 characters without control characters", Code.InvalidArgument);
-    }
+  const writeContext = (principal: Principal, userId: string, keyField: string, ctx: HandlerContext): WriteContext => {
+    // The field or the Idempotency-Key header: every protocol's retries dedupe the same way.
+    const idempotencyKey = idempotencyKeyOf(keyField, ctx.requestHeader.get(IDEMPOTENCY_KEY_HEADER));
     const source = ctx.requestHeader.get(SOURCE_HEADER) ?? "";
     return {
       grantee: { userId, username: userId === principal.userId ? principal.username : userId },
