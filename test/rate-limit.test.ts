@@ -113,6 +113,23 @@ describe("on a shared Redis", () => {
   });
 });
 
+describe("several rules in one script", () => {
+  it("records a request under every rule or none, exactly under concurrency", async () => {
+    const byIp = rule(5, 60_000);
+    const byUser = rule(2, 60_000);
+    const both = (user: string) => limiter.checkAll([{ rule: byIp, key: "10.1.1.1" }, { rule: byUser, key: user }]);
+    const burst = await Promise.all(Array.from({ length: 10 }, () => both("alice")));
+    expect(burst.filter(([ip, user]) => ip!.allowed && user!.allowed)).toHaveLength(2);
+    // The eight refused by alice's rule spent nothing of the address's.
+    expect(await redis.zcard(limiter.keyOf(byIp, "10.1.1.1"))).toBe(2);
+    expect(await redis.zcard(limiter.keyOf(byUser, "alice"))).toBe(2);
+    const others = await Promise.all(["bob", "bob", "carol", "carol", "dave"].map(both));
+    expect(others.map(([ip, user]) => ip!.allowed && user!.allowed)).toEqual([true, true, true, false, false]);
+    expect((others[3]!)[0]).toMatchObject({ allowed: false, remaining: 0, degraded: false }); // the address's 5 are spent
+    expect(await redis.zcard(limiter.keyOf(byUser, "carol"))).toBe(1);
+  });
+});
+
 describe("while Redis is down", () => {
   let server: RedisInstance | undefined;
   afterAll(async () => {
@@ -146,5 +163,22 @@ describe("while Redis is down", () => {
     expect(await own.check(open, "after")).toMatchObject({ allowed: false, degraded: false });
     expect(logger.info).toHaveBeenCalledOnce();
     expect(logger.warn).toHaveBeenCalledOnce();
+  });
+
+  it("never lets a replica through more than the limit when Redis stalls mid-window", async () => {
+    const stalled = await startRedis();
+    try {
+      const ownRedis = connect(stalled.url);
+      await ownRedis.ping();
+      const own = new RedisSlidingWindowLimiter(ownRedis, { prefix, timeoutMs: 50 });
+      const local = rule(3, 60_000, "local");
+      for (let i = 0; i < 3; i++) expect(await own.check(local, "u")).toMatchObject({ allowed: true, degraded: false });
+      // Redis holds every client's commands for a while: the check outlives its timeout.
+      await connect(stalled.url).call("CLIENT", "PAUSE", "1000");
+      expect(await own.check(local, "u")).toMatchObject({ allowed: false, degraded: true });
+      expect(await own.check(local, "someone-else")).toMatchObject({ allowed: true, degraded: true });
+    } finally {
+      await stalled.stop();
+    }
   });
 });

@@ -33,23 +33,38 @@ export class RateLimitedError extends HttpError {
 /**
  * What every REST write goes through before the score service: the token is
  * verified here too (rate limits must key on a proven user, not on a claim an
- * attacker can write), then the per-IP and the route's per-user limits apply.
- * The score service verifies the token again and decides the grant.
+ * attacker can write), then the per-IP and the route's per-user limits apply,
+ * both in one Redis round trip. The score service verifies the token again and
+ * decides the grant.
  */
 export class WriteGuard {
   constructor(private readonly options: WriteGuardOptions) {}
 
   async admit(req: Request, source: string, userRule: RateLimitRule): Promise<AdmittedWrite> {
+    const { limiter, ipRule } = this.options;
     const ip = clientIp(req, this.options.trustedProxyHops);
-    const byIp = await this.options.limiter.check(this.options.ipRule, ip);
-    if (!byIp.allowed) throw this.limited(byIp, "per client address", { ip, source });
-
     const authorization = header(req, "authorization");
-    const { principal, decision } = await this.admitUser(authorization, userRule, source);
+    let principal: Principal;
+    try {
+      principal = await this.options.verifier.authenticate(authorization);
+    } catch (err) {
+      // A refused token still spends its address's quota: guessing tokens stays rate limited.
+      const byIp = await limiter.check(ipRule, ip);
+      if (!byIp.allowed) throw this.limited(byIp, "per client address", { ip, source });
+      throw err;
+    }
+    // All or nothing: a request one rule refuses spends neither rule's quota.
+    const [byIp, byUser] = (await limiter.checkAll([
+      { rule: ipRule, key: ip },
+      { rule: userRule, key: principal.userId },
+    ])) as [RateLimitDecision, RateLimitDecision];
+    if (!byIp.allowed) throw this.limited(byIp, "per client address", { ip, source });
+    if (!byUser.allowed) throw this.limited(byUser, "per user", { userId: principal.userId, source });
+
     const headers: Record<string, string> = { authorization: authorization!, "sb-source": source };
     const apiKey = header(req, "x-api-key");
     if (apiKey !== undefined) headers["x-api-key"] = apiKey;
-    return { principal, call: { headers, timeoutMs: 10_000 }, headers: rateLimitHeaders(decision) };
+    return { principal, call: { headers, timeoutMs: 10_000 }, headers: rateLimitHeaders(byUser) };
   }
 
   /** Verifies the token and applies a per-user limit (the RPC path has no client address here). */

@@ -124,13 +124,56 @@ function fakeRedis(initial: Behaviour) {
   return fake;
 }
 
-function setup(initial: Behaviour, options: { localMaxKeys?: number } = {}) {
+function setup(initial: Behaviour, options: { localMaxKeys?: number; timeoutMs?: number } = {}) {
   const redis = fakeRedis(initial);
   const logger = { warn: vi.fn(), info: vi.fn() };
   let clock = 1_000_000;
-  const limiter = new RedisSlidingWindowLimiter(redis as unknown as Redis, { timeoutMs: 10, logger, now: () => clock, ...options });
-  return { redis, logger, limiter, advance: (ms: number) => (clock += ms) };
+  const now = () => clock;
+  const limiter = new RedisSlidingWindowLimiter(redis as unknown as Redis, { timeoutMs: 10, logger, now, ...options });
+  return { redis, logger, limiter, now, advance: (ms: number) => (clock += ms) };
 }
+
+/**
+ * The limiter's script run in memory on the test's clock, so a test sees what
+ * Redis would answer. Its protocol: key count, keys, member, then limit,
+ * window and the replica's own count per key; reply: allowed by all, now, then
+ * allowed, count, oldest, newest per key.
+ */
+function slidingWindowScript(clock: () => number) {
+  const logs = new Map<string, number[]>();
+  const run = (...args: unknown[]): number[] => {
+    const n = args[0] as number;
+    const keys = args.slice(1, 1 + n) as string[];
+    const params = args.slice(2 + n) as number[];
+    const now = clock();
+    const live = keys.map((key, i) => {
+      const times = (logs.get(key) ?? []).filter((t) => t > now - params[3 * i + 1]!);
+      logs.set(key, times);
+      return times;
+    });
+    const admits = keys.map((_, i) => live[i]!.length < params[3 * i]! && params[3 * i + 2]! < params[3 * i]!);
+    const all = admits.every(Boolean);
+    const reply = [all ? 1 : 0, now];
+    live.forEach((times, i) => {
+      if (all) times.push(now);
+      reply.push(admits[i] ? 1 : 0, times.length, times[0] ?? now, times[times.length - 1] ?? now);
+    });
+    return reply;
+  };
+  return { run, logs };
+}
+
+/** A behaviour whose answer waits until `answer()` is called. */
+function heldAnswer(script: (...args: unknown[]) => unknown) {
+  const held = { answer: () => undefined as void };
+  const behaviour = (...args: unknown[]) =>
+    new Promise((resolve) => {
+      held.answer = () => resolve(script(...args));
+    });
+  return { held, behaviour };
+}
+
+const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 const rule = (failMode: RateLimitRule["failMode"], limit = 3, windowMs = 1_000): RateLimitRule => ({
   name: `test-${failMode}`,
@@ -141,12 +184,12 @@ const rule = (failMode: RateLimitRule["failMode"], limit = 3, windowMs = 1_000):
 
 describe("RedisSlidingWindowLimiter with Redis answering", () => {
   it("turns the script's reply into a decision", async () => {
-    // reply: allowed, count, oldest, newest, now (Redis server ms)
-    const { limiter, redis } = setup(() => [1, 2, 9_000, 10_000, 10_000]);
+    // reply: allowed by all, now (Redis server ms), then per key: allowed, count, oldest, newest
+    const { limiter, redis } = setup(() => [1, 10_000, 1, 2, 9_000, 10_000]);
     expect(await limiter.check(rule("local"), "u1")).toEqual({
       allowed: true, limit: 3, remaining: 1, retryAfterMs: 0, resetMs: 1_000, degraded: false,
     });
-    redis.behaviour = () => [0, 3, 9_200, 9_900, 10_000];
+    redis.behaviour = () => [0, 10_000, 0, 3, 9_200, 9_900];
     expect(await limiter.check(rule("local"), "u1")).toEqual({
       allowed: false, limit: 3, remaining: 0, retryAfterMs: 200, resetMs: 900, degraded: false,
     });
@@ -154,12 +197,14 @@ describe("RedisSlidingWindowLimiter with Redis answering", () => {
 
   it("passes a collision-free key, the rule and a unique member to the script", async () => {
     const seen: unknown[][] = [];
-    const { limiter } = setup((...args) => (seen.push(args), [1, 1, 0, 0, 0]));
+    const { limiter } = setup((...args) => (seen.push(args), [1, 0, 1, 1, 0, 0]));
     await limiter.check({ ...rule("open"), name: "a" }, "b:c");
     await limiter.check({ ...rule("open"), name: "a:b" }, "c");
-    expect(seen[0]!.slice(0, 3)).toEqual(["sb:rl:a:{b%3Ac}", 3, 1_000]);
-    expect(seen[1]![0]).toBe("sb:rl:a:b:{c}");
-    expect(seen[0]![3]).not.toBe(seen[1]![3]);
+    // key count, keys, member, then limit, window and this replica's own count per key
+    expect(seen[0]!.slice(0, 2)).toEqual([1, "sb:rl:a:{b%3Ac}"]);
+    expect(seen[0]!.slice(3)).toEqual([3, 1_000, 0]);
+    expect(seen[1]![1]).toBe("sb:rl:a:b:{c}");
+    expect(seen[0]![2]).not.toBe(seen[1]![2]);
     expect(limiter.keyOf({ name: "r" }, "x".repeat(500))).toMatch(/^sb:rl:r:\{#[\w-]{43}\}$/);
   });
 
@@ -230,7 +275,7 @@ describe("RedisSlidingWindowLimiter without Redis", () => {
   });
 
   it("does not send while ioredis reconnects, so nothing queued is replayed later", async () => {
-    const { limiter, redis } = setup(() => [1, 1, 0, 0, 0]);
+    const { limiter, redis } = setup(() => [1, 0, 1, 1, 0, 0]);
     redis.status = "reconnecting";
     expect(await limiter.check(rule("closed"), "u")).toMatchObject({ degraded: true });
     redis.status = "connecting"; // would queue the command in the offline queue
@@ -242,7 +287,7 @@ describe("RedisSlidingWindowLimiter without Redis", () => {
   });
 
   it("sends while ioredis first connects, outside an outage", async () => {
-    const { limiter, redis } = setup(() => [1, 1, 0, 0, 0]);
+    const { limiter, redis } = setup(() => [1, 0, 1, 1, 0, 0]);
     redis.status = "connecting";
     expect(await limiter.check(rule("closed"), "u")).toMatchObject({ degraded: false });
   });
@@ -254,7 +299,7 @@ describe("RedisSlidingWindowLimiter without Redis", () => {
     expect(logger.warn).toHaveBeenCalledOnce();
     expect(logger.info).not.toHaveBeenCalled();
 
-    redis.behaviour = () => [1, 1, 0, 0, 0];
+    redis.behaviour = () => [1, 0, 1, 1, 0, 0];
     expect(await limiter.check(rule("local"), "u")).toMatchObject({ allowed: true, degraded: false });
     await limiter.check(rule("local"), "u");
     expect(logger.info).toHaveBeenCalledOnce();
@@ -271,5 +316,87 @@ describe("RedisSlidingWindowLimiter without Redis", () => {
       throw new Error("sync boom");
     });
     await expect(limiter.check(rule("local"), "u")).resolves.toMatchObject({ allowed: true, degraded: true });
+  });
+});
+
+describe("RedisSlidingWindowLimiter never lets a caller through more than the limit", () => {
+  it("when Redis stalls mid-window: the fallback knows what Redis allowed", async () => {
+    const { limiter, redis, now } = setup("hang");
+    redis.behaviour = slidingWindowScript(now).run;
+    const local = rule("local", 3, 60_000);
+    for (let i = 0; i < 3; i++) expect(await limiter.check(local, "u")).toMatchObject({ allowed: true, degraded: false });
+    redis.behaviour = "hang"; // slower than timeoutMs: the fallback decides
+    expect(await limiter.check(local, "u")).toMatchObject({ allowed: false, remaining: 0, degraded: true });
+    expect(await limiter.check(local, "other")).toMatchObject({ allowed: true, degraded: true });
+  });
+
+  it("when a check still waits for Redis: the fallback counts it as spent", async () => {
+    const { limiter, redis, now } = setup("reject", { timeoutMs: 60_000 });
+    const script = slidingWindowScript(now);
+    const local = rule("local", 2, 60_000);
+    expect(await limiter.check(local, "u")).toMatchObject({ allowed: true, degraded: true }); // one of two spent while Redis is down
+    const { held, behaviour } = heldAnswer(script.run);
+    redis.behaviour = behaviour;
+    const probe = limiter.check(local, "u"); // Redis is back, slowly: this check waits for it
+    expect(await limiter.check(local, "u")).toMatchObject({ allowed: false, degraded: true }); // the probe may take the last one
+    held.answer();
+    expect(await probe).toMatchObject({ allowed: true, remaining: 0, degraded: false });
+  });
+
+  it("when Redis comes back without what the fallback let through", async () => {
+    const { limiter, redis, now, advance } = setup("reject");
+    const script = slidingWindowScript(now);
+    const local = rule("local", 3, 60_000);
+    for (let i = 0; i < 3; i++) expect(await limiter.check(local, "u")).toMatchObject({ allowed: true, degraded: true });
+    advance(1_000);
+    redis.behaviour = script.run; // answering again, but it never saw those three
+    expect(await limiter.check(local, "u")).toMatchObject({ allowed: false, remaining: 0, retryAfterMs: 59_000, degraded: false });
+    expect(script.logs.get(limiter.keyOf(local, "u"))).toEqual([]); // and the refusal was not recorded there
+    advance(59_000);
+    expect(await limiter.check(local, "u")).toMatchObject({ allowed: true, remaining: 2, degraded: false });
+  });
+
+  it("when a check that timed out is recorded by Redis after all", async () => {
+    const { limiter, redis, now } = setup("hang");
+    const script = slidingWindowScript(now);
+    const local = rule("local", 2, 60_000);
+    const closed = rule("closed", 10, 60_000);
+    const { held, behaviour } = heldAnswer(script.run);
+    redis.behaviour = behaviour;
+    const late = await limiter.checkAll([{ rule: closed, key: "u" }, { rule: local, key: "u" }]);
+    expect(late.map((d) => [d.allowed, d.degraded])).toEqual([[false, true], [true, true]]); // closed refused it here...
+    held.answer(); // ...but the script ran in Redis and spent one of the two
+    await settle();
+    redis.behaviour = "reject";
+    expect(await limiter.check(local, "u")).toMatchObject({ allowed: true, remaining: 0, degraded: true });
+    expect(await limiter.check(local, "u")).toMatchObject({ allowed: false, degraded: true });
+  });
+});
+
+describe("RedisSlidingWindowLimiter.checkAll", () => {
+  it("checks every rule of a request in one round trip and records it under all or none", async () => {
+    const { limiter, redis, now } = setup("hang");
+    const script = slidingWindowScript(now);
+    redis.behaviour = script.run;
+    const byIp = { ...rule("local", 5, 60_000), name: "ip" };
+    const byUser = { ...rule("local", 1, 60_000), name: "user" };
+    const both = () => limiter.checkAll([{ rule: byIp, key: "10.0.0.1" }, { rule: byUser, key: "alice" }]);
+    expect((await both()).map((d) => [d.allowed, d.remaining])).toEqual([[true, 4], [true, 0]]);
+    expect(redis.calls).toBe(1);
+    expect((await both()).map((d) => [d.allowed, d.remaining])).toEqual([[true, 4], [false, 0]]);
+    expect(redis.calls).toBe(2);
+    // The request the user's rule refused did not spend the address's quota.
+    expect(script.logs.get(limiter.keyOf(byIp, "10.0.0.1"))).toHaveLength(1);
+    expect(await limiter.checkAll([])).toEqual([]);
+  });
+
+  it("without Redis decides each rule by its fail mode and records only what all allow", async () => {
+    const { limiter } = setup("reject");
+    const local = rule("local", 2, 60_000);
+    const withLocal = (other: RateLimitRule) => limiter.checkAll([{ rule: other, key: "u" }, { rule: local, key: "u" }]);
+    expect((await withLocal(rule("closed", 10))).map((d) => d.allowed)).toEqual([false, true]);
+    expect((await withLocal(rule("open", 10))).map((d) => d.allowed)).toEqual([true, true]);
+    expect((await withLocal(rule("open", 10))).map((d) => d.allowed)).toEqual([true, true]);
+    expect((await withLocal(rule("open", 10))).map((d) => d.allowed)).toEqual([true, false]);
   });
 });

@@ -8,12 +8,16 @@
 //             where abuse is worse than downtime (e.g. credential guessing).
 // - "local":  an in-process sliding window per replica with the same rule. The
 //             endpoint keeps working and abuse stays bounded, at up to
-//             replicas x limit per window and starting from an empty window;
-//             the default for writes for that reason.
+//             replicas x limit per window; the default for writes for that
+//             reason. The window is kept all the time, not just during an
+//             outage (it records what Redis allowed too), so a replica never
+//             lets one caller through more than the limit, even when Redis
+//             stalls mid-window or comes back without the outage's requests.
 import { createHash, randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { EnvReader } from "./config.js";
+import { LocalSlidingWindow, type WindowView } from "./local-sliding-window.js";
 import type { Tally } from "./metrics.js";
 
 export type FailMode = "local" | "open" | "closed";
@@ -38,8 +42,21 @@ export interface RateLimitDecision {
   degraded: boolean;
 }
 
+/** One rule to apply to one request, and the caller's key under it (an address, a user id). */
+export interface RateLimitCheck {
+  rule: RateLimitRule;
+  key: string;
+}
+
 export interface RateLimiter {
   check(rule: RateLimitRule, key: string): Promise<RateLimitDecision>;
+  /**
+   * Every rule of one request at once (one Redis round trip). The request
+   * counts under all of them or none: it is recorded only when every rule
+   * allows it. One decision per check, in order, each with its own rule's
+   * verdict and numbers; the request is allowed when all are.
+   */
+  checkAll(checks: readonly RateLimitCheck[]): Promise<RateLimitDecision[]>;
 }
 
 export interface RedisSlidingWindowLimiterOptions {
@@ -54,34 +71,47 @@ export interface RedisSlidingWindowLimiterOptions {
   redisErrors?: Tally;
 }
 
-// A sliding log: one sorted-set member per allowed request, scored by Redis
-// server time so replicas with skewed clocks agree. Denied requests are not
-// recorded, so hammering while limited cannot extend the ban.
+// A sliding log per (rule, key): one sorted-set member per allowed request,
+// scored by Redis server time so replicas with skewed clocks agree. One call
+// checks every rule of a request (one round trip) and records the request
+// under all of them or none: denied requests are not recorded, so hammering
+// while limited cannot extend the ban, and a request one rule refuses never
+// uses up another rule's quota. ARGV: member, then limit, window and floor per
+// key; the floor is how many requests the calling replica itself let through
+// in the window, which Redis may not know of (those it allowed while Redis was
+// away). Reply: allowed-by-all, now, then per key allowed, count, oldest, newest.
 const SLIDING_WINDOW_LUA = `
 if redis.replicate_commands then redis.replicate_commands() end
-local key = KEYS[1]
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-local count = redis.call('ZCARD', key)
-local allowed = 0
-if count < limit then
-  redis.call('ZADD', key, now, ARGV[3])
-  redis.call('PEXPIRE', key, window)
-  count = count + 1
-  allowed = 1
+local member = ARGV[1]
+local counts, admits, all = {}, {}, 1
+for i, key in ipairs(KEYS) do
+  local limit, window, floor = tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  counts[i] = redis.call('ZCARD', key)
+  admits[i] = (counts[i] < limit and floor < limit) and 1 or 0
+  if admits[i] == 0 then all = 0 end
 end
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2] or now
-local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2] or now
-return {allowed, count, tonumber(oldest), tonumber(newest), now}
+local reply = {all, now}
+for i, key in ipairs(KEYS) do
+  if all == 1 then
+    redis.call('ZADD', key, now, member)
+    redis.call('PEXPIRE', key, tonumber(ARGV[3 * i]))
+    counts[i] = counts[i] + 1
+  end
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2] or now
+  local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2] or now
+  local n = #reply
+  reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = admits[i], counts[i], tonumber(oldest), tonumber(newest)
+end
+return reply
 `;
-const COMMAND = "sbSlidingWindowRateLimit";
+const COMMAND = "sbSlidingWindowRateLimitAll";
 
-type ScriptReply = [allowed: number, count: number, oldest: number, newest: number, now: number];
 interface WithScript {
-  [COMMAND](key: string, limit: number, windowMs: number, member: string): Promise<unknown>;
+  // Without numberOfKeys in defineCommand, ioredis takes the key count first.
+  [COMMAND](keyCount: number, ...keysThenArgs: Array<string | number>): Promise<unknown>;
 }
 
 const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
@@ -137,8 +167,8 @@ export function rateLimitHeaders(decision: RateLimitDecision): Record<string, st
   return headers;
 }
 
-function decide(allowed: boolean, limit: number, windowMs: number, log: ScriptReply, degraded: boolean): RateLimitDecision {
-  const [, count, oldest, newest, now] = log;
+function decide(allowed: boolean, limit: number, windowMs: number, view: WindowView, degraded: boolean): RateLimitDecision {
+  const { count, oldest, newest, now } = view;
   return {
     allowed,
     limit,
@@ -149,49 +179,26 @@ function decide(allowed: boolean, limit: number, windowMs: number, log: ScriptRe
   };
 }
 
-function isReply(value: unknown): value is ScriptReply {
-  return Array.isArray(value) && value.length === 5 && value.every((v) => typeof v === "number");
+function isReply(value: unknown, keys: number): value is number[] {
+  return Array.isArray(value) && value.length === 2 + 4 * keys && value.every((v) => typeof v === "number");
 }
 
-/** The same sliding log in process memory, for the "local" fail mode. */
-class LocalSlidingWindow {
-  // Map order is recency order: every access re-inserts, so eviction drops the least recently used.
-  private readonly logs = new Map<string, { times: number[]; windowMs: number }>();
-  private nextSweep = 0;
-
-  constructor(private readonly maxKeys: number, private readonly now: () => number) {}
-
-  check(id: string, limit: number, windowMs: number): ScriptReply {
-    const now = this.now();
-    this.sweep(now);
-    const entry = this.logs.get(id) ?? { times: [], windowMs };
-    this.logs.delete(id);
-    entry.windowMs = windowMs;
-    const live = entry.times.findIndex((t) => t > now - windowMs);
-    entry.times = live < 0 ? [] : entry.times.slice(live);
-    const allowed = entry.times.length < limit;
-    if (allowed) entry.times.push(now);
-    if (entry.times.length > 0) this.logs.set(id, entry);
-    while (this.logs.size > this.maxKeys) this.logs.delete(this.logs.keys().next().value!);
-    const { times } = entry;
-    return [allowed ? 1 : 0, times.length, times[0] ?? now, times[times.length - 1] ?? now, now];
-  }
-
-  clear(): void {
-    this.logs.clear();
-  }
-
-  // A full pass at most once a second keeps a long outage from holding every key ever seen.
-  private sweep(now: number): void {
-    if (now < this.nextSweep) return;
-    this.nextSweep = now + 1_000;
-    for (const [id, { times, windowMs }] of this.logs) {
-      if (times[times.length - 1]! <= now - windowMs) this.logs.delete(id);
-    }
+/** Raised when Redis is slower than timeoutMs; the script may still run there later. */
+class TimeoutError extends Error {
+  constructor(message: string, readonly late: Promise<unknown>) {
+    super(message);
   }
 }
 
-class TimeoutError extends Error {}
+/** One rule of one request, normalized. */
+interface Check {
+  rule: RateLimitRule;
+  limit: number;
+  windowMs: number;
+  redisKey: string;
+  /** Kept in this replica's log too (failMode "local"). */
+  local: boolean;
+}
 
 export class RedisSlidingWindowLimiter implements RateLimiter {
   private readonly prefix: string;
@@ -199,6 +206,8 @@ export class RedisSlidingWindowLimiter implements RateLimiter {
   private readonly logger: Pick<Logger, "warn" | "info"> | undefined;
   private readonly redisErrors: Tally | undefined;
   private readonly local: LocalSlidingWindow;
+  /** Checks of "local" rules sent to Redis and not yet answered, per Redis key. */
+  private readonly inFlight = new Map<string, number>();
   // Members must be unique per request across replicas; a random id per limiter plus a counter is.
   private readonly memberPrefix = randomBytes(6).toString("base64url");
   private sequence = 0;
@@ -212,7 +221,7 @@ export class RedisSlidingWindowLimiter implements RateLimiter {
     this.redisErrors = options.redisErrors;
     this.local = new LocalSlidingWindow(options.localMaxKeys ?? 100_000, options.now ?? (() => performance.now()));
     // EVALSHA, falling back to EVAL once after a SCRIPT FLUSH or a failover to a fresh server.
-    redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: SLIDING_WINDOW_LUA });
+    redis.defineCommand(COMMAND, { lua: SLIDING_WINDOW_LUA });
   }
 
   /** Redis key of a rule and caller key. */
@@ -222,15 +231,25 @@ export class RedisSlidingWindowLimiter implements RateLimiter {
     // The "#" marker cannot come out of encodeURIComponent, so hashed keys cannot collide with escaped ones.
     const escaped = encodeURIComponent(key);
     const safe = escaped.length <= 128 ? escaped : `#${createHash("sha256").update(key).digest("base64url")}`;
-    // The hash tag is the caller's key, so Redis Cluster spreads limits over
-    // slots; the script touches one key, so it needs no shared slot.
+    // The hash tag is the caller's key. One script reads all of a request's
+    // keys, which Redis Cluster would only allow within one slot; the mesh
+    // uses a single Redis (ranking's keys share one slot too).
     return `${this.prefix}rl:${rule.name}:{${safe}}`;
   }
 
   async check(rule: RateLimitRule, key: string): Promise<RateLimitDecision> {
-    const limit = Number.isFinite(rule.limit) ? Math.max(0, Math.floor(rule.limit)) : 0;
-    const windowMs = Number.isFinite(rule.windowMs) ? Math.max(1, Math.ceil(rule.windowMs)) : 1_000;
-    const redisKey = this.keyOf(rule, key);
+    return (await this.checkAll([{ rule, key }]))[0]!;
+  }
+
+  async checkAll(requested: readonly RateLimitCheck[]): Promise<RateLimitDecision[]> {
+    const checks = requested.map(({ rule, key }): Check => ({
+      rule,
+      limit: Number.isFinite(rule.limit) ? Math.max(0, Math.floor(rule.limit)) : 0,
+      windowMs: Number.isFinite(rule.windowMs) ? Math.max(1, Math.ceil(rule.windowMs)) : 1_000,
+      redisKey: this.keyOf(rule, key),
+      local: rule.failMode === "local",
+    }));
+    if (checks.length === 0) return [];
     try {
       // During an outage one request at a time probes Redis, and only over a ready connection;
       // the rest are decided at once instead of each waiting timeoutMs. A command sent while
@@ -239,53 +258,103 @@ export class RedisSlidingWindowLimiter implements RateLimiter {
       const status = (this.redis as { status?: string }).status ?? "ready";
       const usable = this.outage ? status === "ready" : status !== "reconnecting" && status !== "end";
       if (!usable) throw new Error(`redis connection is ${status}`);
-      if (this.outage && this.probing) return this.degraded(rule.failMode, redisKey, limit, windowMs);
+      if (this.outage && this.probing) return this.degraded(checks);
       const probe = this.outage !== undefined;
       if (probe) this.probing = true;
       try {
-        const reply = await this.evaluate(redisKey, limit, windowMs);
+        const decisions = await this.evaluate(checks);
         // Only a request sent during the outage proves recovery; a late answer to an older one does not.
         if (probe) this.recovered();
-        return decide(reply[0] === 1, limit, windowMs, reply, false);
+        return decisions;
       } finally {
         if (probe) this.probing = false;
       }
     } catch (err) {
       this.redisErrors?.inc();
       this.failed(err);
-      return this.degraded(rule.failMode, redisKey, limit, windowMs);
+      const decisions = this.degraded(checks);
+      if (err instanceof TimeoutError) this.countIfItLands(err.late, checks, decisions);
+      return decisions;
     }
   }
 
-  private async evaluate(redisKey: string, limit: number, windowMs: number): Promise<ScriptReply> {
+  private async evaluate(checks: Check[]): Promise<RateLimitDecision[]> {
     const member = `${this.memberPrefix}:${(this.sequence++).toString(36)}`;
+    const floors = checks.map((c) => (c.local ? this.local.view(c.redisKey, c.windowMs).count : 0));
+    const args = [member, ...checks.flatMap((c, i) => [c.limit, c.windowMs, floors[i]!])];
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError(`redis did not answer within ${this.timeoutMs}ms`)), this.timeoutMs);
-    });
+    for (const c of checks) if (c.local) this.inFlight.set(c.redisKey, (this.inFlight.get(c.redisKey) ?? 0) + 1);
+    let reply: unknown;
     try {
-      const command = (this.redis as unknown as WithScript)[COMMAND](redisKey, limit, windowMs, member);
+      const command = (this.redis as unknown as WithScript)[COMMAND](checks.length, ...checks.map((c) => c.redisKey), ...args);
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new TimeoutError(`redis did not answer within ${this.timeoutMs}ms`, command)), this.timeoutMs);
+      });
       // race() subscribes to the command, so its late rejection is handled, not unhandled.
-      const reply = await Promise.race([command, timeout]);
-      if (!isReply(reply)) throw new Error(`unexpected rate limit script reply: ${JSON.stringify(reply)}`);
-      return reply;
+      reply = await Promise.race([command, timeout]);
     } finally {
       clearTimeout(timer);
-    }
-  }
-
-  private degraded(failMode: FailMode, redisKey: string, limit: number, windowMs: number): RateLimitDecision {
-    if (this.outage) this.outage.degraded++;
-    switch (failMode) {
-      case "open":
-        return { allowed: true, limit, remaining: Math.max(0, limit - 1), retryAfterMs: 0, resetMs: windowMs, degraded: true };
-      case "closed":
-        return { allowed: false, limit, remaining: 0, retryAfterMs: 1_000, resetMs: 1_000, degraded: true };
-      default: {
-        const reply = this.local.check(redisKey, limit, windowMs);
-        return decide(reply[0] === 1, limit, windowMs, reply, true);
+      for (const c of checks) {
+        if (!c.local) continue;
+        const left = this.inFlight.get(c.redisKey)! - 1;
+        if (left > 0) this.inFlight.set(c.redisKey, left);
+        else this.inFlight.delete(c.redisKey);
       }
     }
+    if (!isReply(reply, checks.length)) throw new Error(`unexpected rate limit script reply: ${JSON.stringify(reply)}`);
+    const allowedByAll = reply[0] === 1;
+    const now = reply[1]!;
+    return checks.map((c, i) => {
+      const [allowed, count, oldest, newest] = reply.slice(2 + 4 * i, 6 + 4 * i) as [number, number, number, number];
+      const shared: WindowView = { count, oldest, newest, now };
+      if (!c.local) return decide(allowed === 1, c.limit, c.windowMs, shared, false);
+      if (allowedByAll) this.local.record(c.redisKey, c.windowMs);
+      // After an outage this replica's log can be fuller than Redis's (the floor that
+      // refused the request): then its numbers are the ones that tell when to retry.
+      const own = this.local.view(c.redisKey, c.windowMs);
+      return decide(allowed === 1, c.limit, c.windowMs, own.count > count ? own : shared, false);
+    });
+  }
+
+  /**
+   * Without Redis, each rule decides by its fail mode; the request is recorded in the
+   * local logs only if every rule allows it, as in Redis. A "local" rule also counts
+   * this replica's checks still waiting for Redis: Redis may yet allow them.
+   */
+  private degraded(checks: Check[]): RateLimitDecision[] {
+    if (this.outage) this.outage.degraded++;
+    const views = checks.map((c) => {
+      if (c.rule.failMode === "open") return { allowed: true };
+      if (c.rule.failMode === "closed") return { allowed: false };
+      const view = this.local.view(c.redisKey, c.windowMs);
+      return { allowed: view.count + (this.inFlight.get(c.redisKey) ?? 0) < c.limit, view };
+    });
+    const allowedByAll = views.every((v) => v.allowed);
+    return checks.map((c, i) => {
+      const { allowed, view } = views[i]!;
+      if (c.rule.failMode === "open") {
+        return { allowed, limit: c.limit, remaining: Math.max(0, c.limit - 1), retryAfterMs: 0, resetMs: c.windowMs, degraded: true };
+      }
+      if (!view) return { allowed, limit: c.limit, remaining: 0, retryAfterMs: 1_000, resetMs: 1_000, degraded: true };
+      if (allowedByAll) this.local.record(c.redisKey, c.windowMs);
+      return decide(allowed, c.limit, c.windowMs, allowedByAll ? this.local.view(c.redisKey, c.windowMs) : view, true);
+    });
+  }
+
+  /**
+   * A check that timed out may still run in Redis and be recorded there. If the
+   * fallback refused it, this replica's log would not hold it, so it is counted
+   * when (if) Redis's answer arrives: the two views must agree that it was spent.
+   */
+  private countIfItLands(late: Promise<unknown>, checks: Check[], decisions: RateLimitDecision[]): void {
+    if (decisions.every((d) => d.allowed) || !checks.some((c) => c.local)) return;
+    late.then(
+      (reply) => {
+        if (!isReply(reply, checks.length) || reply[0] !== 1) return;
+        for (const c of checks) if (c.local) this.local.record(c.redisKey, c.windowMs);
+      },
+      () => undefined, // already counted as a Redis failure when it timed out
+    );
   }
 
   private failed(err: unknown): void {
@@ -299,8 +368,8 @@ export class RedisSlidingWindowLimiter implements RateLimiter {
     if (!this.outage) return;
     const { since, degraded } = this.outage;
     this.outage = undefined;
-    // The local windows only describe the outage; a later one starts afresh and memory is returned now.
-    this.local.clear();
+    // The local logs stay: they hold what this replica let through during the outage,
+    // which Redis never saw; the floor keeps Redis from allowing it again.
     this.logger?.info({ outageMs: Date.now() - since, degradedDecisions: degraded }, "rate limiter: redis is back");
   }
 }
