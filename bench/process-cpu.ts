@@ -73,3 +73,19 @@ export function perUnit(cpu: Record<string, number>, units: number, seconds: num
   const total = Object.values(cpu).reduce((a, b) => a + b, 0);
   return `${share}; all ${(total / units).toFixed(2)} (machine: ${(total / (seconds * 10)).toFixed(0)}% of one core)`;
 }
+
+/**
+ * Waits until the trees of `pids` together use less than `idleShare` of one
+ * core over a quarter second (work queued behind a phase, such as the outbox
+ * relay and the ranking consumer catching up, is then counted in it), or
+ * until `timeoutMs`.
+ */
+export async function settled(pids: number[], { idleShare = 0.1, timeoutMs = 15_000 } = {}): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const total = () => pids.reduce((sum, pid) => sum + treeCpuMs(pid), 0);
+  while (Date.now() < deadline) {
+    const before = total();
+    await new Promise((r) => setTimeout(r, 250));
+    if (total() - before < 250 * idleShare) return;
+  }
+}
