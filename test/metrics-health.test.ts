@@ -125,7 +125,10 @@ describe("metrics", () => {
   });
 
   it("times push's fan-out of the change and counts its watch streams", async () => {
-    // The gateway keeps the global top 100 open for good, so push has a watcher.
+    // The gateway keeps the global top 100 open for good, so push has a
+    // watcher once that stream is up; a change before it would be fanned out
+    // to nobody and never timed.
+    await eventuallyMetric("push", (t) => ((valueOf(t, "sb_open_streams", { kind: "watch" }) ?? 0) >= 1 ? true : undefined), "the gateway's stream open on push");
     await grant("bob", "first-win");
     const push = await eventuallyMetric(
       "push",

@@ -15,6 +15,8 @@ beforeAll(async () => {
     OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
     OTEL_BSP_SCHEDULE_DELAY: "100",
     PUSH_REFRESH_INTERVAL_MS: "200",
+    // score logs each grant at debug (the audit log is the record).
+    LOG_LEVEL: "debug",
   });
   await mesh.sql(`INSERT INTO actions (action_id, points, description) VALUES ('daily-login', 5, '')`);
 });

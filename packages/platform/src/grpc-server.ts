@@ -124,15 +124,11 @@ function adaptMethod(method: DescMethod, fn: MethodFn, options: GrpcServerOption
 
   switch (method.methodKind) {
     case "unary": {
-      const next = run(async (req: UnaryRequest): Promise<UnaryResponse> => {
-        const ctx = contextOf(req);
-        const output = await fn(req.message, ctx);
-        return { stream: false, service: method.parent, method, header: ctx.responseHeader, trailer: ctx.responseTrailer, message: asMessage(method.output, output) } as UnaryResponse;
-      });
+      const next = unaryCall(method, fn, options.interceptors);
       return (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         if (call.request instanceof MalformedRequest) return callback(malformed(call.request));
         const { signal, done } = callSignal(call, options.shutdownSignal);
-        next({ stream: false, service: method.parent, method, requestMethod: "POST", url: method.name, signal, header: headersOf(call.metadata), contextValues: createContextValues(), message: call.request } as never)
+        next(call.request, headersOf(call.metadata), signal)
           .then(
             (res) => {
               if (hasEntries(res.header)) call.sendMetadata(metadataOf(res.header));
@@ -172,6 +168,38 @@ function adaptMethod(method: DescMethod, fn: MethodFn, options: GrpcServerOption
     default:
       throw new Error(`${method.parent.typeName}/${method.name}: client streaming is not served`);
   }
+}
+
+/** A unary method's handler behind the interceptors: what serving one call runs, wherever it came from. */
+function unaryCall(method: DescMethod, fn: MethodFn, interceptors: Interceptor[]): (message: unknown, header: Headers, signal: AbortSignal) => Promise<UnaryResponse> {
+  const next = interceptors.reduceRight<(req: UnaryRequest) => Promise<UnaryResponse>>(
+    (inner, interceptor) => interceptor(inner as never) as never,
+    async (req) => {
+      const ctx = contextOf(req);
+      const output = await fn(req.message, ctx);
+      return { stream: false, service: method.parent, method, header: ctx.responseHeader, trailer: ctx.responseTrailer, message: asMessage(method.output, output) } as UnaryResponse;
+    },
+  );
+  return (message, header, signal) =>
+    next({ stream: false, service: method.parent, method, requestMethod: "POST", url: method.name, signal, header, contextValues: createContextValues(), message } as UnaryRequest);
+}
+
+/**
+ * Serves one unary call in-process, through the same interceptors (its own
+ * trace span and metrics) as a call from the network: for a batch whose
+ * items are each a call of their own (ScoreBatchService).
+ */
+export function localUnaryCall<S extends DescService, M extends keyof ServiceImpl<S> & string>(
+  service: S,
+  impl: Partial<ServiceImpl<S>>,
+  name: M,
+  interceptors: Interceptor[],
+): (message: Parameters<ServiceImpl<S>[M]>[0], header: Headers, signal: AbortSignal) => Promise<Awaited<ReturnType<ServiceImpl<S>[M]>>> {
+  const method = service.methods.find((m) => m.localName === name);
+  const fn = impl[name] as unknown as MethodFn | undefined;
+  if (!method || method.methodKind !== "unary" || !fn) throw new Error(`${service.typeName}/${name} is not a served unary method`);
+  const call = unaryCall(method, fn.bind(impl), interceptors);
+  return async (message, header, signal) => (await call(message, header, signal)).message as never;
 }
 
 function contextOf(req: UnaryRequest | StreamRequest): HandlerContext {

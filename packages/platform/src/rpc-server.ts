@@ -69,8 +69,15 @@ export { serve, type ServedService } from "./grpc-server.js";
 
 const HTTP2_PREFACE = "PRI * HTTP/2.0";
 
-/** The largest RPC request body either port reads (our messages are a few hundred bytes). */
+/** The largest RPC request body the shared port reads (our messages are a few hundred bytes). */
 export const MAX_REQUEST_BYTES = 64 * 1024;
+/** The gRPC port's limit: room for a batch of writes with their tokens (ScoreBatchService). */
+export const MAX_INTERNAL_REQUEST_BYTES = 1024 * 1024;
+
+/** What runs around every handler on both ports: a SERVER span, then the RPC metrics. */
+export function serverInterceptors(metrics?: ProcessMetrics, shutdownSignal?: AbortSignal): Interceptor[] {
+  return [serverTracing, ...(metrics ? [rpcMetricsInterceptor(metrics, shutdownSignal)] : [])];
+}
 
 /**
  * One port speaks HTTP/1.1 (curl, browsers, Connect and gRPC-Web) and
@@ -83,7 +90,7 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
   const described = [...options.services.map((s) => s.service), ...(options.connectOnly?.services ?? [])];
   const health = new HealthStatus(described.map((s) => s.typeName));
   const served = [...options.services, health.service(), reflectionService([...described, Health])];
-  const interceptors = [serverTracing, ...(options.metrics ? [rpcMetricsInterceptor(options.metrics, shutdown.signal)] : []), ...(options.interceptors ?? [])];
+  const interceptors = [...serverInterceptors(options.metrics, shutdown.signal), ...(options.interceptors ?? [])];
 
   const handler = connectNodeAdapter({
     routes: (router) => {
@@ -161,7 +168,7 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
       services: served,
       interceptors,
       shutdownSignal: shutdown.signal,
-      maxRequestBytes: MAX_REQUEST_BYTES,
+      maxRequestBytes: MAX_INTERNAL_REQUEST_BYTES,
       maxConnectionAgeMs: options.grpc?.maxConnectionAgeMs ?? 300_000,
       keepaliveTimeMs: options.grpc?.keepaliveTimeMs ?? 10_000,
     });

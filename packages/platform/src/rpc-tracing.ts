@@ -15,7 +15,14 @@ const headersGetter: TextMapGetter<Headers> = {
 const headersSetter: TextMapSetter<Headers> = { set: (h, key, value) => h.set(key, value) };
 
 // Probes and reflection run every few seconds and say nothing about a score.
-const untraced = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
+// A batch of writes is no step of any one grant: each write in it has its
+// own client and server span, in its own trace (ScoreBatchService).
+const untraced = new Set([
+  "grpc.health.v1.Health",
+  "grpc.reflection.v1.ServerReflection",
+  "grpc.reflection.v1alpha.ServerReflection",
+  "scoreboard.v1.ScoreBatchService",
+]);
 
 // Codes that mean the server failed, not the caller (OpenTelemetry's RPC conventions).
 const serverFaults = new Set([Code.Unknown, Code.DeadlineExceeded, Code.Unimplemented, Code.Internal, Code.Unavailable, Code.DataLoss]);

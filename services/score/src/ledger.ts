@@ -6,7 +6,7 @@ import { ScoreChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
 import { Subjects } from "@scoreboard/platform/nats";
 import type { Db } from "@scoreboard/platform/db";
 import { inSpan, traceCarrier } from "@scoreboard/platform/tracing";
-import { GroupCommit } from "./group-commit.js";
+import { GroupCommit } from "@scoreboard/platform/group-commit";
 
 export interface Grantee {
   userId: string;

@@ -1,5 +1,6 @@
 import { CatalogService } from "@scoreboard/gen/scoreboard/v1/catalog_pb";
 import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
+import { ScoreBatchService } from "@scoreboard/gen/scoreboard/v1/score_batch_pb";
 import { ActionTicketVerifier } from "@scoreboard/platform/action-ticket";
 import { TokenVerifier } from "@scoreboard/platform/auth";
 import { createDb, migrateToLatest } from "@scoreboard/platform/db";
@@ -9,7 +10,7 @@ import { exitOnStartupError, onShutdown } from "@scoreboard/platform/lifecycle";
 import { createLogger } from "@scoreboard/platform/logger";
 import { outsideAnyTrace, startTracing } from "@scoreboard/platform/tracing";
 import { ScoresStream, connectNats, ensureStream } from "@scoreboard/platform/nats";
-import { serve, startRpcServer } from "@scoreboard/platform/rpc-server";
+import { serve, serverInterceptors, startRpcServer } from "@scoreboard/platform/rpc-server";
 import { ProcessMetrics } from "@scoreboard/platform/metrics";
 import { Readiness, migrationsCheck, natsCheck, postgresCheck } from "@scoreboard/platform/probes";
 import { CatalogRepository, createCatalogService } from "./catalog.js";
@@ -19,6 +20,7 @@ import { PostgresLedger } from "./ledger.js";
 import { OutboxRelay } from "./outbox.js";
 import { watchOutboxBacklog } from "./outbox-backlog.js";
 import { createScoreService } from "./service.js";
+import { createScoreBatchService } from "./write-batch.js";
 
 const logger = createLogger("score");
 
@@ -59,7 +61,11 @@ async function main(): Promise<void> {
     grpcPort: config.grpcPort,
     grpc: config.grpc,
     logger,
-    services: [serve(ScoreService, service), serve(CatalogService, createCatalogService(new CatalogRepository(db), verifier))],
+    services: [
+      serve(ScoreService, service),
+      serve(CatalogService, createCatalogService(new CatalogRepository(db), verifier)),
+      serve(ScoreBatchService, createScoreBatchService(service, serverInterceptors(metrics))),
+    ],
     metrics,
     readiness: new Readiness({
       checks: { postgres: postgresCheck(db), migrations: migrationsCheck(db), nats: natsCheck(nats) },

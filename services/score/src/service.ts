@@ -94,7 +94,10 @@ export function createScoreService(deps: ScoreServiceDeps): ServiceImpl<typeof S
     countGrant(outcome.kind === "granted" && outcome.grant.replayed ? "replayed" : outcome.kind);
     if (outcome.kind === "granted") {
       if (!outcome.grant.replayed) deps.onGranted();
-      deps.logger.info({ operation, userId, ...detail, newScore: outcome.grant.newScore, requestId: outcome.grant.requestId, replayed: outcome.grant.replayed }, "granted");
+      // Debug, not info: at the shipped level a line per grant was a cost every
+      // write paid; grants are recorded in the ledger and audit_log and counted
+      // in sb_grants_total.
+      deps.logger.debug({ operation, userId, ...detail, newScore: outcome.grant.newScore, requestId: outcome.grant.requestId, replayed: outcome.grant.replayed }, "granted");
       return outcome.grant;
     }
     // The ledger audited its own refusals in the same statement.

@@ -1,8 +1,13 @@
 /**
  * Sends work in batches without adding latency: the first item goes at once;
  * items that arrive while `maxInFlight` batches are being written wait and go
- * together in the next one. Under load that turns many transactions into a
- * few (one round trip and one WAL flush each); when idle it is a plain call.
+ * together in the next one. Under load that turns many transactions (or
+ * calls) into a few; when idle it is a plain call.
+ *
+ * A failed batch is retried item by item, so only the culprit sees the
+ * error: right for a transaction, which a failure rolls back whole. A batch
+ * whose failure may have applied part of it (a call that timed out) must not
+ * be resent: pass `retryEachOnFailure: false` and every item gets the error.
  */
 export class GroupCommit<In, Out> {
   private readonly queue: Array<{ item: In; resolve: (out: Out) => void; reject: (err: unknown) => void }> = [];
@@ -13,6 +18,7 @@ export class GroupCommit<In, Out> {
     private readonly writeBatch: (items: In[]) => Promise<Out[]>,
     private readonly maxInFlight: number,
     private readonly maxBatch: number,
+    private readonly options: { retryEachOnFailure: boolean } = { retryEachOnFailure: true },
   ) {}
 
   submit(item: In): Promise<Out> {
@@ -38,8 +44,8 @@ export class GroupCommit<In, Out> {
       const results = await this.writeBatch(batch.map((b) => b.item));
       batch.forEach((b, i) => b.resolve(results[i]!));
     } catch (err) {
-      if (batch.length === 1) {
-        batch[0]!.reject(err);
+      if (batch.length === 1 || !this.options.retryEachOnFailure) {
+        for (const b of batch) b.reject(err);
         return;
       }
       // One bad item (or a deadlock between batches) must not fail the others:

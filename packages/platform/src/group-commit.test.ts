@@ -60,4 +60,23 @@ describe("GroupCommit", () => {
     await Promise.all(all);
     expect(sizes).toEqual([1, 3, 3, 1]);
   });
+
+  it("fails every item of a failed batch, resending none, when told a failure may be partial", async () => {
+    const calls: number[][] = [];
+    const group = new GroupCommit<number, number>(
+      async (items) => {
+        calls.push(items);
+        if (items.length > 1) throw new Error("deadline exceeded");
+        return items;
+      },
+      1,
+      100,
+      { retryEachOnFailure: false },
+    );
+    const blocker = group.submit(0);
+    const results = [1, 2, 3].map((i) => group.submit(i).then((v) => `ok ${v}`, (e: Error) => e.message));
+    await blocker;
+    expect(await Promise.all(results)).toEqual(["deadline exceeded", "deadline exceeded", "deadline exceeded"]);
+    expect(calls).toEqual([[0], [1, 2, 3]]);
+  });
 });
