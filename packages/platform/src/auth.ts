@@ -164,6 +164,9 @@ const VERIFIED_CACHE_SIZE = 10_000;
 
 export class TokenVerifier {
   private readonly secret: Uint8Array | undefined;
+  // The secret imported once as an HMAC key: given raw bytes, jose imports
+  // them again on every verification.
+  private secretKey: Promise<CryptoKey> | undefined;
   private readonly keySet: KeyResolver | undefined;
   private readonly algorithms: JWSAlgorithm[];
   private readonly clockToleranceS: number;
@@ -253,7 +256,8 @@ export class TokenVerifier {
   private readonly resolveKey = async (header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<Uint8Array | CryptoKey> => {
     if (header.alg === SECRET_ALGORITHM) {
       if (!this.secret) throw new joseErrors.JOSEAlgNotAllowed("HS256 is not configured");
-      return this.secret;
+      this.secretKey ??= crypto.subtle.importKey("raw", this.secret as Uint8Array<ArrayBuffer>, { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
+      return this.secretKey;
     }
     if (!this.keySet || !header.alg || !ASYMMETRIC_ALGORITHMS.includes(header.alg)) {
       throw new joseErrors.JOSEAlgNotAllowed("algorithm not configured");
