@@ -15,9 +15,9 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const bundleEntries: Record<Deployable, Record<string, string>> = {
   gateway: { main: "gateway/src/main.ts" },
   // The migration Job runs from the score image: score owns the schema.
-  score: { main: "services/score/src/main.ts", migrate: "scripts/migrate.ts" },
+  score: { main: "services/score/src/main.ts", migrate: "services/score/src/migrate-job.ts" },
   // The reconciliation CronJob runs from the ranking image: it is ranking's repair.
-  ranking: { main: "services/ranking/src/main.ts", reconcile: "scripts/reconcile.ts" },
+  ranking: { main: "services/ranking/src/main.ts", reconcile: "services/ranking/src/reconcile-job.ts" },
   push: { main: "services/push/src/main.ts" },
 };
 

@@ -5,7 +5,8 @@
 import { existsSync } from "node:fs";
 import { isValidId } from "@scoreboard/platform/auth";
 import { EnvReader } from "@scoreboard/platform/config";
-import { createDb, migrateToLatest } from "@scoreboard/platform/db";
+import { createDb } from "@scoreboard/platform/db";
+import { migrateToLatest } from "../services/score/src/schema.js";
 
 class UsageError extends Error {}
 

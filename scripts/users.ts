@@ -8,7 +8,8 @@ import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { isValidId } from "@scoreboard/platform/auth";
 import { EnvReader } from "@scoreboard/platform/config";
-import { createDb, migrateToLatest } from "@scoreboard/platform/db";
+import { createDb } from "@scoreboard/platform/db";
+import { migrateToLatest } from "../services/score/src/schema.js";
 import { hashApiKey } from "../services/score/src/ledger.js";
 
 class UsageError extends Error {}

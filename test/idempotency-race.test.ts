@@ -62,7 +62,7 @@ async function ledgerAndAudit(prefix: string) {
 
 describe("parallel retries with one Idempotency-Key", () => {
   it("POST /api/actions: every copy gets the first grant's answer; one grant", async () => {
-    const answers = await burst("act", (userId, token, key) => post("/api/actions", { actionId: "quest" }, token, key));
+    const answers = await burst("act", (_userId, token, key) => post("/api/actions", { actionId: "quest" }, token, key));
     for (const [userId, list] of answers) {
       const requestIds = new Set(list.map((a) => a.body.requestId));
       expect(list.map((a) => a.status), userId).toEqual(Array(copies).fill(200));

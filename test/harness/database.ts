@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { createDb, migrateToLatest, type Db } from "@scoreboard/platform/db";
+import { createDb, type Db } from "@scoreboard/platform/db";
+import { migrateToLatest } from "../../services/score/src/schema.js";
 
 /** A new, migrated database on the shared test PostgreSQL. */
 export async function freshMigratedDb(adminUrl: string): Promise<{ db: Db; url: string }> {

@@ -1,14 +1,5 @@
-import { Kysely, Migrator, PostgresDialect, type Generated, type ColumnType, type Migration } from "kysely";
+import { Kysely, Migrator, PostgresDialect, sql, type Generated, type ColumnType, type Migration } from "kysely";
 import pg from "pg";
-import * as foundation from "./migrations/2026_11_23_001_foundation.js";
-import * as writePath from "./migrations/2026_11_23_002_write_path.js";
-import * as grantFunction from "./migrations/2026_11_23_003_grant_function.js";
-import * as grantBatch from "./migrations/2026_11_23_004_grant_batch.js";
-import * as regions from "./migrations/2026_11_23_005_regions.js";
-import * as periodBoards from "./migrations/2026_11_23_006_period_boards.js";
-import * as outboxTraceContext from "./migrations/2026_11_23_007_outbox_trace_context.js";
-import * as regionWithGrant from "./migrations/2026_11_23_008_region_with_grant.js";
-import * as replayAfterConflict from "./migrations/2026_11_23_009_replay_after_conflict.js";
 
 // PostgreSQL BIGINT arrives as a string by default; every bigint we store
 // (scores, ids, versions) stays far below 2^53, so read it as a number.
@@ -114,29 +105,44 @@ export function createDb(databaseUrl: string, maxConnections = 10): Db {
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
-// Migrations are listed here, not discovered on disk, so a bundle or image
-// cannot silently miss one.
-const migrations: Record<string, Migration> = {
-  "2026_11_23_001_foundation": foundation,
-  "2026_11_23_002_write_path": writePath,
-  "2026_11_23_003_grant_function": grantFunction,
-  "2026_11_23_004_grant_batch": grantBatch,
-  "2026_11_23_005_regions": regions,
-  "2026_11_23_006_period_boards": periodBoards,
-  "2026_11_23_007_outbox_trace_context": outboxTraceContext,
-  "2026_11_23_008_region_with_grant": regionWithGrant,
-  "2026_11_23_009_replay_after_conflict": replayAfterConflict,
-};
+/**
+ * A schema as its owner declares it (score's: services/score/src/schema.ts).
+ * `migrations` are dated and run once each, in name order; they are listed,
+ * not discovered on disk, so a bundle or image cannot silently miss one.
+ * `repeatable` then re-applies what is replaced whole rather than altered
+ * (functions, with CREATE OR REPLACE), so it is defined in one place.
+ */
+export interface SchemaMigrations {
+  migrations: Record<string, Migration>;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any database these migrations made
+  repeatable?: (trx: Kysely<any>) => Promise<unknown>;
+}
 
-export async function migrateToLatest(db: Db): Promise<string[]> {
-  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+// kysely's own migration lock (PostgresAdapter), so the repeatable step waits
+// for any process's migrations and two processes never replace a function at
+// once (concurrent CREATE OR REPLACE fails with "tuple concurrently updated").
+const MIGRATION_LOCK_ID = 3853314791062309107n;
+
+/** Runs the pending migrations, then the repeatable step; answers the migrations applied. */
+export async function migrateSchema(db: Db, schema: SchemaMigrations): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => schema.migrations } });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));
+  const { repeatable } = schema;
+  if (repeatable) {
+    await db.transaction().execute(async (trx) => {
+      await sql`SELECT pg_advisory_xact_lock(${sql.lit(MIGRATION_LOCK_ID)})`.execute(trx);
+      await repeatable(trx);
+    });
+  }
   return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
 }
 
-/** The migrations this build knows that the database has not run (readiness: never serve an older schema). */
-export async function pendingMigrations(db: Db): Promise<string[]> {
-  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
-  return (await migrator.getMigrations()).filter((m) => m.executedAt === undefined).map((m) => m.name);
+/** Of the named migrations, those the database has not run (readiness: never serve an older schema than this build reads). */
+export async function missingMigrations(db: Db, names: readonly string[]): Promise<string[]> {
+  const { rows: table } = await sql<{ found: boolean }>`SELECT to_regclass('kysely_migration') IS NOT NULL AS found`.execute(db);
+  if (!table[0]?.found) return [...names];
+  const { rows } = await sql<{ name: string }>`SELECT name FROM kysely_migration`.execute(db);
+  const applied = new Set(rows.map((r) => r.name));
+  return names.filter((name) => !applied.has(name));
 }

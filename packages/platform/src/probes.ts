@@ -1,7 +1,7 @@
 import { sql } from "kysely";
 import type { NatsConnection } from "nats";
 import type { Redis } from "ioredis";
-import { pendingMigrations, type Db } from "./db.js";
+import { missingMigrations, type Db } from "./db.js";
 import type { Logger } from "./logger.js";
 import type { ProcessMetrics } from "./metrics.js";
 import type { NodeHandler } from "./rpc-server.js";
@@ -155,15 +155,16 @@ export function postgresCheck(db: Db): DependencyCheck {
 }
 
 /**
- * Every migration this build knows has run. Once true it stays true for the
- * life of the process (migrations are never undone under a running one), so
- * the check then costs nothing.
+ * Every named migration has run: the schema is at least what this process
+ * reads (score names all of its own; a reader names the newest it relies on).
+ * Once true it stays true for the life of the process (migrations are never
+ * undone under a running one), so the check then costs nothing.
  */
-export function migrationsCheck(db: Db): DependencyCheck {
+export function schemaCheck(db: Db, required: readonly string[]): DependencyCheck {
   let complete = false;
   return async () => {
     if (complete) return;
-    const pending = await pendingMigrations(db);
+    const pending = await missingMigrations(db, required);
     if (pending.length > 0) throw new DependencyDown(`${pending.length} migration(s) not applied: ${pending.join(", ")}`);
     complete = true;
   };

@@ -6,9 +6,8 @@ import { BoardChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
 import type { Logger } from "@scoreboard/platform/logger";
 import { aliasOf } from "@scoreboard/platform/periods";
 import { Subjects } from "@scoreboard/platform/nats";
-import type { Boards } from "./boards.js";
+import { toEntry, type Boards } from "./boards.js";
 import { MAX_LIMIT } from "@scoreboard/platform/board-params";
-import { toEntry } from "./service.js";
 import { SpanKind, injectNats, isTracing, startSpan } from "@scoreboard/platform/tracing";
 
 /**

@@ -1,4 +1,6 @@
+import { create } from "@bufbuild/protobuf";
 import type { Redis } from "ioredis";
+import { LeaderboardEntrySchema, type LeaderboardEntry } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
 import { DEFAULT_RETENTION_MS, expiresAtMs, parsePeriodBoard, type PeriodRetention } from "@scoreboard/platform/periods";
 
 export interface RankedEntry {
@@ -6,6 +8,11 @@ export interface RankedEntry {
   userId: string;
   username: string;
   score: number;
+}
+
+/** A board's entry as the API sends it (reads, announcements). */
+export function toEntry(e: RankedEntry): LeaderboardEntry {
+  return create(LeaderboardEntrySchema, { rank: BigInt(e.rank), userId: e.userId, username: e.username, score: BigInt(e.score) });
 }
 
 /** An absolute score of one user, versioned per user by the write side. */

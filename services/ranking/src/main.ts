@@ -8,11 +8,12 @@ import { DeadLettersStream, RankingConsumer, ScoresStream, connectNats, ensureCo
 import { createRedis } from "@scoreboard/platform/redis";
 import { serve, startRpcServer } from "@scoreboard/platform/rpc-server";
 import { ProcessMetrics } from "@scoreboard/platform/metrics";
-import { Readiness, migrationsCheck, natsCheck, postgresCheck, redisCheck } from "@scoreboard/platform/probes";
+import { Readiness, natsCheck, postgresCheck, redisCheck } from "@scoreboard/platform/probes";
 import { BoardChangeAnnouncer } from "./announcer.js";
 import { RedisBoards } from "./boards.js";
 import { keepBoardsBuilt } from "./rebuild.js";
 import { reconcile, scheduleReconciliation, type ReconcileResult } from "./reconcile.js";
+import { migrationsCheck } from "./schema.js";
 import { PostgresStandings, ResilientBoards } from "./standings.js";
 import { loadRankingConfig } from "./config.js";
 import { ScoreEventConsumer } from "./consumer.js";

@@ -1,25 +1,14 @@
-import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { LeaderboardEntrySchema, type LeaderboardEntry } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
 import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 import { isValidId } from "@scoreboard/platform/auth";
 import { boardName, pageLimit } from "@scoreboard/platform/board-params";
 import { toConnectError } from "@scoreboard/platform/errors";
 import { DEFAULT_RETENTION_MS, resolveBoard, type PeriodRetention } from "@scoreboard/platform/periods";
-import type { Boards, RankedEntry } from "./boards.js";
+import { toEntry, type Boards } from "./boards.js";
 
 /** Neighbours above and below that GetRank may return. */
 const MAX_AROUND = 50;
-
-export function toEntry(e: RankedEntry): LeaderboardEntry {
-  return create(LeaderboardEntrySchema, {
-    rank: BigInt(e.rank),
-    userId: e.userId,
-    username: e.username,
-    score: BigInt(e.score),
-  });
-}
 
 export function createRankingService(boards: Boards, retention: PeriodRetention = DEFAULT_RETENTION_MS): ServiceImpl<typeof RankingService> {
   // "daily", "weekly" and "monthly" mean the current UTC period's board.

@@ -1,4 +1,7 @@
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { headers, type JetStreamClient } from "nats";
+import { ScoreChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
 import type { EventSealing } from "@scoreboard/platform/event-seal";
 import { ScoresStream, isNoStream } from "@scoreboard/platform/nats";
 import { SpanKind, contextFromCarrier, failSpan, injectNats, startSpan, type Span } from "@scoreboard/platform/tracing";
@@ -64,4 +67,37 @@ export class JetStreamPublisher implements EventPublisher {
       timeout: 5_000,
     });
   }
+}
+
+/** Encodes the event of one ledger row; the relay calls it when it publishes. */
+export function encodeScoreChanged(row: {
+  ledgerId: number;
+  requestId: string;
+  userId: string;
+  username: string;
+  actionId: string | null;
+  points: number;
+  newScore: number;
+  version: number;
+  createdAt: Date;
+  region: string | null;
+  /** Period board → the user's total there after this entry (from the ledger trigger). */
+  periodScores?: Record<string, number> | null;
+}): Uint8Array {
+  return toBinary(
+    ScoreChangedSchema,
+    create(ScoreChangedSchema, {
+      ledgerId: BigInt(row.ledgerId),
+      requestId: row.requestId,
+      userId: row.userId,
+      username: row.username,
+      actionId: row.actionId ?? "",
+      points: BigInt(row.points),
+      newScore: BigInt(row.newScore),
+      version: BigInt(row.version),
+      occurredAt: timestampFromDate(row.createdAt),
+      region: row.region ?? "",
+      periodScores: Object.entries(row.periodScores ?? {}).map(([board, score]) => ({ board, score: BigInt(score) })),
+    }),
+  );
 }

@@ -1,8 +1,5 @@
 import { createHash } from "node:crypto";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { sql } from "kysely";
-import { ScoreChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
 import { Subjects } from "@scoreboard/platform/nats";
 import type { Db } from "@scoreboard/platform/db";
 import { inSpan, traceCarrier } from "@scoreboard/platform/tracing";
@@ -79,7 +76,7 @@ interface GrantRequest {
   ticketJti: string | null;
   source: string;
   region: string | null;
-  /** The grant span's W3C context, stored with the outbox row (migration 007); absent when untraced. */
+  /** The grant span's W3C context, stored with the outbox row by sb_grant_batch(); absent when untraced. */
   traceContext?: Record<string, string>;
 }
 
@@ -95,7 +92,7 @@ export class PostgresLedger implements Ledger {
   }
 
   /**
-   * One statement, sb_grant() (migration 003), in its own transaction: the
+   * One statement, sb_grant() (grant-functions.ts), in its own transaction: the
    * ledger row (unique per user and action), the user's new total and
    * version, the outbox row and the audit row — all committed or none; a
    * repeat changes nothing. Refusals it decides are audited there too.
@@ -172,7 +169,7 @@ export class PostgresLedger implements Ledger {
     }
   }
 
-  /** One statement and one commit for the whole batch (sb_grant_batch, migration 004). */
+  /** One statement and one commit for the whole batch (sb_grant_batch(), grant-functions.ts). */
   private async writeBatch(items: GrantRequest[]): Promise<GrantRow[]> {
     // Same lock order in every batch (users, then their totals) so two
     // concurrent batches cannot deadlock on each other's rows.
@@ -200,37 +197,4 @@ interface GrantRow {
   new_score: number | null;
   version: number | null;
   detail: string | null;
-}
-
-/** Encodes the event of one ledger row; the relay calls it when it publishes. */
-export function encodeScoreChanged(row: {
-  ledgerId: number;
-  requestId: string;
-  userId: string;
-  username: string;
-  actionId: string | null;
-  points: number;
-  newScore: number;
-  version: number;
-  createdAt: Date;
-  region: string | null;
-  /** Period board → the user's total there after this entry (from the ledger trigger). */
-  periodScores?: Record<string, number> | null;
-}): Uint8Array {
-  return toBinary(
-    ScoreChangedSchema,
-    create(ScoreChangedSchema, {
-      ledgerId: BigInt(row.ledgerId),
-      requestId: row.requestId,
-      userId: row.userId,
-      username: row.username,
-      actionId: row.actionId ?? "",
-      points: BigInt(row.points),
-      newScore: BigInt(row.newScore),
-      version: BigInt(row.version),
-      occurredAt: timestampFromDate(row.createdAt),
-      region: row.region ?? "",
-      periodScores: Object.entries(row.periodScores ?? {}).map(([board, score]) => ({ board, score: BigInt(score) })),
-    }),
-  );
 }

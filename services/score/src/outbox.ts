@@ -1,8 +1,7 @@
 import { sql } from "kysely";
 import type { Db } from "@scoreboard/platform/db";
 import type { Logger } from "@scoreboard/platform/logger";
-import type { EventPublisher } from "./events.js";
-import { encodeScoreChanged } from "./ledger.js";
+import { encodeScoreChanged, type EventPublisher } from "./events.js";
 
 export interface OutboxRelayOptions {
   batchSize: number;

@@ -1,14 +1,37 @@
 import { sql, type Kysely } from "kysely";
 
-// Parallel retries (one Idempotency-Key, several concurrent grant batches)
-// could answer "already granted": each copy looked its key up before the
-// first copy committed, then the ledger insert waited for that commit and
-// hit UNIQUE (user_id, action_id), which ON CONFLICT turned into
-// "already_granted". Now a conflict looks the key up again (the statement
-// after the wait sees the commit) and answers as the first grant did; the
-// answer to a known key is one function, sb_grant_replay(), used by every path.
-export async function up(db: Kysely<unknown>): Promise<void> {
-  await sql`
+// The grant's rules, in one place: the one current definition of the
+// functions a grant runs. They are not altered step by step like tables but
+// replaced whole, so no dated migration defines them; every migration run
+// (score's start, the migrate Job, the test harness) re-applies this file
+// after the schema migrations (see schema.ts). Edit it in place, bump
+// GRANT_RULES_REVISION, and add a dated migration only for what they need
+// from the tables. A changed RETURNS TABLE needs a DROP FUNCTION here first:
+// CREATE OR REPLACE cannot change a function's result type.
+//
+// One grant = one statement. On these machines every PostgreSQL round trip
+// costs more than the work it carries (a grant used to be nine), so the whole
+// write path runs server-side in sb_grant(), in the statement's own
+// transaction: idempotent replay, catalog lookup, registration and role
+// checks, the ledger row, the new total, the outbox row and the audit row.
+// The outbox row holds only the ledger id (and the grant's trace context); the
+// relay builds the event from the ledger when it publishes. Period totals are
+// the ledger trigger's (migration 006), not the grant's.
+
+/**
+ * Raised with every change below. A database whose functions carry a higher
+ * revision was migrated by a newer build: an older one (a pod of the previous
+ * release restarting during a rollout) leaves them alone rather than putting
+ * older rules back.
+ */
+export const GRANT_RULES_REVISION = 1;
+
+/**
+ * A known Idempotency-Key answers as the first grant did: "replayed" with its
+ * result when the request is the same (same action, or the same increment),
+ * else "idempotency_mismatch". No row when the key is unknown.
+ */
+const grantReplay = sql`
 CREATE OR REPLACE FUNCTION sb_grant_replay(p_user_id text, p_idempotency_key text, p_action_id text, p_delta bigint)
 RETURNS TABLE (outcome text, ledger_id bigint, request_id uuid, points bigint, new_score bigint, version bigint, detail text)
 LANGUAGE sql AS $fn$
@@ -18,8 +41,15 @@ LANGUAGE sql AS $fn$
   FROM ledger l
   CROSS JOIN LATERAL (SELECT l.action_id IS NOT DISTINCT FROM p_action_id AND (p_action_id IS NOT NULL OR l.points = p_delta) AS same) m
   WHERE l.user_id = p_user_id AND l.idempotency_key = p_idempotency_key
-$fn$`.execute(db);
-  await sql`
+$fn$`;
+
+/**
+ * One grant. Parallel copies of one request (one key, several concurrent
+ * batches) all answer as the first: a copy whose ledger insert waited for the
+ * first and then conflicted looks its key up again instead of answering
+ * "already granted".
+ */
+const grant = sql`
 CREATE OR REPLACE FUNCTION sb_grant(
   p_user_id text, p_username text, p_require_registration boolean,
   p_action_id text, p_delta bigint, p_idempotency_key text, p_ticket_jti text, p_source text, p_subject text
@@ -122,10 +152,55 @@ BEGIN
           jsonb_build_object('source', p_source, 'actionId', p_action_id, 'points', v_points, 'newScore', v_score));
   RETURN QUERY SELECT 'granted', v_row.id, v_row.request_id, v_points, v_score, v_version, NULL::text;
 END
-$fn$`.execute(db);
-}
+$fn$`;
 
-export async function down(): Promise<void> {
-  // sb_grant() keeps this definition on the way down: the one before it
-  // answered parallel retries "already granted".
+/**
+ * Group commit: grants that arrive while others are being written are sent
+ * together and committed in one transaction, one round trip and one WAL flush
+ * for the lot. Each runs sb_grant() (its own checks and subtransaction for
+ * unique violations), in the order given. Only a grant made stores its trace
+ * context with its outbox row and moves the user's profile to the token's
+ * region: a refused one never names a region no event carried.
+ */
+const grantBatch = sql`
+CREATE OR REPLACE FUNCTION sb_grant_batch(p_grants jsonb, p_subject text)
+RETURNS TABLE (ord int, outcome text, ledger_id bigint, request_id uuid, points bigint, new_score bigint, version bigint, detail text)
+LANGUAGE plpgsql AS $fn$
+#variable_conflict use_column
+DECLARE
+  g jsonb;
+  i int := 0;
+  r record;
+BEGIN
+  FOR g IN SELECT value FROM jsonb_array_elements(p_grants) LOOP
+    SELECT * INTO r
+      FROM sb_grant(g->>'userId', g->>'username', (g->>'requireRegistration')::boolean, g->>'actionId',
+                    (g->>'delta')::bigint, g->>'idempotencyKey', g->>'ticketJti', g->>'source', p_subject);
+    IF r.outcome = 'granted' THEN
+      IF g ? 'traceContext' THEN
+        UPDATE outbox o SET trace_context = g->'traceContext' WHERE o.ledger_id = r.ledger_id;
+      END IF;
+      IF g->>'region' IS NOT NULL THEN
+        UPDATE users u SET region = g->>'region' WHERE u.user_id = g->>'userId' AND u.region IS DISTINCT FROM g->>'region';
+      END IF;
+    END IF;
+    RETURN QUERY SELECT i, r.outcome, r.ledger_id, r.request_id, r.points, r.new_score, r.version, r.detail;
+    i := i + 1;
+  END LOOP;
+END
+$fn$`;
+
+/**
+ * Applies the current definitions unless a newer build's are in place; in the
+ * caller's transaction, which holds the migration lock. Answers whether it did.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any database score's migrations made
+export async function applyGrantFunctions(trx: Kysely<any>): Promise<boolean> {
+  const { rows } = await sql<{ comment: string | null }>`
+    SELECT obj_description(to_regprocedure('sb_grant_batch(jsonb, text)'), 'pg_proc') AS comment`.execute(trx);
+  const applied = Number(/^grant rules r(\d+)$/.exec(rows[0]?.comment ?? "")?.[1] ?? 0);
+  if (applied > GRANT_RULES_REVISION) return false;
+  for (const definition of [grantReplay, grant, grantBatch]) await definition.execute(trx);
+  await sql`COMMENT ON FUNCTION sb_grant_batch(jsonb, text) IS ${sql.lit(`grant rules r${GRANT_RULES_REVISION}`)}`.execute(trx);
+  return true;
 }

@@ -58,26 +58,3 @@ export async function down(db: Kysely<unknown>): Promise<void> {
   await db.schema.alterTable("actions").dropColumn("requires_ticket").execute();
   await db.schema.alterTable("users").dropColumn("api_key_hash").execute();
 }
-
-/**
- * Creates the monthly audit partitions for this month and the next
- * `monthsAhead`, idempotently. Run at score start; rows of a month without a
- * partition fall into audit_log_default and are never lost.
- */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any database that ran this migration
-export async function ensureAuditPartitions(db: Kysely<any>, now = new Date(), monthsAhead = 2): Promise<void> {
-  for (let i = 0; i <= monthsAhead; i++) {
-    const from = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + i, 1));
-    const to = new Date(Date.UTC(from.getUTCFullYear(), from.getUTCMonth() + 1, 1));
-    const name = `audit_log_${from.getUTCFullYear()}_${String(from.getUTCMonth() + 1).padStart(2, "0")}`;
-    const exists = await sql<{ found: boolean }>`SELECT to_regclass(${name}) IS NOT NULL AS found`.execute(db);
-    if (exists.rows[0]?.found) continue;
-    try {
-      await sql`CREATE TABLE ${sql.table(name)} PARTITION OF audit_log FOR VALUES FROM (${sql.lit(from.toISOString())}) TO (${sql.lit(to.toISOString())})`.execute(db);
-    } catch (err) {
-      // Another replica created it first, or rows for that month already sit
-      // in the default partition (then they stay there; nothing is lost).
-      if (!/already exists|would be violated by some row/.test((err as Error).message)) throw err;
-    }
-  }
-}

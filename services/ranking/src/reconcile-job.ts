@@ -1,26 +1,28 @@
-// Compares PostgreSQL with Redis (every user's total on the global and their
-// region's board, every live period board), repairs drift and prints what it
-// repaired: npm run reconcile [-- --rebuild]. With NATS_URL set (the CronJob
-// sets it), the repaired boards are announced to push as ranking announces
-// its own changes, so open streams show the repair at once.
+// Ranking's reconciliation as a one-shot job: compares PostgreSQL with Redis
+// (every user's total on the global and their region's board, every live
+// period board), repairs drift and prints what it repaired. Run by
+// `npm run reconcile [-- --rebuild]` and by the chart's CronJob (bundled as
+// reconcile.mjs in ranking's image). With NATS_URL set (the CronJob sets it),
+// the repaired boards are announced to push as ranking announces its own
+// changes, so open streams show the repair at once.
 import { existsSync } from "node:fs";
 import { EnvReader } from "@scoreboard/platform/config";
 import { createDb } from "@scoreboard/platform/db";
 import { createLogger } from "@scoreboard/platform/logger";
 import { connectNats } from "@scoreboard/platform/nats";
 import { createRedis } from "@scoreboard/platform/redis";
-import { BoardChangeAnnouncer } from "../services/ranking/src/announcer.js";
-import { RedisBoards } from "../services/ranking/src/boards.js";
-import { readPeriodRetention } from "../services/ranking/src/config.js";
-import { rebuildBoards } from "../services/ranking/src/rebuild.js";
-import { reconcile } from "../services/ranking/src/reconcile.js";
+import { BoardChangeAnnouncer } from "./announcer.js";
+import { RedisBoards } from "./boards.js";
+import { readPeriodRetention } from "./config.js";
+import { rebuildBoards } from "./rebuild.js";
+import { reconcile } from "./reconcile.js";
 
 if (existsSync(".env.local")) process.loadEnvFile(".env.local");
 
 const env = new EnvReader();
 const databaseUrl = env.url("DATABASE_URL", undefined, ["postgres:", "postgresql:"]);
 const redisUrl = env.url("REDIS_URL", "redis://127.0.0.1:6379", ["redis:", "rediss:"]);
-// Ranking's retention, so both see the same boards as live.
+// The service's retention, so the job sees the same boards as live.
 const retention = readPeriodRetention(env);
 const natsUrl = env.url("NATS_URL", "", ["nats:", "tls:"]);
 env.done();

@@ -1,12 +1,14 @@
-// Applies every pending migration and creates the audit log's partitions, then
-// exits: the chart's pre-install/pre-upgrade Job, so a new schema is in place
-// before any new score pod starts (score still migrates at start, which is a
-// no-op by then and keeps `npm start` working without this step).
+// Score's schema as a one-shot job: applies every pending migration, the
+// grant's functions and the audit log's partitions, then exits. The chart's
+// pre-install/pre-upgrade Job (bundled as migrate.mjs in score's image), so a
+// new schema is in place before any new score pod starts; `npm run migrate` by
+// hand. Score still migrates at start, which is a no-op by then and keeps
+// `npm start` working without this step.
 import { existsSync } from "node:fs";
 import { EnvReader } from "@scoreboard/platform/config";
-import { createDb, migrateToLatest } from "@scoreboard/platform/db";
+import { createDb } from "@scoreboard/platform/db";
 import { createLogger } from "@scoreboard/platform/logger";
-import { ensureAuditPartitions } from "@scoreboard/platform/migrations/2026_11_23_002_write_path";
+import { ensureAuditPartitions, migrateToLatest } from "./schema.js";
 
 if (existsSync(".env.local")) process.loadEnvFile(".env.local");
 
