@@ -54,6 +54,10 @@ export function createServiceTransport(target: string, services: DescService[], 
     "grpc.keepalive_permit_without_calls": 1,
     // Pod addresses change with rollouts and scaling: look again soon.
     "grpc.dns_min_time_between_resolutions_ms": 5_000,
+    // A restarted pod is back within a second, not after grpc-js's default
+    // backoff (up to 2 minutes): our services are on the same network.
+    "grpc.initial_reconnect_backoff_ms": 100,
+    "grpc.max_reconnect_backoff_ms": 1_000,
   });
   const transport = new GrpcJsTransport(client, [clientTracing], options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS);
   return { transport, close: () => client.close() };
@@ -154,7 +158,7 @@ class GrpcJsTransport implements Transport {
 
   private callUnary(req: UnaryRequest): Promise<UnaryResponse> {
     const { method } = req;
-    const metadata = metadataOf(req.header);
+    const metadata = outgoingMetadata(req.header);
     const deadline = req.contextValues.get(deadlineKey);
     return new Promise((resolve, reject) => {
       let header = new Headers();
@@ -186,7 +190,7 @@ class GrpcJsTransport implements Transport {
       input = message;
       break;
     }
-    const metadata = metadataOf(req.header);
+    const metadata = outgoingMetadata(req.header);
     const deadline = req.contextValues.get(deadlineKey);
     const call = this.client.makeServerStreamRequest(
       pathOf(method),
@@ -230,6 +234,17 @@ function withDeadline(values: ContextValues | undefined, timeoutMs: number | und
   const contextValues = values ?? createContextValues();
   if (timeoutMs !== undefined && timeoutMs > 0) contextValues.set(deadlineKey, Date.now() + timeoutMs);
   return contextValues;
+}
+
+/**
+ * Calls wait for a connection (until their deadline) instead of failing at
+ * once while none is up: a service restarting or a pod being replaced is a
+ * moment of latency, not a burst of UNAVAILABLE.
+ */
+function outgoingMetadata(header: Headers): grpc.Metadata {
+  const metadata = metadataOf(header);
+  metadata.setOptions({ waitForReady: true });
+  return metadata;
 }
 
 function pathOf(method: DescMethod): string {
