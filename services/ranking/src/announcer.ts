@@ -15,9 +15,18 @@ import { SpanKind, injectNats, isTracing, startSpan } from "@scoreboard/platform
  * is announced at once; further changes within the window are announced
  * together at its end, so a burst costs one Redis read and one message per
  * board and window, and push always ends on the latest state.
+ *
+ * A top 100 equal to the one last announced is not announced again: most
+ * grants move nobody in the top, and push already shows that state (its own
+ * refresh covers a replica that missed it). Boards a reconciliation repaired
+ * are announced anyway (`repaired`): push may show a drift this process never
+ * announced.
  */
 export class BoardChangeAnnouncer {
   private readonly pending = new Set<string>();
+  private readonly forced = new Set<string>();
+  /** Per board, the top 100 last announced, as a string to compare. */
+  private readonly announced = new Map<string, string>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
   /** Per pending board, the trace of the latest event that changed it: the state announced is that event's. */
@@ -29,6 +38,12 @@ export class BoardChangeAnnouncer {
     private readonly logger: Logger,
     private readonly windowMs = 20,
   ) {}
+
+  /** Boards a reconciliation repaired: announced even when their top looks unchanged. */
+  repaired(boards: string[]): void {
+    for (const board of boards) this.forced.add(board);
+    this.changed(boards);
+  }
 
   changed(boards: string[]): void {
     for (const board of boards) this.pending.add(board);
@@ -55,23 +70,36 @@ export class BoardChangeAnnouncer {
     const boards = [...this.pending];
     this.pending.clear();
     if (boards.length === 0) return;
+    const forced = new Set(this.forced);
+    this.forced.clear();
     const causes = this.causes;
     this.causes = new Map();
     // Stamped before the reads: the tops are at least this new, so push's
     // "newer asOf wins" can never prefer an older read.
     const asOf = timestampNow();
-    await Promise.all(boards.map((board) => this.announce(board, asOf, causes.get(board))));
+    await Promise.all(boards.map((board) => this.announce(board, asOf, causes.get(board), forced.has(board))));
   }
 
-  private async announce(board: string, asOf: Timestamp, cause: Context | undefined): Promise<void> {
+  private async announce(board: string, asOf: Timestamp, cause: Context | undefined, force: boolean): Promise<void> {
     const span = startSpan("announce board change", SpanKind.PRODUCER, cause ?? ROOT_CONTEXT, { "scoreboard.board": board });
     try {
-      const top = (await this.boards.page(board, 0, MAX_LIMIT)).map(toEntry);
-      // The current period's board is also watched as "daily", "weekly", "monthly".
+      const ranked = await this.boards.page(board, 0, MAX_LIMIT);
+      const signature = ranked.map((e) => `${e.userId}\u0000${e.username}\u0000${e.score}`).join("\u0001");
+      if (!force && this.announced.get(board) === signature) {
+        span?.setAttribute("scoreboard.unchanged", true);
+        return;
+      }
+      // Period boards add a key a day; forget them all now and then (at worst one repeat each).
+      if (this.announced.size >= 1_000) this.announced.clear();
+      this.announced.set(board, signature);
+      // Fields may come in any order: the top is encoded once and each name's
+      // board field put before it (the current period's board is also watched
+      // as "daily", "weekly", "monthly").
+      const body = toBinary(BoardChangedSchema, create(BoardChangedSchema, { top: ranked.map(toEntry), asOf }));
       for (const name of [board, aliasOf(board)]) {
         if (!name) continue;
-        const message = create(BoardChangedSchema, { board: name, top, asOf });
-        this.nats.publish(Subjects.boardChanged(name), toBinary(BoardChangedSchema, message), { headers: injectNats(span) });
+        const head = toBinary(BoardChangedSchema, create(BoardChangedSchema, { board: name }));
+        this.nats.publish(Subjects.boardChanged(name), Buffer.concat([head, body]), { headers: injectNats(span) });
       }
     } catch (err) {
       // Push refreshes on its own every few seconds; a lost announcement only delays.

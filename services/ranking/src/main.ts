@@ -43,7 +43,7 @@ async function main(): Promise<void> {
     }
     logger.info({ checked: result.checked, boards: result.boards.length, repaired: result.repaired.length }, "reconciliation done");
     // Streams showing a repaired board get it now, not at push's next refresh.
-    if (result.repaired.length > 0) announcer?.changed([...new Set(result.repaired.map((drift) => drift.board))]);
+    if (result.repaired.length > 0) announcer?.repaired([...new Set(result.repaired.map((drift) => drift.board))]);
   };
   const checkBoards = keepBoardsBuilt(db, redisBoards, redis, logger, {
     retention: config.periodRetention,

@@ -42,7 +42,7 @@ async function announce(repairedBoards: string[]): Promise<string> {
   try {
     nats = await connectNats(natsUrl, "reconcile", logger, { oneShot: true });
     const announcer = new BoardChangeAnnouncer(nats, boards, logger);
-    announcer.changed(repairedBoards);
+    announcer.repaired(repairedBoards);
     await announcer.stop(); // publishes what is pending
     await nats.flush();
     return `announced ${repairedBoards.length} repaired board(s) to push`;
