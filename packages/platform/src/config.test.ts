@@ -129,10 +129,18 @@ describe("EnvReader problems", () => {
 });
 
 describe("readCommon", () => {
-  it("defaults to development and info", () => {
+  it("defaults to development, info, 5 min connection age and 10 s keepalive", () => {
     const env = new EnvReader({});
-    expect(readCommon(env)).toEqual({ mode: "development", logLevel: "info" });
+    expect(readCommon(env)).toEqual({ mode: "development", logLevel: "info", grpc: { maxConnectionAgeMs: 300_000, keepaliveTimeMs: 10_000 } });
     expect(problemsOf(env)).toEqual([]);
+  });
+
+  it("reads the gRPC connection age and keepalive, and refuses values out of range", () => {
+    const env = new EnvReader({ GRPC_MAX_CONNECTION_AGE_MS: "60000", GRPC_KEEPALIVE_TIME_MS: "5000" });
+    expect(readCommon(env).grpc).toEqual({ maxConnectionAgeMs: 60_000, keepaliveTimeMs: 5_000 });
+    const bad = new EnvReader({ GRPC_MAX_CONNECTION_AGE_MS: "10", GRPC_KEEPALIVE_TIME_MS: "soon" });
+    readCommon(bad);
+    expect(problemsOf(bad)).toHaveLength(2);
   });
 
   it("rejects an unknown NODE_ENV and LOG_LEVEL", () => {
