@@ -220,9 +220,27 @@ return removed
 type ApplyMode = "0" | "1" | "2" | "3";
 type ApplyReply = number | string[];
 
+// One user's entry in one round trip (GetRank is the hot read): the member
+// from the user's hash, its rank and score, and the profile for the name.
+// KEYS: the board's users hash, the board, USERS. ARGV: the user id.
+const RANK_SCRIPT = `
+local own = redis.call('HGET', KEYS[1], ARGV[1])
+if not own then return false end
+local first = string.find(own, '|', 1, true)
+local second = string.find(own, '|', first + 1, true)
+local tie = second and string.sub(own, first + 1, second - 1) or string.sub(own, first + 1)
+local member = tie .. '|' .. ARGV[1]
+local rank = redis.call('ZREVRANK', KEYS[2], member)
+if not rank then return false end
+local profile = own
+if KEYS[3] ~= KEYS[1] then profile = redis.call('HGET', KEYS[3], ARGV[1]) end
+return {rank, redis.call('ZSCORE', KEYS[2], member), profile}
+`;
+
 type RedisWithScripts = Redis & {
   applyScores(...args: (string | number)[]): Promise<ApplyReply>;
   removeEntries(...args: (string | number)[]): Promise<string[]>;
+  rankOfUser(...args: string[]): Promise<[number, string, string | null] | null>;
 };
 
 const changedCount = (replies: ApplyReply[]) => replies.reduce<number>((sum, r) => sum + (typeof r === "number" ? r : r.length), 0);
@@ -239,6 +257,7 @@ export class RedisBoards implements Boards {
   ) {
     redis.defineCommand("applyScores", { lua: APPLY_SCRIPT });
     redis.defineCommand("removeEntries", { lua: REMOVE_SCRIPT });
+    redis.defineCommand("rankOfUser", { lua: RANK_SCRIPT, numberOfKeys: 3 });
     this.redis = redis as RedisWithScripts;
   }
 
@@ -386,17 +405,10 @@ export class RedisBoards implements Boards {
   }
 
   async rankOf(board: string, userId: string): Promise<RankedEntry | undefined> {
-    const period = parsePeriodBoard(board) !== undefined;
-    const [own, profile] = await Promise.all([
-      this.redis.hget(period ? periodUsersKey(board) : USERS, userId),
-      period ? this.redis.hget(USERS, userId) : Promise.resolve(null),
-    ]);
-    const stored = parseStored(userId, own);
-    if (!stored) return undefined;
-    const [rank, score] = await Promise.all([this.redis.zrevrank(boardKey(board), stored.member), this.redis.zscore(boardKey(board), stored.member)]);
-    if (rank === null || score === null) return undefined;
-    const username = period ? (parseStored(userId, profile)?.username ?? userId) : stored.username;
-    return { rank: rank + 1, userId, username, score: Number(score) };
+    const found = await this.redis.rankOfUser(this.hashOf(board), boardKey(board), USERS, userId);
+    if (!found) return undefined;
+    const [rank, score, profile] = found;
+    return { rank: rank + 1, userId, username: parseStored(userId, profile)?.username ?? userId, score: Number(score) };
   }
 
   private hashOf(board: string): string {
