@@ -1,7 +1,8 @@
 // Mints a dev access token: npm run token -- <user> [--scope "update:score read:leaderboard"] [--role player] [--name Alice] [--ttl 1h]
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { Scopes, isValidId, mintToken } from "@scoreboard/platform/auth";
+import { decodeJwt } from "jose";
+import { DEFAULT_MAX_LIFETIME_S, Scopes, isValidId, mintToken } from "@scoreboard/platform/auth";
 import { EnvReader, readAuth, readCommon } from "@scoreboard/platform/config";
 
 if (existsSync(".env.local")) process.loadEnvFile(".env.local");
@@ -31,4 +32,11 @@ const token = await mintToken(auth, userId, {
   region: values.region,
   expiresIn: values.ttl,
 });
+// Verifiers refuse tokens living longer than JWT_MAX_LIFETIME_S: never print one they would refuse.
+const { iat = 0, exp = 0 } = decodeJwt(token);
+const maxLifetimeS = auth.maxLifetimeS ?? DEFAULT_MAX_LIFETIME_S;
+if (exp - iat > maxLifetimeS) {
+  console.error(`--ttl ${values.ttl} is longer than JWT_MAX_LIFETIME_S (${maxLifetimeS} s): verifiers would refuse the token`);
+  process.exit(2);
+}
 process.stdout.write(`${token}\n`);

@@ -122,6 +122,14 @@ describe("TokenVerifier.authenticate", () => {
       ["expired beyond the 30 s tolerance", async () => `Bearer ${await sign(goodClaims({ exp: now() - 31 }))}`, /expired/],
       ["not yet valid beyond the tolerance", async () => `Bearer ${await sign(goodClaims({ nbf: now() + 31 }))}`, /nbf/],
       ["no exp claim", async () => `Bearer ${await sign(goodClaims({ exp: undefined }))}`, /exp/],
+      ["issued in the future beyond the tolerance", async () => `Bearer ${await sign(goodClaims({ iat: now() + 120 }))}`, /issued in the future/],
+      ["a ten-year lifetime", async () => `Bearer ${await sign(goodClaims({ exp: now() + 10 * 365 * 86_400 }))}`, /lives longer than the allowed 86400 s/],
+      [
+        "no iat and an exp beyond the maximum lifetime",
+        async () => `Bearer ${await sign(goodClaims({ iat: undefined, exp: now() + 86_400 + 3_600 }))}`,
+        /lives longer/,
+      ],
+      ["a non-numeric iat", async () => `Bearer ${await sign(goodClaims({ iat: "soon" as unknown as number }))}`, /iat/],
       ["no sub claim", async () => `Bearer ${await sign(goodClaims({ sub: undefined }))}`, /sub/],
       ["wrong issuer", async () => `Bearer ${await sign(goodClaims({ iss: "evil" }))}`, /iss/],
       ["no issuer", async () => `Bearer ${await sign(goodClaims({ iss: undefined }))}`, /iss/],
@@ -160,6 +168,12 @@ describe("TokenVerifier.authenticate", () => {
 
   it("accepts exp and nbf within the 30 s clock tolerance", async () => {
     const token = await sign(goodClaims({ exp: now() - 20, nbf: now() + 20 }));
+    await expect(verifier.authenticate(`Bearer ${token}`)).resolves.toMatchObject({ userId: "alice" });
+  });
+
+  it("accepts an iat within the clock tolerance and a lifetime of exactly the maximum", async () => {
+    const iat = now();
+    const token = await sign(goodClaims({ iat: iat + 20, exp: iat + 20 + 86_400 }));
     await expect(verifier.authenticate(`Bearer ${token}`)).resolves.toMatchObject({ userId: "alice" });
   });
 
@@ -259,6 +273,15 @@ describe("scopes and roles from other claim shapes", () => {
     const principal = await verifier.authenticate(`Bearer ${await sign(goodClaims({ scope: undefined, roles: undefined }))}`);
     expect(principal.scopes.size).toBe(0);
     expect(principal.roles).toEqual([]);
+  });
+});
+
+describe("maximum lifetime from the config", () => {
+  it("JWT_MAX_LIFETIME_S of 1 h refuses a 2 h token and accepts a 1 h one", async () => {
+    const short = new TokenVerifier({ ...config, maxLifetimeS: 3_600 });
+    const long = await sign(goodClaims({ exp: now() + 7_200 }));
+    await expect(short.authenticate(`Bearer ${long}`)).rejects.toMatchObject({ code: Code.Unauthenticated });
+    await expect(short.authenticate(`Bearer ${await sign(goodClaims({ exp: now() + 3_600 }))}`)).resolves.toMatchObject({ userId: "alice" });
   });
 });
 

@@ -30,7 +30,8 @@ export interface Principal {
   region?: string;
 }
 
-const REGION = /^[a-z][a-z0-9-]{0,15}$/;
+/** A region name, in a token's `region` claim and in REGIONS. */
+export const REGION = /^[a-z][a-z0-9-]{0,15}$/;
 
 const USER_ID = /^[^\p{Cc}\s][^\p{Cc}]{0,63}$/u;
 
@@ -40,6 +41,13 @@ const USER_ID = /^[^\p{Cc}\s][^\p{Cc}]{0,63}$/u;
  * overrides it.
  */
 export const DEFAULT_CLOCK_TOLERANCE_S = 30;
+
+/**
+ * The longest a token may live (exp − iat, or exp − now without iat): a
+ * leaked ten-year token is a ten-year credential. AuthConfig.maxLifetimeS
+ * (JWT_MAX_LIFETIME_S) overrides it; `npm run token` mints 12 h by default.
+ */
+export const DEFAULT_MAX_LIFETIME_S = 86_400;
 
 /** Validates an id from a client: 1..64 characters, no control characters, no leading space. */
 export function isValidId(value: string): boolean {
@@ -170,6 +178,7 @@ export class TokenVerifier {
   private readonly keySet: KeyResolver | undefined;
   private readonly algorithms: JWSAlgorithm[];
   private readonly clockToleranceS: number;
+  private readonly maxLifetimeS: number;
 
   /**
    * Verifies HS256 tokens with config.jwtSecret (dev, first-party tools) and
@@ -185,6 +194,7 @@ export class TokenVerifier {
     if (!this.secret && !this.keySet) throw new Error("TokenVerifier needs AuthConfig.jwtSecret or AuthConfig.jwksUrl");
     this.algorithms = [...(this.secret ? [SECRET_ALGORITHM] : []), ...(this.keySet ? ASYMMETRIC_ALGORITHMS : [])];
     this.clockToleranceS = config.clockToleranceS ?? DEFAULT_CLOCK_TOLERANCE_S;
+    this.maxLifetimeS = config.maxLifetimeS ?? DEFAULT_MAX_LIFETIME_S;
   }
 
   /**
@@ -194,7 +204,8 @@ export class TokenVerifier {
    * the secret, never the JWKS; asymmetric → the JWKS, never the secret, so an
    * HS256 token keyed with our public key's PEM or JWK fails its HMAC check),
    * signature, issuer, audience, a required exp (jose checks exp only when
-   * present) and nbf, each with clockToleranceS of slack.
+   * present) and nbf, each with clockToleranceS of slack; an iat in the
+   * future (beyond that slack) and a lifetime above maxLifetimeS are refused.
    *
    * Throws UNAUTHENTICATED with a reason a client can act on. When the JWKS
    * cannot be fetched it throws UNAVAILABLE "cannot verify token: key set
@@ -241,6 +252,7 @@ export class TokenVerifier {
       const message = describeJwtError(err, "token", { issuer: this.config.issuer, audience: this.config.audience });
       throw new ConnectError(message, Code.Unauthenticated);
     }
+    checkLifetime(payload, this.clockToleranceS, this.maxLifetimeS);
     const userId = payload.sub ?? "";
     if (!isValidId(userId)) throw new ConnectError("token subject is not a valid user id", Code.Unauthenticated);
     const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is string => typeof r === "string") : [];
@@ -264,6 +276,25 @@ export class TokenVerifier {
     }
     return this.keySet(header, token);
   };
+}
+
+/**
+ * jose checks iat only when given a maximum age, and never bounds exp: a
+ * token issued in the future (a skewed or compromised issuer) or living for
+ * years would pass. Runs after the signature and exp checks.
+ */
+function checkLifetime(payload: JWTPayload, toleranceS: number, maxLifetimeS: number): void {
+  const nowS = Math.floor(Date.now() / 1000);
+  if (payload.iat !== undefined) {
+    if (typeof payload.iat !== "number" || !Number.isFinite(payload.iat)) {
+      throw new ConnectError('token claim "iat" is invalid', Code.Unauthenticated);
+    }
+    if (payload.iat > nowS + toleranceS) throw new ConnectError('token was issued in the future (claim "iat")', Code.Unauthenticated);
+  }
+  const issuedS = payload.iat ?? nowS;
+  if (payload.exp! - issuedS > maxLifetimeS + toleranceS) {
+    throw new ConnectError(`token lives longer than the allowed ${maxLifetimeS} s (claims "exp" − "iat")`, Code.Unauthenticated);
+  }
 }
 
 /**

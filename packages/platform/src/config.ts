@@ -121,6 +121,12 @@ export interface AuthConfig {
    * configs keep compiling, and TokenVerifier then uses 30.
    */
   clockToleranceS?: number;
+  /**
+   * The longest token lifetime accepted (exp − iat, or exp − now without
+   * iat), in seconds. readAuth sets it from JWT_MAX_LIFETIME_S (default 24 h);
+   * TokenVerifier defaults to the same.
+   */
+  maxLifetimeS?: number;
 }
 
 // Tokens are verified with an HS256 secret, a remote JWKS, or both; one of
@@ -145,6 +151,7 @@ export function readAuth(env: EnvReader, mode: RuntimeMode): AuthConfig {
     issuer: env.string("JWT_ISSUER", "scoreboard"),
     audience: env.string("JWT_AUDIENCE", "scoreboard-api"),
     clockToleranceS: env.int("JWT_CLOCK_TOLERANCE_S", 30, 0, 300),
+    maxLifetimeS: env.int("JWT_MAX_LIFETIME_S", 86_400, 60, 31_536_000),
   };
 }
 
