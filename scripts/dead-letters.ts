@@ -1,18 +1,22 @@
-// Inspects and replays the score events ranking dead-lettered to SCORES_DLQ.
-//   npm run dead-letters -- list            seq, time, deliveries, ledger id, reason
-//   npm run dead-letters -- show <seq>      every header, the verification result, the decoded event
-//   npm run dead-letters -- replay <seq>    republish to scoreboard.score.changed, then delete it here
+// Inspects and replays the score event messages ranking dead-lettered to
+// SCORES_DLQ: a batch (scoreboard.score.batch) is one dead letter holding all
+// its events; a single event (scoreboard.score.changed) is how earlier
+// releases published them.
+//   npm run dead-letters -- list            seq, time, deliveries, ledger id, reason: a line per event
+//   npm run dead-letters -- show <seq>      every header, the verification result, each decoded event
+//   npm run dead-letters -- replay <seq>    republish to the subject it came from, then delete it here
 //   npm run dead-letters -- replay-all      the same for every dead letter present now
 //   npm run dead-letters -- purge           delete every dead letter
 // Replays send the original sealed bytes and headers with Nats-Msg-Id
 // "<original id>-replay-<dlq seq>"; ranking applies a score only when its
-// version is newer, so replaying an event that already counted is harmless.
+// version is newer, so replaying events that already counted is harmless.
 // NATS_URL comes from the environment or .env.local; with the EVENT_* keys
 // there too, list and show verify and decrypt what they print.
 import { existsSync } from "node:fs";
-import { fromBinary, toJsonString } from "@bufbuild/protobuf";
+import { toJsonString } from "@bufbuild/protobuf";
 import { connect, headers, type JetStreamClient, type JetStreamManager, type StoredMsg, type StreamInfo } from "nats";
 import { ScoreChangedSchema, type ScoreChanged } from "@scoreboard/gen/scoreboard/v1/events_pb";
+import { decodeScoreEvents } from "@scoreboard/platform/score-events";
 import { ConfigError, EnvReader } from "@scoreboard/platform/config";
 import { EventIntegrityError, EventSealer, SealHeaders, readEventSealConfig } from "@scoreboard/platform/event-seal";
 import { DeadLetterHeaders, DeadLettersStream, ScoresStream, Subjects, headerRecord } from "@scoreboard/platform/nats";
@@ -119,7 +123,8 @@ async function get(jsm: JetStreamManager, seq: number): Promise<StoredMsg | unde
 }
 
 interface Described {
-  event: ScoreChanged | undefined;
+  /** The letter's events (one for a single event, all of a batch); empty when they cannot be read here. */
+  events: ScoreChanged[];
   /** "yes", "no: <reason>", or why it could not be checked. */
   verified: string;
 }
@@ -127,20 +132,23 @@ interface Described {
 function describe(msg: StoredMsg): Described {
   const h = headerRecord(msg.header);
   const encrypted = Object.keys(h).some((k) => k.toLowerCase() === SealHeaders.encryption.toLowerCase());
+  const subject = Subjects.fromDeadLetter(msg.subject);
   let verified = "unknown (no EVENT_HMAC_KEYS in the environment)";
   if (sealer) {
+    let opened: Uint8Array | undefined;
     try {
-      return { event: fromBinary(ScoreChangedSchema, sealer.open(msg.data, h)), verified: "yes" };
+      opened = sealer.open(msg.data, h);
+      return { events: decodeScoreEvents(subject, opened), verified: "yes" };
     } catch (err) {
-      verified = err instanceof EventIntegrityError ? `no: ${err.message}` : `yes, but undecodable: ${(err as Error).message}`;
+      verified = opened === undefined && err instanceof EventIntegrityError ? `no: ${err.message}` : `yes, but undecodable: ${(err as Error).message}`;
     }
   }
-  if (encrypted) return { event: undefined, verified };
+  if (encrypted) return { events: [], verified };
   try {
-    // Unverified: what the event claims, which is what an operator wants to see.
-    return { event: fromBinary(ScoreChangedSchema, msg.data), verified };
+    // Unverified: what the events claim, which is what an operator wants to see.
+    return { events: decodeScoreEvents(subject, msg.data), verified };
   } catch {
-    return { event: undefined, verified };
+    return { events: [], verified };
   }
 }
 
@@ -154,23 +162,26 @@ async function list(jsm: JetStreamManager): Promise<void> {
   for (const seq of seqs) {
     const msg = await get(jsm, seq);
     if (!msg) continue; // deleted meanwhile
-    const { event } = describe(msg);
-    console.log(
-      [
-        seq,
-        msg.header.get(DeadLetterHeaders.at) || msg.time.toISOString(),
-        msg.header.get(DeadLetterHeaders.deliveries) || "-",
-        event ? event.ledgerId.toString() : "-",
-        msg.header.get(DeadLetterHeaders.reason) || "-",
-      ].join("\t"),
-    );
+    const { events } = describe(msg);
+    // A line per event: a batch's events were dead-lettered together.
+    for (const ledgerId of events.length > 0 ? events.map((e) => e.ledgerId.toString()) : ["-"]) {
+      console.log(
+        [
+          seq,
+          msg.header.get(DeadLetterHeaders.at) || msg.time.toISOString(),
+          msg.header.get(DeadLetterHeaders.deliveries) || "-",
+          ledgerId,
+          msg.header.get(DeadLetterHeaders.reason) || "-",
+        ].join("\t"),
+      );
+    }
   }
 }
 
 async function show(jsm: JetStreamManager, seq: number): Promise<void> {
   const msg = await get(jsm, seq);
   if (!msg) throw new CliError(`no dead letter with sequence ${seq}`);
-  const { event, verified } = describe(msg);
+  const { events, verified } = describe(msg);
   console.log(`seq: ${seq}`);
   console.log(`subject: ${msg.subject}`);
   console.log(`stored: ${msg.time.toISOString()}`);
@@ -178,7 +189,9 @@ async function show(jsm: JetStreamManager, seq: number): Promise<void> {
   for (const [name, values] of msg.header) for (const value of values) console.log(`  ${name}: ${value}`);
   console.log(`payload: ${msg.data.length} bytes`);
   console.log(`verified: ${verified}`);
-  console.log(`event: ${event ? toJsonString(ScoreChangedSchema, event) : "(not decodable here)"}`);
+  if (events.length === 0) console.log("events: (not decodable here)");
+  else console.log(`events: ${events.length}`);
+  for (const event of events) console.log(`event: ${toJsonString(ScoreChangedSchema, event)}`);
 }
 
 async function replay(jsm: JetStreamManager, js: JetStreamClient, seq: number): Promise<string> {
@@ -192,7 +205,8 @@ async function replay(jsm: JetStreamManager, js: JetStreamClient, seq: number): 
   }
   const originalId = msg.header.get(DeadLetterHeaders.msgId) || "unknown";
   const msgID = `${originalId}-replay-${seq}`;
-  const ack = await js.publish(Subjects.scoreChanged, msg.data, {
+  // As it was: a batch to the batch subject, a single event to the single one.
+  const ack = await js.publish(Subjects.fromDeadLetter(msg.subject), msg.data, {
     headers: h,
     msgID,
     expect: { streamName: ScoresStream.name },

@@ -1,17 +1,18 @@
 // Only what score sealed reaches a leaderboard: forged or tampered score
-// events published straight to NATS end in SCORES_DLQ, and so does an event
-// ranking could not apply within its maximum deliveries, from where the
-// dead-letters CLI lists and replays it.
+// events published straight to NATS end in SCORES_DLQ, and so does a message
+// ranking could not apply within its maximum deliveries (a batch whole), from
+// where the dead-letters CLI lists and replays it.
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { connect, headers, type JetStreamManager, type NatsConnection, type StoredMsg } from "nats";
-import { ScoreChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
+import { ScoreChangedBatchSchema, ScoreChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
 import { EnvReader } from "@scoreboard/platform/config";
 import { EventSealer, generateEventSealEnv, readEventSealConfig } from "@scoreboard/platform/event-seal";
 import { DeadLetterHeaders, DeadLettersStream, ScoresStream, Subjects } from "@scoreboard/platform/nats";
+import { batchMessageId } from "../services/score/src/events.js";
 import { startRedis, type RedisInstance } from "./harness/infra.js";
 import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
 
@@ -113,20 +114,21 @@ describe("sealed score events", () => {
       10_000,
       "ann on the leaderboard",
     );
-    const stored = await jsm.streams.getMessage(ScoresStream.name, { last_by_subj: Subjects.scoreChanged });
+    const stored = await jsm.streams.getMessage(ScoresStream.name, { last_by_subj: Subjects.scoreBatch });
     expect(stored.header.get("Sb-Sig")).toMatch(/^v1;kid=h1;mac=[A-Za-z0-9_-]{43}$/);
     expect(stored.header.get("Sb-Enc")).toMatch(/^v1;alg=A256GCM;kid=e1;iv=[A-Za-z0-9_-]{16}$/);
     expect(Buffer.from(stored.data).includes(Buffer.from("ann"))).toBe(false);
     const headersOf = Object.fromEntries([...stored.header].map(([k, v]) => [k, v[0]!]));
-    const event = fromBinary(ScoreChangedSchema, sealer().open(stored.data, headersOf));
-    expect(event).toMatchObject({ userId: "ann", newScore: 5n, version: 1n });
-    expect(stored.header.get("Nats-Msg-Id")).toBe(event.ledgerId.toString());
+    const { events } = fromBinary(ScoreChangedBatchSchema, sealer().open(stored.data, headersOf));
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ userId: "ann", newScore: 5n, version: 1n });
+    expect(stored.header.get("Nats-Msg-Id")).toBe(batchMessageId([events[0]!.ledgerId.toString()]));
   });
 
   it("keeps forged and tampered events off the leaderboard and in SCORES_DLQ with the reason", async () => {
     const js = nc.jetstream();
-    // ann's genuine sealed event, the newest in SCORES so far.
-    const genuine = await jsm.streams.getMessage(ScoresStream.name, { last_by_subj: Subjects.scoreChanged });
+    // ann's genuine sealed batch, the newest in SCORES so far.
+    const genuine = await jsm.streams.getMessage(ScoresStream.name, { last_by_subj: Subjects.scoreBatch });
     expect(genuine.header.get("Sb-Enc")).not.toBe("");
     const forged = forgedEvent();
     // 1. no signature at all
@@ -141,13 +143,13 @@ describe("sealed score events", () => {
     const h2 = headers();
     for (const [k, v] of Object.entries(wrongKey.headers)) h2.set(k, v);
     const badSig = await js.publish(Subjects.scoreChanged, wrongKey.data, { msgID: "forged-wrong-key", headers: h2 });
-    // 3. a genuine sealed event with one byte of its ciphertext changed
+    // 3. a genuine sealed batch with one byte of its ciphertext changed
     const tampered = new Uint8Array(genuine.data);
     tampered[0] = tampered[0]! ^ 0x01;
     const h3 = headers();
     h3.set("Sb-Sig", genuine.header.get("Sb-Sig"));
     h3.set("Sb-Enc", genuine.header.get("Sb-Enc"));
-    const flipped = await js.publish(Subjects.scoreChanged, tampered, { msgID: "forged-tampered", headers: h3 });
+    const flipped = await js.publish(Subjects.scoreBatch, tampered, { msgID: "forged-tampered", headers: h3 });
 
     const letters = await deadLetterCount(3, "three dead letters");
     const byId = Object.fromEntries(letters.map((m) => [m.header.get(DeadLetterHeaders.msgId), m]));
@@ -155,13 +157,13 @@ describe("sealed score events", () => {
     expect(byId["forged-unsigned"]!.header.get(DeadLetterHeaders.reason)).toBe("missing-signature");
     expect(byId["forged-wrong-key"]!.header.get(DeadLetterHeaders.reason)).toBe("bad-signature");
     expect(byId["forged-tampered"]!.header.get(DeadLetterHeaders.reason)).toBe("bad-signature");
-    for (const [id, ack, data] of [
-      ["forged-unsigned", unsigned, forged],
-      ["forged-wrong-key", badSig, wrongKey.data],
-      ["forged-tampered", flipped, tampered],
+    for (const [id, ack, data, subject] of [
+      ["forged-unsigned", unsigned, forged, "scoreboard.dlq.score.changed"],
+      ["forged-wrong-key", badSig, wrongKey.data, "scoreboard.dlq.score.changed"],
+      ["forged-tampered", flipped, tampered, "scoreboard.dlq.score.batch"],
     ] as const) {
       const letter = byId[id]!;
-      expect(letter.subject).toBe("scoreboard.dlq.score.changed");
+      expect(letter.subject).toBe(subject);
       expect(Buffer.from(letter.data).equals(Buffer.from(data))).toBe(true);
       expect(letter.header.get(DeadLetterHeaders.streamSeq)).toBe(String(ack.seq));
       expect(letter.header.get(DeadLetterHeaders.deliveries)).toBe("1");
@@ -188,6 +190,7 @@ describe("sealed score events", () => {
     await mesh.kill("ranking", "SIGTERM");
     expect(await grant("carl", "c")).toBe(200);
     const carlLedgerId = (await mesh.sql<{ id: string }>(`SELECT id::text AS id FROM ledger WHERE user_id = 'carl'`))[0]!.id;
+    const carlMsgId = batchMessageId([carlLedgerId]);
     await eventually(async () => {
       const pending = await mesh.sql<{ n: number }>("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");
       return pending[0]!.n === 0 ? true : undefined;
@@ -196,7 +199,7 @@ describe("sealed score events", () => {
     await redis.kill("SIGTERM");
     await mesh.start("ranking");
     const letters = await deadLetterCount(4, "carl's event dead-lettered after max deliveries", 30_000);
-    const carl = letters.find((m) => m.header.get(DeadLetterHeaders.msgId) === carlLedgerId);
+    const carl = letters.find((m) => m.header.get(DeadLetterHeaders.msgId) === carlMsgId);
     expect(carl, "carl's dead letter").toBeDefined();
     expect(carl!.header.get(DeadLetterHeaders.reason)).toMatch(/^max-deliveries: /);
     expect(carl!.header.get(DeadLetterHeaders.deliveries)).toBe(String(MAX_DELIVER));
@@ -227,7 +230,7 @@ describe("sealed score events", () => {
     const replayed = await cli("replay", String(carl!.seq));
     expect(replayed.stderr).toBe("");
     expect(replayed.code).toBe(0);
-    expect(replayed.stdout).toContain(`as ${carlLedgerId}-replay-${carl!.seq}`);
+    expect(replayed.stdout).toContain(`as ${carlMsgId}-replay-${carl!.seq}`);
     await eventually(
       async () => ((await leaderboard()).find((e) => e.userId === "carl" && e.score === 11) ? true : undefined),
       20_000,
@@ -263,5 +266,54 @@ describe("sealed score events", () => {
       expect(result.code, usages[i]!.join(" ")).toBe(2);
       expect(result.stderr).toContain("usage: npm run dead-letters");
     }
+  });
+
+  it("dead-letters a forged batch whole, and the CLI lists and shows each of its events", async () => {
+    const events = ["mallory", "mallet", "malva"].map((userId, i) =>
+      create(ScoreChangedSchema, { ledgerId: BigInt(900_001 + i), requestId: "forged", userId, username: userId, newScore: 1_000_000_000n, version: 1n }),
+    );
+    const batch = toBinary(ScoreChangedBatchSchema, create(ScoreChangedBatchSchema, { events }));
+    const forged = new EventSealer({
+      hmacKeys: new Map([["h1", randomBytes(32)]]),
+      hmacKeyId: "h1",
+      encryptionKeys: new Map(),
+      encryptionKeyId: undefined,
+    }).seal(batch);
+    const h = headers();
+    for (const [k, v] of Object.entries(forged.headers)) h.set(k, v);
+    await nc.jetstream().publish(Subjects.scoreBatch, forged.data, { msgID: "forged-batch", headers: h });
+
+    const [letter] = await deadLetterCount(1, "the forged batch dead-lettered");
+    expect(letter!.subject).toBe("scoreboard.dlq.score.batch");
+    expect(letter!.header.get(DeadLetterHeaders.reason)).toBe("bad-signature");
+    expect(letter!.header.get(DeadLetterHeaders.msgId)).toBe("forged-batch");
+    expect(Buffer.from(letter!.data).equals(Buffer.from(forged.data))).toBe(true);
+
+    const listed = await cli("list");
+    expect(listed.code).toBe(0);
+    const rows = listed.stdout.trim().split("\n").slice(1).map((r) => r.split("\t"));
+    expect(rows.map((r) => [r[0], r[3], r[4]])).toEqual(["900001", "900002", "900003"].map((id) => [String(letter!.seq), id, "bad-signature"]));
+    const shown = await cli("show", String(letter!.seq));
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toContain("verified: no: bad-signature");
+    expect(shown.stdout).toContain("events: 3");
+    for (const userId of ["mallory", "mallet", "malva"]) expect(shown.stdout).toContain(`"userId":"${userId}"`);
+    expect((await leaderboard()).some((e) => e.userId.startsWith("mal"))).toBe(false);
+    expect((await cli("purge")).code).toBe(0);
+  });
+
+  it("still applies a single sealed ScoreChanged, as releases before batches published them", async () => {
+    const event = create(ScoreChangedSchema, { ledgerId: 800_001n, requestId: "legacy", userId: "lena", username: "Lena", actionId: "a", points: 5n, newScore: 5n, version: 1n });
+    const sealed = sealer().seal(toBinary(ScoreChangedSchema, event));
+    const h = headers();
+    for (const [k, v] of Object.entries(sealed.headers)) h.set(k, v);
+    await nc.jetstream().publish(Subjects.scoreChanged, sealed.data, { msgID: "800001", headers: h });
+    await eventually(
+      async () => ((await leaderboard()).find((e) => e.userId === "lena" && e.score === 5) ? true : undefined),
+      10_000,
+      "lena's legacy event on the leaderboard",
+    );
+    await eventually(async () => ((await jsm.consumers.info(ScoresStream.name, "ranking")).num_ack_pending === 0 ? true : undefined), 10_000, "the ack");
+    expect(await deadLetters()).toHaveLength(0);
   });
 });

@@ -1,11 +1,18 @@
 // The outbox relay on a real PostgreSQL: nothing committed is skipped, nothing
-// is published twice by concurrent relays, and a failed publish is retried.
+// is published twice by concurrent relays, a failed publish is retried, and a
+// burst leaves as one JetStream message.
+import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { sql } from "kysely";
+import { fromBinary } from "@bufbuild/protobuf";
+import { connect } from "nats";
 import pino from "pino";
+import { ScoreChangedBatchSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
 import type { Db } from "@scoreboard/platform/db";
+import { EventSealer } from "@scoreboard/platform/event-seal";
+import { ScoresStream, Subjects, ensureStream, headerRecord } from "@scoreboard/platform/nats";
 import { OutboxRelay } from "../services/score/src/outbox.js";
-import type { EventPublisher } from "../services/score/src/events.js";
+import { JetStreamPublisher, batchMessageId, type EventPublisher, type OutboxEvent } from "../services/score/src/events.js";
 import { freshMigratedDb } from "./harness/database.js";
 
 let db: Db;
@@ -13,15 +20,16 @@ const logger = pino({ level: "silent" });
 const options = { batchSize: 3, pollIntervalMs: 50, retentionMs: 3_600_000, coalesceMs: 0 };
 
 class RecordingPublisher implements EventPublisher {
+  /** The ledger ids published, in order. */
   readonly published: string[] = [];
   failNext = 0;
-  async publish(_subject: string, _payload: Uint8Array, messageId: string): Promise<void> {
+  async publish(events: readonly OutboxEvent[]): Promise<void> {
     if (this.failNext > 0) {
       this.failNext -= 1;
       throw new Error("nats unavailable");
     }
     await new Promise((r) => setTimeout(r, 1));
-    this.published.push(messageId);
+    this.published.push(...events.map((e) => e.ledgerId));
   }
 }
 
@@ -35,8 +43,12 @@ afterAll(async () => {
 });
 
 let nextUser = 0;
-/** Inserts a ledger row and its outbox row, in `executor`'s transaction when it is one. */
-async function addEvent(executor: Db = db) {
+/**
+ * Inserts a ledger row and its outbox row, in `executor`'s transaction when it
+ * is one; with `encoded`, the row carries no payload and the relay encodes
+ * its ScoreChanged from the ledger, as for a grant.
+ */
+async function addEvent(executor: Db = db, encoded = false) {
   const userId = `u${nextUser++}`;
   await executor.insertInto("users").values({ user_id: userId, username: userId }).execute();
   const { id } = await executor
@@ -44,8 +56,19 @@ async function addEvent(executor: Db = db) {
     .values({ user_id: userId, action_id: "a", points: 1 })
     .returning("id")
     .executeTakeFirstOrThrow();
-  await executor.insertInto("outbox").values({ ledger_id: id, subject: "scoreboard.score.changed", payload: new Uint8Array([1]) }).execute();
+  await executor
+    .insertInto("outbox")
+    .values({ ledger_id: id, subject: Subjects.scoreChanged, payload: encoded ? null : new Uint8Array([1]) })
+    .execute();
   return String(id);
+}
+
+async function waitFor(done: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 it("publishes a slower transaction's row that commits after a newer one was published", async () => {
@@ -141,4 +164,61 @@ it("gathers the kicks of a burst into one batch at the window's end, and publish
   await until(() => quiet.publisher.published.includes(lone));
   await quiet.relay.stop();
   expect(quiet.publisher.published).toEqual([lone]);
+});
+
+it("sends the grants of a burst as one sealed JetStream message, however many events it holds", async () => {
+  const nc = await connect({ servers: inject("infra").natsUrl });
+  try {
+    const jsm = await nc.jetstreamManager();
+    await jsm.streams.delete(ScoresStream.name).catch(() => false); // what earlier files left
+    await ensureStream(jsm, ScoresStream);
+    const sealer = new EventSealer({
+      hmacKeys: new Map([["h1", randomBytes(32)]]),
+      hmacKeyId: "h1",
+      encryptionKeys: new Map([["e1", randomBytes(32)]]),
+      encryptionKeyId: "e1",
+    });
+    const jetstream = new JetStreamPublisher(nc.jetstream(), () => ensureStream(jsm, ScoresStream), sealer);
+    // The relay's first publish is held (a slow ack): the burst's grants commit and kick meanwhile.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let holding = false;
+    const publisher: EventPublisher = {
+      publish: async (events) => {
+        if (!holding) {
+          holding = true;
+          await held;
+        }
+        return jetstream.publish(events);
+      },
+    };
+    const relay = new OutboxRelay(db, publisher, logger, { ...options, batchSize: 256, coalesceMs: 10 });
+    const first = await addEvent(db, true);
+    relay.start();
+    await waitFor(() => holding, "the first publish");
+    const burst: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      burst.push(await addEvent(db, true));
+      relay.kick();
+    }
+    release();
+    const unpublished = async () => (await db.selectFrom("outbox").select("id").where("published_at", "is", null).execute()).length;
+    await waitFor(async () => (await unpublished()) === 0, "the burst to be published");
+    await relay.stop();
+
+    // 21 events, 2 messages: the lone first one, then the whole burst.
+    const info = await jsm.streams.info(ScoresStream.name);
+    expect(info.state.messages).toBe(2);
+    const messages = await Promise.all([info.state.first_seq, info.state.last_seq].map((seq) => jsm.streams.getMessage(ScoresStream.name, { seq })));
+    const ledgerIds = messages.map((m) => {
+      expect(m.subject).toBe(Subjects.scoreBatch);
+      const events = fromBinary(ScoreChangedBatchSchema, sealer.open(m.data, headerRecord(m.header))).events;
+      const ids = events.map((e) => e.ledgerId.toString());
+      expect(m.header.get("Nats-Msg-Id")).toBe(batchMessageId(ids));
+      return ids;
+    });
+    expect(ledgerIds).toEqual([[first], burst]);
+  } finally {
+    await nc.close();
+  }
 });

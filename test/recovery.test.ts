@@ -2,6 +2,7 @@
 // outbox row, and the relay and the ranking consumer catch up when NATS is back.
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { connect } from "nats";
+import { RankingConsumer, ScoresStream, Subjects } from "@scoreboard/platform/nats";
 import { startNats, type NatsInstance } from "./harness/infra.js";
 import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
 
@@ -84,4 +85,38 @@ it("declares the stream and consumer again when someone deletes them", async () 
     "the grant after the stream was deleted",
   );
   expect(board.find((e) => e.userId === "xia")?.score).toBe(30);
+});
+
+it("catches up on the batches an earlier release's consumer skipped, once ranking widens its filter", async () => {
+  await mesh.kill("ranking", "SIGTERM");
+  const nc = await connect({ servers: nats.url });
+  try {
+    const jsm = await nc.jetstreamManager();
+    // The consumer as releases before batches declared it: single events only.
+    await jsm.consumers.update(ScoresStream.name, RankingConsumer.durable_name, { ...RankingConsumer, filter_subject: Subjects.scoreChanged });
+    expect((await grant("yan", "quest-2")).status).toBe(200);
+    await eventually(async () => {
+      const pending = await mesh.sql<{ n: number }>("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");
+      return pending[0]!.n === 0 ? true : undefined;
+    }, 10_000, "yan's batch in SCORES");
+    // An old ranking takes a later single event, and with it goes past yan's batch.
+    await nc.jetstream().publish(Subjects.scoreChanged, new TextEncoder().encode("a later single event"));
+    const old = await nc.jetstream().consumers.get(ScoresStream.name, RankingConsumer.durable_name);
+    const single = await old.next({ expires: 5_000 });
+    expect(single?.subject).toBe(Subjects.scoreChanged);
+    single!.ack();
+    expect((await jsm.consumers.info(ScoresStream.name, RankingConsumer.durable_name)).num_pending).toBe(0);
+  } finally {
+    await nc.close();
+  }
+  await mesh.start("ranking");
+  const board = await eventually(
+    async () => {
+      const entries = await leaderboard();
+      return entries.some((e) => e.userId === "yan") ? entries : undefined;
+    },
+    20_000,
+    "yan's skipped grant on the leaderboard",
+  );
+  expect(board.find((e) => e.userId === "yan")?.score).toBe(20);
 });

@@ -14,19 +14,19 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file scoreboard/v1/events.proto.
  */
 export const file_scoreboard_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChpzY29yZWJvYXJkL3YxL2V2ZW50cy5wcm90bxINc2NvcmVib2FyZC52MSKTAgoMU2NvcmVDaGFuZ2VkEhEKCWxlZGdlcl9pZBgBIAEoAxISCgpyZXF1ZXN0X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSEAoIdXNlcm5hbWUYBCABKAkSEQoJYWN0aW9uX2lkGAUgASgJEg4KBnBvaW50cxgGIAEoAxIRCgluZXdfc2NvcmUYByABKAMSDwoHdmVyc2lvbhgIIAEoAxIvCgtvY2N1cnJlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVnaW9uGAogASgJEjEKDXBlcmlvZF9zY29yZXMYCyADKAsyGi5zY29yZWJvYXJkLnYxLlBlcmlvZFNjb3JlIisKC1BlcmlvZFNjb3JlEg0KBWJvYXJkGAEgASgJEg0KBXNjb3JlGAIgASgDInYKDEJvYXJkQ2hhbmdlZBINCgVib2FyZBgBIAEoCRIsCgN0b3AYAiADKAsyHy5zY29yZWJvYXJkLnYxLkxlYWRlcmJvYXJkRW50cnkSKQoFYXNfb2YYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp, file_scoreboard_v1_leaderboard]);
+  fileDesc("ChpzY29yZWJvYXJkL3YxL2V2ZW50cy5wcm90bxINc2NvcmVib2FyZC52MSKTAgoMU2NvcmVDaGFuZ2VkEhEKCWxlZGdlcl9pZBgBIAEoAxISCgpyZXF1ZXN0X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSEAoIdXNlcm5hbWUYBCABKAkSEQoJYWN0aW9uX2lkGAUgASgJEg4KBnBvaW50cxgGIAEoAxIRCgluZXdfc2NvcmUYByABKAMSDwoHdmVyc2lvbhgIIAEoAxIvCgtvY2N1cnJlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVnaW9uGAogASgJEjEKDXBlcmlvZF9zY29yZXMYCyADKAsyGi5zY29yZWJvYXJkLnYxLlBlcmlvZFNjb3JlIkAKEVNjb3JlQ2hhbmdlZEJhdGNoEisKBmV2ZW50cxgBIAMoCzIbLnNjb3JlYm9hcmQudjEuU2NvcmVDaGFuZ2VkIisKC1BlcmlvZFNjb3JlEg0KBWJvYXJkGAEgASgJEg0KBXNjb3JlGAIgASgDInYKDEJvYXJkQ2hhbmdlZBINCgVib2FyZBgBIAEoCRIsCgN0b3AYAiADKAsyHy5zY29yZWJvYXJkLnYxLkxlYWRlcmJvYXJkRW50cnkSKQoFYXNfb2YYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp, file_scoreboard_v1_leaderboard]);
 
 /**
- * ScoreChanged is the durable event published to the JetStream stream
- * SCORES (subject scoreboard.score.changed) for every committed grant.
- * Its Nats-Msg-Id header is the ledger id, so a republish is dropped by
- * JetStream's duplicate window.
+ * ScoreChanged is the durable event of one committed grant. Score publishes
+ * them in batches (ScoreChangedBatch); a message of its own on the subject
+ * scoreboard.score.changed (Nats-Msg-Id = the ledger id) is what releases
+ * before batches published, and consumers still accept it.
  *
  * @generated from message scoreboard.v1.ScoreChanged
  */
 export type ScoreChanged = Message<"scoreboard.v1.ScoreChanged"> & {
   /**
-   * The ledger id of the grant (also the Nats-Msg-Id).
+   * The ledger id of the grant.
    *
    * @generated from field: int64 ledger_id = 1;
    */
@@ -110,6 +110,34 @@ export const ScoreChangedSchema: GenMessage<ScoreChanged> = /*@__PURE__*/
   messageDesc(file_scoreboard_v1_events, 0);
 
 /**
+ * ScoreChangedBatch is one JetStream message on the subject
+ * scoreboard.score.batch of the stream SCORES: the events of one outbox relay
+ * cycle (at most OUTBOX_BATCH_SIZE, split further to stay far below NATS's
+ * max_payload), sealed once. Its Nats-Msg-Id is a digest of its ledger ids,
+ * so an exact retry is dropped by JetStream's duplicate window; after a relay
+ * crash an event may come again in a batch composed differently, which is
+ * harmless: consumers set absolute totals and keep the newest version, in
+ * any order. The header Sb-Traceparents carries each event's trace context
+ * (outside the sealed bytes): W3C traceparents in event order, separated by
+ * commas, an empty entry for an untraced event.
+ *
+ * @generated from message scoreboard.v1.ScoreChangedBatch
+ */
+export type ScoreChangedBatch = Message<"scoreboard.v1.ScoreChangedBatch"> & {
+  /**
+   * @generated from field: repeated scoreboard.v1.ScoreChanged events = 1;
+   */
+  events: ScoreChanged[];
+};
+
+/**
+ * Describes the message scoreboard.v1.ScoreChangedBatch.
+ * Use `create(ScoreChangedBatchSchema)` to create a new message.
+ */
+export const ScoreChangedBatchSchema: GenMessage<ScoreChangedBatch> = /*@__PURE__*/
+  messageDesc(file_scoreboard_v1_events, 1);
+
+/**
  * A user's total on one period board.
  *
  * @generated from message scoreboard.v1.PeriodScore
@@ -131,7 +159,7 @@ export type PeriodScore = Message<"scoreboard.v1.PeriodScore"> & {
  * Use `create(PeriodScoreSchema)` to create a new message.
  */
 export const PeriodScoreSchema: GenMessage<PeriodScore> = /*@__PURE__*/
-  messageDesc(file_scoreboard_v1_events, 1);
+  messageDesc(file_scoreboard_v1_events, 2);
 
 /**
  * BoardChanged is published on core NATS (subject
@@ -164,5 +192,5 @@ export type BoardChanged = Message<"scoreboard.v1.BoardChanged"> & {
  * Use `create(BoardChangedSchema)` to create a new message.
  */
 export const BoardChangedSchema: GenMessage<BoardChanged> = /*@__PURE__*/
-  messageDesc(file_scoreboard_v1_events, 2);
+  messageDesc(file_scoreboard_v1_events, 3);
 

@@ -1,7 +1,8 @@
-// Seals score events between score (the only writer) and ranking: every event
-// is signed with HMAC-SHA256 and, when encryption keys are configured,
-// encrypted with AES-256-GCM first (encrypt-then-MAC). Anyone who can publish
-// to NATS but holds no key cannot get a score onto a leaderboard.
+// Seals score events between score (the only writer) and ranking: every
+// message (a batch of events) is signed with HMAC-SHA256 and, when encryption
+// keys are configured, encrypted with AES-256-GCM first (encrypt-then-MAC).
+// Anyone who can publish to NATS but holds no key cannot get a score onto a
+// leaderboard.
 //
 // Wire format (NATS message headers; the payload is the exact bytes below):
 //
@@ -11,7 +12,8 @@
 // Sb-Enc is present only when the payload is encrypted; the payload is then
 // the AES-256-GCM ciphertext followed by its 16-byte tag (additional data:
 // "scoreboard.event-seal.v1;<aes key id>"). Without Sb-Enc the payload is the
-// plain protobuf ScoreChanged.
+// plain protobuf: a ScoreChangedBatch on scoreboard.score.batch, a
+// ScoreChanged on scoreboard.score.changed (releases before batches).
 //
 // The MAC is HMAC-SHA256 under the key named by Sb-Sig's kid, over these
 // fields, each prefixed by its length as a 32-bit big-endian integer:

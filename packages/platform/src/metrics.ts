@@ -66,15 +66,15 @@ export class ProcessMetrics {
   }
 
   get consumerPending(): Gauge {
-    return this.gauge("sb_jetstream_consumer_pending", "Score events in JetStream not yet delivered to the ranking consumer.");
+    return this.gauge("sb_jetstream_consumer_pending", "Score event messages (a batch of one relay cycle's events each) in JetStream not yet delivered to the ranking consumer.");
   }
 
   get consumerAckPending(): Gauge {
-    return this.gauge("sb_jetstream_consumer_ack_pending", "Score events delivered to ranking and not yet acknowledged.");
+    return this.gauge("sb_jetstream_consumer_ack_pending", "Score event messages delivered to ranking and not yet acknowledged.");
   }
 
   get redeliveries(): Counter {
-    return this.counter("sb_jetstream_redeliveries_total", "Score events this process received more than once (delivery count > 1).");
+    return this.counter("sb_jetstream_redeliveries_total", "Score event messages this process received more than once (delivery count > 1).");
   }
 
   get deadLetters(): Counter<"reason"> {

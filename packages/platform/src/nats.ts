@@ -18,31 +18,40 @@ import type { Logger } from "./logger.js";
  * idempotently at start, so a fresh NATS and an upgraded one converge.
  */
 export const Subjects = {
+  /** One ScoreChanged per message: what releases before batches published (still consumed). */
   scoreChanged: "scoreboard.score.changed",
+  /** One ScoreChangedBatch per message: what score's outbox relay publishes. */
+  scoreBatch: "scoreboard.score.batch",
+  /** Every score event subject, as SCORES captures them. */
+  allScores: "scoreboard.score.>",
   boardChanged: (board: string) => `scoreboard.board.${board}.changed`,
   allBoardsChanged: "scoreboard.board.*.changed",
-  /** Where a consumer parks an event it gave up on: scoreboard.dlq.<subject without "scoreboard.">. */
+  /** Where a consumer parks a message it gave up on: scoreboard.dlq.<subject without "scoreboard.">. */
   deadLetter: (subject: string) => `scoreboard.dlq.${subject.replace(/^scoreboard\./, "")}`,
+  /** The subject a dead letter was first published on (deadLetter's inverse). */
+  fromDeadLetter: (subject: string) => subject.replace(/^scoreboard\.dlq\./, "scoreboard."),
   allDeadLetters: "scoreboard.dlq.>",
 } as const;
 
 export const ScoresStream: Partial<StreamConfig> & { name: string } = {
   name: "SCORES",
-  subjects: ["scoreboard.score.>"],
+  subjects: [Subjects.allScores],
   storage: StorageType.File,
   retention: RetentionPolicy.Limits,
-  // Republishes of the same ledger id within this window are dropped by the
-  // server (Nats-Msg-Id); the outbox relay retries far sooner than this.
+  // A republish of the same batch (Nats-Msg-Id: a digest of its ledger ids)
+  // within this window is dropped by the server; the outbox relay retries
+  // far sooner than this.
   duplicate_window: nanos(10 * 60_000),
   max_age: nanos(7 * 24 * 3_600_000),
   num_replicas: 1,
 };
 
 /**
- * Score events a consumer could not trust (failed verification, did not
- * decode) or could not apply within its maximum deliveries. Each dead letter
- * is the original payload and headers (minus the Nats-* publish headers) plus
- * the DeadLetterHeaders below; `npm run dead-letters` lists and replays them.
+ * Score event messages a consumer could not trust (failed verification, did
+ * not decode) or could not apply within its maximum deliveries: a batch goes
+ * whole. Each dead letter is the original message, payload and headers (minus
+ * the Nats-* publish headers), plus the DeadLetterHeaders below;
+ * `npm run dead-letters` lists and replays them.
  */
 export const DeadLettersStream: Partial<StreamConfig> & { name: string } = {
   name: "SCORES_DLQ",
@@ -61,13 +70,13 @@ export const DeadLettersStream: Partial<StreamConfig> & { name: string } = {
 export const DeadLetterHeaders = {
   /** Why: an EventIntegrityReason, "undecodable", or "max-deliveries: <last error>". */
   reason: "Sb-Dlq-Reason",
-  /** The event's sequence in its stream (SCORES). */
+  /** The message's sequence in its stream (SCORES). */
   streamSeq: "Sb-Dlq-Stream-Seq",
   /** How many times the consumer had received it. */
   deliveries: "Sb-Dlq-Deliveries",
   /** When it was dead-lettered, ISO 8601 UTC. */
   at: "Sb-Dlq-At",
-  /** The event's original Nats-Msg-Id (the ledger id), when it had one. */
+  /** The message's original Nats-Msg-Id (a batch's digest, a single event's ledger id), when it had one. */
   msgId: "Sb-Dlq-Msg-Id",
 } as const;
 
@@ -75,12 +84,14 @@ export const RankingConsumer: Partial<ConsumerConfig> & { durable_name: string }
   durable_name: "ranking",
   ack_policy: AckPolicy.Explicit,
   deliver_policy: DeliverPolicy.All,
-  filter_subject: Subjects.scoreChanged,
+  // Batches and the single events of earlier releases (nats-server 2.9 has
+  // one filter subject per consumer, and updates it in place).
+  filter_subject: Subjects.allScores,
   ack_wait: nanos(30_000),
-  // Unlimited on the server: ranking itself moves an event it could not
+  // Unlimited on the server: ranking itself moves a message it could not
   // apply within RANKING_MAX_DELIVER deliveries to SCORES_DLQ, and terms it
   // only once the dead letter is stored. (A server-side max_deliver would
-  // drop the event from the consumer and announce it only by a core NATS
+  // drop the message from the consumer and announce it only by a core NATS
   // advisory that nobody may be listening to at that moment.)
   max_deliver: -1,
   max_ack_pending: 10_000,

@@ -160,6 +160,39 @@ export function injectNats(span: Span | undefined, h?: MsgHdrs): MsgHdrs | undef
 }
 
 /**
+ * The header of a message that carries several events (a ScoreChangedBatch):
+ * each event's W3C traceparent, in event order, separated by commas, an empty
+ * entry for an event without a trace. One trace per grant survives batching.
+ */
+export const TRACEPARENTS_HEADER = "Sb-Traceparents";
+
+/** Writes each span's traceparent into TRACEPARENTS_HEADER (created when absent); nothing when no span is traced. */
+export function injectNatsEach(spans: readonly (Span | undefined)[], h?: MsgHdrs): MsgHdrs | undefined {
+  if (!spans.some((span) => span !== undefined)) return h;
+  const target = h ?? natsHeaders();
+  const entries = spans.map((span) => {
+    if (!span) return "";
+    const carrier: Record<string, string> = {};
+    propagation.inject(trace.setSpan(ROOT_CONTEXT, span), carrier);
+    return carrier.traceparent ?? "";
+  });
+  target.set(TRACEPARENTS_HEADER, entries.join(","));
+  return target;
+}
+
+/** The trace context of each of a message's `count` events, from TRACEPARENTS_HEADER (ROOT for an event without one). */
+export function contextsFromNatsEach(h: MsgHdrs | undefined, count: number): Context[] {
+  const contexts: Context[] = new Array(count).fill(ROOT_CONTEXT);
+  if (!sdk || !h) return contexts;
+  const entries = h.values(TRACEPARENTS_HEADER, Match.IgnoreCase).join(",").split(",");
+  for (let i = 0; i < count; i++) {
+    const traceparent = entries[i]?.trim();
+    if (traceparent) contexts[i] = propagation.extract(ROOT_CONTEXT, { traceparent });
+  }
+  return contexts;
+}
+
+/**
  * A SERVER span for one REST route, ended with the response. Only the
  * method, the route pattern and the status are recorded: never the URL's
  * query (an SSE client's access_token rides there) nor a header.

@@ -1,10 +1,10 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { fromBinary } from "@bufbuild/protobuf";
 import { headers, type ConsumerMessages, type JetStreamClient, type JsMsg } from "nats";
-import { ScoreChangedSchema, type ScoreChanged } from "@scoreboard/gen/scoreboard/v1/events_pb";
+import type { ScoreChanged } from "@scoreboard/gen/scoreboard/v1/events_pb";
 import { DEFAULT_BOARD } from "@scoreboard/platform/board-params";
 import { EventIntegrityError, type EventOpening } from "@scoreboard/platform/event-seal";
 import type { Logger } from "@scoreboard/platform/logger";
+import { decodeScoreEvents } from "@scoreboard/platform/score-events";
 import {
   DeadLetterHeaders,
   DeadLettersStream,
@@ -14,12 +14,18 @@ import {
   headerRecord,
   isNoStream,
 } from "@scoreboard/platform/nats";
-import { SpanKind, contextFromNats, inSpan, isTracing, type SpanOptions } from "@scoreboard/platform/tracing";
+import { SpanKind, contextFromNats, contextsFromNatsEach, inSpan, isTracing, type Context, type SpanOptions } from "@scoreboard/platform/tracing";
 import type { DeadLetterReason, Tally } from "@scoreboard/platform/metrics";
 import type { Boards } from "./boards.js";
 
-/** Events applied at once (see handleAll). */
+/** Events applied at once, across messages (see handleAll). */
 const IN_FLIGHT = 64;
+/**
+ * Messages the client holds at most. A batch message carries up to
+ * OUTBOX_BATCH_SIZE events, so this bounds the events waiting here well
+ * within the consumer's ack_wait.
+ */
+const BUFFERED_MESSAGES = 64;
 
 export interface ScoreEventConsumerOptions {
   js: JetStreamClient;
@@ -31,14 +37,14 @@ export interface ScoreEventConsumerOptions {
   declare: () => Promise<void>;
   /** Verifies (and decrypts) each event: only what score sealed reaches a board. */
   opener: EventOpening;
-  /** Deliveries after which an event that still fails to apply is dead-lettered. */
+  /** Deliveries after which a message whose events still fail to apply is dead-lettered. */
   maxDeliver: number;
   metrics?: ScoreEventConsumerMetrics;
 }
 
 /** What the consumer counts (prom-client counters fit). */
 export interface ScoreEventConsumerMetrics {
-  /** Events received again (delivery count > 1). */
+  /** Messages received again (delivery count > 1). */
   redeliveries: Tally;
   /** Dead letters stored, by why. */
   deadLetters: { inc(labels: { reason: DeadLetterReason }): void };
@@ -47,15 +53,19 @@ export interface ScoreEventConsumerMetrics {
 }
 
 /**
- * Applies durable score events to the boards. Every event is verified before
- * it is decoded: one that fails (unsigned, forged, tampered, unknown key) or
- * does not decode is moved to SCORES_DLQ at once and termed, never applied.
- * A verified event is acked only after Redis applied it (or found it stale);
- * a failure naks it with a growing delay, and once it has been delivered
- * maxDeliver times and still fails it is moved to SCORES_DLQ too. An event is
- * termed only after its dead letter was stored, so it is always either
- * pending here or in SCORES_DLQ. Any number of ranking replicas share the
- * durable consumer; the version check makes that safe.
+ * Applies durable score events to the boards. A message is a batch of events
+ * (scoreboard.score.batch) or, from earlier releases and replayed dead
+ * letters, a single one (scoreboard.score.changed). Every message is verified
+ * before it is decoded: one that fails (unsigned, forged, tampered, unknown
+ * key) or does not decode is moved whole to SCORES_DLQ at once and termed,
+ * never applied. A verified message is acked only after Redis applied all its
+ * events (or found them stale); a failure naks it with a growing delay (its
+ * events that did apply are no-ops when it comes back: the version check),
+ * and once it has been delivered maxDeliver times and still fails it is moved
+ * to SCORES_DLQ too. A message is termed only after its dead letter was
+ * stored, so it is always either pending here or in SCORES_DLQ. Any number of
+ * ranking replicas share the durable consumer; the version check makes that
+ * safe.
  */
 export class ScoreEventConsumer {
   private messages: ConsumerMessages | undefined;
@@ -82,7 +92,7 @@ export class ScoreEventConsumer {
   private async subscribe(): Promise<ConsumerMessages> {
     await this.options.declare();
     const consumer = await this.options.js.consumers.get(ScoresStream.name, RankingConsumer.durable_name);
-    this.messages = await consumer.consume({ max_messages: 512, abort_on_missing_resource: true });
+    this.messages = await consumer.consume({ max_messages: BUFFERED_MESSAGES, abort_on_missing_resource: true });
     return this.messages;
   }
 
@@ -107,81 +117,103 @@ export class ScoreEventConsumer {
   }
 
   /**
-   * Handles up to IN_FLIGHT events at once. Their order does not matter: each
-   * carries the user's version and Redis keeps the newest. One at a time, a
-   * burst cost one Redis round trip per event; together, the scripts of many
-   * events share the round trips (and the connection's writes).
+   * Applies up to IN_FLIGHT events at once, of one message or several. Their
+   * order does not matter: each carries the user's version and Redis keeps
+   * the newest. One at a time, a burst cost one Redis round trip per event;
+   * together, the scripts of many events share the round trips (and the
+   * connection's writes). The next message is taken once a slot is free.
    */
   private async handleAll(messages: ConsumerMessages): Promise<void> {
-    const inFlight = new Set<Promise<void>>();
+    const slots = new Slots(IN_FLIGHT);
+    const handling = new Set<Promise<void>>();
     try {
       for await (const msg of messages) {
-        const handled: Promise<void> = inSpan("apply score event", () => this.handle(msg), consumedSpan(msg))
-          .catch((err: unknown) => this.logger.error({ err: (err as Error).message, seq: msg.seq }, "handling a score event failed"))
-          .finally(() => inFlight.delete(handled));
-        inFlight.add(handled);
-        if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
+        const handled: Promise<void> = this.handle(msg, slots)
+          .catch((err: unknown) => this.logger.error({ err: (err as Error).message, seq: msg.seq }, "handling a score event message failed"))
+          .finally(() => handling.delete(handled));
+        handling.add(handled);
+        await slots.whenFree();
       }
     } finally {
-      await Promise.all(inFlight);
+      await Promise.all(handling);
     }
   }
 
-  private async handle(msg: JsMsg): Promise<void> {
+  private async handle(msg: JsMsg, slots: Slots): Promise<void> {
     const deliveries = msg.info.deliveryCount;
     if (deliveries > 1) this.options.metrics?.redeliveries.inc();
+    const events = this.open(msg);
+    if (typeof events === "string") return this.deadLetter(msg, events);
+    const parents = parentContexts(msg, events.length);
+    // Nothing above awaits: the events claim their slots before handleAll
+    // asks whether one is free for the next message.
+    const results = await Promise.allSettled(
+      events.map((event, i) => slots.run(() => inSpan("apply score event", () => this.apply(event), consumedSpan(msg, parents[i], event)))),
+    );
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (!failure) {
+      msg.ack();
+      return;
+    }
+    const error = (failure.reason as Error).message;
+    if (deliveries >= this.options.maxDeliver) {
+      this.logger.error({ err: error, seq: msg.seq, deliveries }, "score events still failing after max deliveries, dead-lettering their message");
+      await this.deadLetter(msg, `max-deliveries: ${error}`);
+      return;
+    }
+    const delayMs = retryDelayMs(deliveries);
+    this.logger.warn({ err: error, seq: msg.seq, deliveries, retryInMs: delayMs }, "applying score events failed");
+    msg.nak(delayMs);
+  }
+
+  /** The message's events, verified and decoded; or why it must be dead-lettered instead. */
+  private open(msg: JsMsg): ScoreChanged[] | string {
     let payload: Uint8Array;
     try {
       payload = this.options.opener.open(msg.data, headerRecord(msg.headers));
     } catch (err) {
-      // Retrying cannot make an untrusted event trustworthy.
+      // Retrying cannot make an untrusted message trustworthy.
       const reason = err instanceof EventIntegrityError ? err.message : `verification-error: ${(err as Error).message}`;
-      this.logger.warn({ reason, seq: msg.seq }, "score event failed verification, dead-lettering it");
-      await this.deadLetter(msg, reason);
-      return;
+      this.logger.warn({ reason, seq: msg.seq }, "score event message failed verification, dead-lettering it");
+      return reason;
     }
-    let event: ScoreChanged;
     try {
-      event = fromBinary(ScoreChangedSchema, payload);
+      return decodeScoreEvents(msg.subject, payload);
     } catch (err) {
       // Signed but unreadable (a newer, incompatible writer?): keep it for a human.
-      this.logger.error({ err: (err as Error).message, seq: msg.seq }, "undecodable score event, dead-lettering it");
-      await this.deadLetter(msg, `undecodable: ${(err as Error).message}`);
-      return;
+      this.logger.error({ err: (err as Error).message, seq: msg.seq }, "undecodable score event message, dead-lettering it");
+      return `undecodable: ${(err as Error).message}`;
     }
+  }
+
+  /** Sets the event's totals where its version is newer; throws when Redis failed (the message is retried whole). */
+  private async apply(event: ScoreChanged): Promise<void> {
     const boards = event.region ? [DEFAULT_BOARD, `region:${event.region}`] : [DEFAULT_BOARD];
+    const state = {
+      userId: event.userId,
+      username: event.username || event.userId,
+      score: Number(event.newScore),
+      version: Number(event.version),
+      reachedAtMs: event.occurredAt ? timestampMs(event.occurredAt) : Date.now(),
+    };
     try {
-      const state = {
-        userId: event.userId,
-        username: event.username || event.userId,
-        score: Number(event.newScore),
-        version: Number(event.version),
-        reachedAtMs: event.occurredAt ? timestampMs(event.occurredAt) : Date.now(),
-      };
-      // Both before the ack: a failure of either redelivers the whole event,
-      // and the version check makes the part that did apply a no-op then.
+      // A failure of either redelivers the whole message, and the version
+      // check makes the part that did apply a no-op then.
       const [changed, changedPeriods] = await Promise.all([
         this.options.boards.apply(state, boards),
         this.options.boards.applyPeriods(state, event.periodScores.map((p) => ({ board: p.board, score: Number(p.score) }))),
       ]);
-      msg.ack();
+      // Inside the event's span: the announcement continues its trace. Redis
+      // has the change whether or not the message's ack is still to come.
       const touched = [...(changed ? boards : []), ...changedPeriods];
       if (touched.length > 0) this.options.onBoardsChanged(touched);
     } catch (err) {
       this.options.metrics?.applyFailures.inc();
-      const error = (err as Error).message;
-      if (deliveries >= this.options.maxDeliver) {
-        this.logger.error({ err: error, seq: msg.seq, deliveries }, "score event still failing after max deliveries, dead-lettering it");
-        await this.deadLetter(msg, `max-deliveries: ${error}`);
-        return;
-      }
-      const delayMs = retryDelayMs(deliveries);
-      this.logger.warn({ err: error, seq: msg.seq, deliveries, retryInMs: delayMs }, "applying score event failed");
-      msg.nak(delayMs);
+      throw err;
     }
   }
 
-  /** Stores the event in SCORES_DLQ, then terms it; if the store fails, naks it to try again later. */
+  /** Stores the message in SCORES_DLQ, then terms it; if the store fails, naks it to try again later. */
   private async deadLetter(msg: JsMsg, reason: string): Promise<void> {
     try {
       await this.publishDeadLetter(msg, reason);
@@ -199,7 +231,7 @@ export class ScoreEventConsumer {
     const send = () => {
       // The original headers, except Nats-* publish directives (a
       // Nats-Expected-Stream: SCORES would make SCORES_DLQ refuse it) and
-      // any Sb-Dlq-* a replayed or forged event brought along.
+      // any Sb-Dlq-* a replayed or forged message brought along.
       const h = headers();
       for (const [name, values] of msg.headers ?? []) {
         if (/^(nats-|sb-dlq-)/i.test(name)) continue;
@@ -213,7 +245,7 @@ export class ScoreEventConsumer {
       h.set(DeadLetterHeaders.at, new Date().toISOString());
       return this.options.js.publish(Subjects.deadLetter(msg.subject), msg.data, {
         headers: h,
-        // The same stored event dead-lettered twice (its term() was lost)
+        // The same stored message dead-lettered twice (its term() was lost)
         // is stored once.
         msgID: `${msg.info.stream}-${msg.seq}-${msg.info.timestampNanos}`,
         expect: { streamName: DeadLettersStream.name },
@@ -230,14 +262,58 @@ export class ScoreEventConsumer {
   }
 }
 
-/** The relay's publish is the parent: onBoardsChanged runs inside, so the announcement continues the trace. */
-function consumedSpan(msg: JsMsg): SpanOptions<void> {
+/** Each event's trace context: a batch carries one per event, a single event its message's. */
+function parentContexts(msg: JsMsg, count: number): Context[] {
+  if (!isTracing()) return [];
+  return msg.subject === Subjects.scoreBatch ? contextsFromNatsEach(msg.headers, count) : [contextFromNats(msg.headers)];
+}
+
+/** The relay's publish of this event is the parent: onBoardsChanged runs inside, so the announcement continues the trace. */
+function consumedSpan(msg: JsMsg, parent: Context | undefined, event: ScoreChanged): SpanOptions<void> {
   if (!isTracing()) return {};
   return {
     kind: SpanKind.CONSUMER,
-    parent: contextFromNats(msg.headers),
-    attributes: { "messaging.system": "nats", "messaging.destination.name": msg.subject, "messaging.nats.stream_sequence": msg.seq, "messaging.nats.deliveries": msg.info.deliveryCount },
+    parent,
+    attributes: {
+      "messaging.system": "nats",
+      "messaging.destination.name": msg.subject,
+      "messaging.nats.stream_sequence": msg.seq,
+      "messaging.nats.deliveries": msg.info.deliveryCount,
+      "scoreboard.ledger_id": event.ledgerId.toString(),
+    },
   };
+}
+
+/** At most `size` tasks at once; the rest wait their turn in order. */
+class Slots {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+  private readonly freed: (() => void)[] = [];
+
+  constructor(size: number) {
+    this.free = size;
+  }
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free -= 1;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    try {
+      return await task();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else {
+        this.free += 1;
+        for (const resolve of this.freed.splice(0)) resolve();
+      }
+    }
+  }
+
+  /** Resolves once a slot is free and no task is waiting for one. */
+  whenFree(): Promise<void> {
+    if (this.free > 0) return Promise.resolve();
+    return new Promise((resolve) => this.freed.push(resolve));
+  }
 }
 
 /** The metric label for a dead letter's reason text (see handle): a closed set. */

@@ -4,7 +4,7 @@ import { EventSealer } from "@scoreboard/platform/event-seal";
 import { exitOnStartupError, onShutdown } from "@scoreboard/platform/lifecycle";
 import { createLogger } from "@scoreboard/platform/logger";
 import { startTracing } from "@scoreboard/platform/tracing";
-import { DeadLettersStream, RankingConsumer, ScoresStream, connectNats, ensureConsumer, ensureStream } from "@scoreboard/platform/nats";
+import { DeadLettersStream, RankingConsumer, ScoresStream, Subjects, connectNats, ensureConsumer, ensureStream } from "@scoreboard/platform/nats";
 import { createRedis } from "@scoreboard/platform/redis";
 import { serve, startRpcServer } from "@scoreboard/platform/rpc-server";
 import { ProcessMetrics } from "@scoreboard/platform/metrics";
@@ -57,7 +57,15 @@ async function main(): Promise<void> {
   const declare = async () => {
     await ensureStream(jsm, ScoresStream);
     await ensureStream(jsm, DeadLettersStream);
+    const before = await jsm.consumers.info(ScoresStream.name, RankingConsumer.durable_name).catch(() => undefined);
     await ensureConsumer(jsm, ScoresStream.name, RankingConsumer);
+    if (before?.config.filter_subject === Subjects.scoreChanged) {
+      // An earlier release's consumer read single events only: batches a
+      // newer score published meanwhile were skipped, and a filter widened
+      // now does not go back for them. PostgreSQL has them all.
+      logger.warn("the ranking consumer now reads batches; reconciling what its earlier filter skipped");
+      void reconcile(db, redisBoards).then(afterReconciliation, afterReconciliation);
+    }
   };
   announcer = new BoardChangeAnnouncer(nats, boards, logger);
   const consumer = new ScoreEventConsumer({

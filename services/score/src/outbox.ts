@@ -1,9 +1,10 @@
 import { sql } from "kysely";
 import type { Db } from "@scoreboard/platform/db";
 import type { Logger } from "@scoreboard/platform/logger";
-import { encodeScoreChanged, type EventPublisher } from "./events.js";
+import { encodeScoreChanged, type EventPublisher, type OutboxEvent } from "./events.js";
 
 export interface OutboxRelayOptions {
+  /** Rows per cycle, and so events per JetStream message at most. */
   batchSize: number;
   /** How often to look for rows nobody kicked us about (other replicas, crashes). */
   pollIntervalMs: number;
@@ -11,18 +12,22 @@ export interface OutboxRelayOptions {
   retentionMs: number;
   /**
    * Under load, cycles start at most this often, so the grants of a burst go
-   * out in one batch (one transaction here, one fetch for ranking) instead of
+   * out in one batch (one transaction here, one JetStream message) instead of
    * one cycle each; a kick after a quiet spell still publishes at once.
    */
   coalesceMs: number;
 }
 
 /**
- * Moves committed outbox rows to JetStream. Rows are claimed with
- * FOR UPDATE SKIP LOCKED inside a transaction that marks them published only
- * after JetStream acknowledged every one, so any number of relays can run,
- * a crash mid-batch republishes (deduplicated by Nats-Msg-Id), and a slow
- * transaction's row is never skipped: we select by state, not by "id > last".
+ * Moves committed outbox rows to JetStream, a cycle's rows as one batch
+ * message. Rows are claimed with FOR UPDATE SKIP LOCKED inside a transaction
+ * that marks them published only after JetStream acknowledged the batch, so
+ * any number of relays can run and a slow transaction's row is never
+ * skipped: we select by state, not by "id > last". A crash between the
+ * publish and the mark publishes those rows again, perhaps in a batch
+ * composed differently (an exact retry is deduplicated by Nats-Msg-Id): each
+ * event reaches the stream at least once, and counts exactly once because
+ * ranking sets absolute totals, newest version winning.
  */
 export class OutboxRelay {
   private timer: NodeJS.Timeout | undefined;
@@ -110,7 +115,6 @@ export class OutboxRelay {
         .select([
           "outbox.id",
           "outbox.ledger_id",
-          "outbox.subject",
           "outbox.payload",
           "outbox.trace_context",
           "ledger.request_id",
@@ -131,28 +135,7 @@ export class OutboxRelay {
         .skipLocked()
         .execute();
       if (rows.length === 0) return 0;
-      // Issue every publish before awaiting any: one connection keeps them in
-      // order and the acks come back pipelined.
-      await Promise.all(
-        rows.map((row) => {
-          const payload =
-            row.payload ??
-            encodeScoreChanged({
-              ledgerId: row.ledger_id,
-              requestId: row.request_id,
-              userId: row.user_id,
-              username: row.username,
-              actionId: row.action_id,
-              points: row.points,
-              newScore: row.new_score ?? 0,
-              version: row.version ?? 0,
-              createdAt: row.created_at,
-              region: row.region,
-              periodScores: row.period_scores,
-            });
-          return this.publisher.publish(row.subject, payload, String(row.ledger_id), row.trace_context);
-        }),
-      );
+      await this.publisher.publish(rows.map(outboxEvent));
       await trx
         .updateTable("outbox")
         .set({ published_at: sql`now()` })
@@ -174,6 +157,43 @@ export class OutboxRelay {
       .where("published_at", "<", new Date(Date.now() - this.options.retentionMs))
       .execute();
   }
+}
+
+/**
+ * A row's event. Rows written before the relay encoded events carry the
+ * encoded ScoreChanged in `payload`; it goes into the batch as it is.
+ */
+function outboxEvent(row: {
+  ledger_id: number;
+  payload: Uint8Array | null;
+  trace_context: Record<string, string> | null;
+  request_id: string;
+  user_id: string;
+  username: string;
+  region: string | null;
+  action_id: string | null;
+  points: number;
+  new_score: number | null;
+  version: number | null;
+  created_at: Date;
+  period_scores: Record<string, number> | null;
+}): OutboxEvent {
+  const payload =
+    row.payload ??
+    encodeScoreChanged({
+      ledgerId: row.ledger_id,
+      requestId: row.request_id,
+      userId: row.user_id,
+      username: row.username,
+      actionId: row.action_id,
+      points: row.points,
+      newScore: row.new_score ?? 0,
+      version: row.version ?? 0,
+      createdAt: row.created_at,
+      region: row.region,
+      periodScores: row.period_scores,
+    });
+  return { ledgerId: String(row.ledger_id), payload, traceContext: row.trace_context };
 }
 
 function errorMessage(err: unknown): string {
