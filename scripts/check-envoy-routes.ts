@@ -2,8 +2,10 @@
 // gateway serves (gateway/src/routes.ts, its WebSocket streams in ws.ts, the
 // demo page's assets in demo-page.ts, and every RPC it proxies in
 // rpc-proxy.ts) reaches the gateway; streams have no route timeout and an
-// idle timeout longer than their heartbeats; writes carry the JWT
-// requirement when edge checks are on; /metrics stays private.
+// idle timeout longer than their heartbeats, unary routes a bound on their
+// whole life; every request body is capped at Envoy at no more than the
+// gateway's own limit for it, and a WebSocket's is never buffered; writes
+// carry the JWT requirement when edge checks are on; /metrics stays private.
 import { readFileSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,7 +13,9 @@ import ts from "typescript";
 import { parse } from "yaml";
 import type { DescService } from "@bufbuild/protobuf";
 import { EnvReader } from "@scoreboard/platform/config";
+import { MAX_REQUEST_BYTES } from "@scoreboard/platform/rpc-server";
 import { loadGatewayConfig } from "../gateway/src/config.js";
+import { MAX_BODY_BYTES } from "../gateway/src/http.js";
 import { loadPushConfig } from "../services/push/src/config.js";
 import type { K8sObject } from "./check-chart.js";
 
@@ -116,9 +120,15 @@ export async function gatewayRoutes(): Promise<GatewayRoute[]> {
 interface EnvoyRoute {
   name?: string;
   match: { path?: string; prefix?: string; safe_regex?: { regex: string }; headers?: Array<{ name: string; string_match?: { exact?: string } }> };
-  route?: { cluster?: string; timeout?: string; idle_timeout?: string; upgrade_configs?: Array<{ upgrade_type: string; enabled?: boolean }> };
+  route?: {
+    cluster?: string;
+    timeout?: string;
+    idle_timeout?: string;
+    max_stream_duration?: { max_stream_duration?: string };
+    upgrade_configs?: Array<{ upgrade_type: string; enabled?: boolean }>;
+  };
   direct_response?: unknown;
-  typed_per_filter_config?: Record<string, { requirement_name?: string }>;
+  typed_per_filter_config?: Record<string, { requirement_name?: string; disabled?: boolean; buffer?: { max_request_bytes?: number } }>;
 }
 
 /** The public listener's HTTP connection manager in the rendered Envoy ConfigMap. */
@@ -159,6 +169,16 @@ function longestStreamSilenceS(chartHeartbeatMs: number | undefined): number {
   return Math.max(push, gateway, Number(ping.replaceAll("_", "")), chartHeartbeatMs ?? 0) / 1000;
 }
 
+/** The body limit Envoy applies on a route: the gateway's own at most; none on a WebSocket (an upgrade never ends, so buffering holds it). */
+function bodyLimitProblems(label: string, gatewayRoute: GatewayRoute, route: EnvoyRoute, filterLimit: number | undefined): string[] {
+  const perRoute = route.typed_per_filter_config?.["envoy.filters.http.buffer"];
+  if (gatewayRoute.kind === "websocket") return perRoute?.disabled === true ? [] : [`${label}: a WebSocket route must disable the buffer filter`];
+  const limit = perRoute?.disabled ? undefined : (perRoute?.buffer?.max_request_bytes ?? filterLimit);
+  const gatewayLimit = gatewayRoute.kind === "rpc" || gatewayRoute.kind === "rpc-stream" ? MAX_REQUEST_BYTES : MAX_BODY_BYTES;
+  if (limit === undefined) return [`${label}: no request body limit at Envoy`];
+  return limit > gatewayLimit ? [`${label}: Envoy lets ${limit}-byte bodies through, the gateway takes ${gatewayLimit}`] : [];
+}
+
 export async function checkEnvoyRoutes(objects: K8sObject[], chartHeartbeatMs?: number): Promise<string[]> {
   if (!objects.some((o) => o.kind === "ConfigMap" && o.metadata.name.endsWith("-envoy"))) return [];
   const { hcm, routes, config } = envoyConfig(objects);
@@ -179,6 +199,7 @@ export async function checkEnvoyRoutes(objects: K8sObject[], chartHeartbeatMs?: 
   const idleS = seconds(hcm.stream_idle_timeout);
   const silenceS = longestStreamSilenceS(chartHeartbeatMs);
   if (!(idleS > silenceS)) problems.push(`stream_idle_timeout ${hcm.stream_idle_timeout} must exceed the longest stream silence (${silenceS} s)`);
+  const bufferFilter = (hcm.http_filters as Array<{ name: string; typed_config?: { max_request_bytes?: number } }>).find((f) => f.name === "envoy.filters.http.buffer");
   const hcmWebsocket = (hcm.upgrade_configs ?? []).find((u: any) => u.upgrade_type === "websocket");
   if (hcmWebsocket?.enabled !== false) problems.push("WebSocket upgrades should be off by default and on only for the gateway's WebSocket routes");
 
@@ -195,6 +216,10 @@ export async function checkEnvoyRoutes(objects: K8sObject[], chartHeartbeatMs?: 
     if (streaming && route.route.timeout !== "0s") problems.push(`${label}: a stream needs route timeout 0s, has ${route.route.timeout}`);
     if (streaming && route.route.idle_timeout && !(seconds(route.route.idle_timeout) > silenceS)) problems.push(`${label}: idle_timeout ${route.route.idle_timeout} is shorter than a heartbeat`);
     if (!streaming && !(seconds(route.route.timeout) > 0)) problems.push(`${label}: a unary route needs a finite timeout`);
+    const lifetime = route.route.max_stream_duration?.max_stream_duration;
+    if (!streaming && !(seconds(lifetime) > seconds(route.route.timeout))) problems.push(`${label}: a unary route needs a max_stream_duration above its timeout (a trickled upload holds it otherwise), has ${lifetime}`);
+    if (streaming && lifetime && seconds(lifetime) > 0) problems.push(`${label}: a stream with max_stream_duration ${lifetime} is cut while healthy`);
+    problems.push(...bodyLimitProblems(label, gatewayRoute, route, bufferFilter?.typed_config?.max_request_bytes));
     const websocket = route.route.upgrade_configs?.some((u) => u.upgrade_type === "websocket" && u.enabled !== false);
     if (gatewayRoute.kind === "websocket" && !websocket) problems.push(`${label}: WebSocket upgrade is not enabled on its route`);
     if (gatewayRoute.kind !== "websocket" && websocket) problems.push(`${label}: WebSocket upgrade enabled where the gateway serves none`);

@@ -231,7 +231,7 @@ describe("envoy", () => {
     const local = config.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.local_reply_config;
     // gRPC first: a JSON body would end up in grpc-message.
     expect(local.mappers[0].filter.header_filter.header).toEqual({ name: "content-type", string_match: { prefix: "application/grpc" } });
-    expect(local.mappers[0].body_format_override).toEqual({ text_format: "%LOCAL_REPLY_BODY%" });
+    expect(local.mappers[0].body_format_override).toEqual({ text_format_source: { inline_string: "%LOCAL_REPLY_BODY%" } });
     const codeFor = (status: number) =>
       local.mappers.find((m: any) => m.filter.status_code_filter?.comparison.value.default_value === status)?.body_format_override.json_format;
     expect(codeFor(401)).toEqual({ success: false, code: "unauthenticated", message: "%LOCAL_REPLY_BODY%" });
