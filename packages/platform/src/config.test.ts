@@ -158,10 +158,10 @@ describe("readAuth", () => {
   };
   const JWKS = "https://idp.example.com/.well-known/jwks.json";
 
-  it("reads the secret and defaults issuer, audience and clock tolerance", () => {
+  it("reads the secret and defaults issuer, audience, clock tolerance and maximum lifetime", () => {
     const { auth, problems } = read({ JWT_SECRET: SECRET }, "production");
     expect(problems).toEqual([]);
-    expect(auth).toEqual({ jwtSecret: SECRET, issuer: "scoreboard", audience: "scoreboard-api", clockToleranceS: 30 });
+    expect(auth).toEqual({ jwtSecret: SECRET, issuer: "scoreboard", audience: "scoreboard-api", clockToleranceS: 30, maxLifetimeS: 86_400 });
     expect(auth.jwksUrl).toBeUndefined();
   });
 
@@ -183,7 +183,7 @@ describe("readAuth", () => {
   it.each(["development", "production"] as const)("accepts a JWKS URL without a secret in %s", (mode) => {
     const { auth, problems } = read({ JWT_JWKS_URL: JWKS }, mode);
     expect(problems).toEqual([]);
-    expect(auth).toEqual({ jwksUrl: JWKS, issuer: "scoreboard", audience: "scoreboard-api", clockToleranceS: 30 });
+    expect(auth).toEqual({ jwksUrl: JWKS, issuer: "scoreboard", audience: "scoreboard-api", clockToleranceS: 30, maxLifetimeS: 86_400 });
     expect(auth.jwtSecret).toBeUndefined();
   });
 
@@ -204,6 +204,15 @@ describe("readAuth", () => {
     expect(read({ JWT_SECRET: "short", JWT_JWKS_URL: JWKS }, "production").problems).toEqual([
       "JWT_SECRET must be at least 32 bytes",
     ]);
+  });
+
+  it("reads JWT_MAX_LIFETIME_S in 60..31536000", () => {
+    expect(read({ JWT_SECRET: SECRET, JWT_MAX_LIFETIME_S: "3600" }, "production").auth.maxLifetimeS).toBe(3_600);
+    for (const bad of ["59", "31536001", "1d"]) {
+      expect(read({ JWT_SECRET: SECRET, JWT_MAX_LIFETIME_S: bad }, "production").problems, bad).toEqual([
+        `JWT_MAX_LIFETIME_S must be an integer in 60..31536000, got "${bad}"`,
+      ]);
+    }
   });
 
   it("reads JWT_CLOCK_TOLERANCE_S in 0..300", () => {
