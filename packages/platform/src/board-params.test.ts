@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { DEFAULT_BOARD, DEFAULT_LIMIT, MAX_LIMIT, boardName, pageLimit } from "./board-params.js";
+import { DEFAULT_BOARD, DEFAULT_LIMIT, MAX_LIMIT, boardName, knownBoard, pageLimit } from "./board-params.js";
+import { DEFAULT_RETENTION_MS } from "./periods.js";
 
 function codeOf(fn: () => unknown): Code | undefined {
   try {
@@ -57,4 +58,35 @@ describe("pageLimit", () => {
       expect(codeOf(() => pageLimit(limit))).toBe(Code.InvalidArgument);
     },
   );
+});
+
+describe("knownBoard", () => {
+  const rules = { regions: new Set(["eu", "us"]), retention: DEFAULT_RETENTION_MS };
+  const now = Date.UTC(2026, 10, 25, 12); // Wednesday 2026-11-25, ISO week 48
+
+  it.each(["", "global", "region:eu", "region:us", "daily", "weekly", "monthly", "daily:2026-11-25", "daily:2026-11-18", "weekly:2026-w48", "monthly:2025-12"])(
+    "serves %j",
+    (name) => {
+      expect(knownBoard(name, rules, now)).toBe(name || "global");
+    },
+  );
+
+  it.each([
+    ["region:apac", Code.NotFound],
+    ["region:", Code.NotFound],
+    ["season:2024", Code.NotFound],
+    ["x", Code.NotFound],
+    ["daily:2026-11-26", Code.OutOfRange],
+    ["daily:2026-11-17", Code.OutOfRange],
+    ["monthly:2024-01", Code.OutOfRange],
+    ["daily:2026-02-30", Code.InvalidArgument],
+    ["weekly:2026-48", Code.InvalidArgument],
+    ["Global", Code.InvalidArgument],
+  ])("refuses %j with %s", (name, code) => {
+    expect(codeOf(() => knownBoard(name, rules, now))).toBe(code);
+  });
+
+  it("serves no region board when no region is declared, and says so", () => {
+    expect(() => knownBoard("region:eu", { ...rules, regions: new Set() }, now)).toThrow(/regions are none/);
+  });
 });

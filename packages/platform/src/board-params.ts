@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { resolveBoard, type PeriodRetention } from "./periods.js";
 
 /** The board a request names when it names none. */
 export const DEFAULT_BOARD = "global";
@@ -15,6 +16,42 @@ export function boardName(board: string): string {
     throw new ConnectError("board must be 1..64 of a-z, 0-9, ':', '_' or '-'", Code.InvalidArgument);
   }
   return name;
+}
+
+/** Which boards a public edge serves. */
+export interface BoardRules {
+  /** The regions the deployment declares (REGIONS): region:<r> for any other r is unknown. */
+  regions: ReadonlySet<string>;
+  /** Period boards past this are refused, as ranking refuses them. */
+  retention: PeriodRetention;
+}
+
+/**
+ * A board the public edge serves ("" means global): `global`, `region:<r>`
+ * for a declared region, `daily`/`weekly`/`monthly`, and a dated period that
+ * has started and is within its retention. Every board a client may name
+ * costs an upstream stream that push re-reads every few seconds, so names
+ * that cannot hold anything are refused: NOT_FOUND for an unknown board,
+ * INVALID_ARGUMENT for a malformed one, OUT_OF_RANGE for a period outside
+ * its retention. Answers the name as given (`daily` stays `daily`, so a
+ * stream follows the day).
+ */
+export function knownBoard(board: string, rules: BoardRules, nowMs = Date.now()): string {
+  const name = boardName(board);
+  if (name === DEFAULT_BOARD) return name;
+  if (name.startsWith("region:")) {
+    if (rules.regions.has(name.slice("region:".length))) return name;
+    const served = rules.regions.size > 0 ? [...rules.regions].sort().join(", ") : "none";
+    throw new ConnectError(`unknown board "${name}": this deployment's regions are ${served}`, Code.NotFound);
+  }
+  if (/^(daily|weekly|monthly)(:|$)/.test(name)) {
+    resolveBoard(name, rules.retention, nowMs);
+    return name;
+  }
+  throw new ConnectError(
+    `unknown board "${name}": use global, region:<region>, daily, weekly, monthly or a dated period (daily:YYYY-MM-DD, weekly:YYYY-wWW, monthly:YYYY-MM)`,
+    Code.NotFound,
+  );
 }
 
 /** Validates a page size (0 means 10). */

@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { EnvReader } from "./config.js";
 
 /**
  * Time-windowed boards beside the all-time ones: a grant counts on the board
@@ -122,4 +123,17 @@ export function expiresAtMs(period: Period, retention: PeriodRetention): number 
 export function aliasOf(board: string, nowMs = Date.now()): string | undefined {
   const period = parsePeriodBoard(board);
   return period && period.startMs <= nowMs && nowMs < period.endMs ? period.kind : undefined;
+}
+
+/**
+ * The period boards' retention (DAILY_/WEEKLY_/MONTHLY_BOARD_RETENTION_DAYS):
+ * ranking expires boards by it, reconciliation knows the live ones by it, and
+ * the gateway refuses boards past it.
+ */
+export function readPeriodRetention(env: EnvReader): PeriodRetention {
+  return {
+    daily: env.int("DAILY_BOARD_RETENTION_DAYS", DEFAULT_RETENTION_MS.daily / DAY, 1, 3_660) * DAY,
+    weekly: env.int("WEEKLY_BOARD_RETENTION_DAYS", DEFAULT_RETENTION_MS.weekly / DAY, 7, 3_660) * DAY,
+    monthly: env.int("MONTHLY_BOARD_RETENTION_DAYS", DEFAULT_RETENTION_MS.monthly / DAY, 28, 3_660) * DAY,
+  };
 }

@@ -1,6 +1,6 @@
 import { EnvReader, defaultPorts, readCommon, type CommonConfig } from "@scoreboard/platform/config";
 import { readEventSealConfig, type EventSealConfig } from "@scoreboard/platform/event-seal";
-import { DEFAULT_RETENTION_MS, type PeriodRetention } from "@scoreboard/platform/periods";
+import { readPeriodRetention, type PeriodRetention } from "@scoreboard/platform/periods";
 
 export interface RankingConfig extends CommonConfig {
   host: string;
@@ -21,8 +21,6 @@ export interface RankingConfig extends CommonConfig {
   periodRetention: PeriodRetention;
 }
 
-const DAY = 86_400_000;
-
 export function loadRankingConfig(env = new EnvReader()): RankingConfig {
   const common = readCommon(env);
   const config: RankingConfig = {
@@ -40,13 +38,4 @@ export function loadRankingConfig(env = new EnvReader()): RankingConfig {
   };
   env.done();
   return config;
-}
-
-/** The period boards' retention; reconciliation reads it too, to know which boards are live. */
-export function readPeriodRetention(env: EnvReader): PeriodRetention {
-  return {
-    daily: env.int("DAILY_BOARD_RETENTION_DAYS", DEFAULT_RETENTION_MS.daily / DAY, 1, 3_660) * DAY,
-    weekly: env.int("WEEKLY_BOARD_RETENTION_DAYS", DEFAULT_RETENTION_MS.weekly / DAY, 7, 3_660) * DAY,
-    monthly: env.int("MONTHLY_BOARD_RETENTION_DAYS", DEFAULT_RETENTION_MS.monthly / DAY, 28, 3_660) * DAY,
-  };
 }

@@ -13,7 +13,7 @@ import { connectNats } from "@scoreboard/platform/nats";
 import { createRedis } from "@scoreboard/platform/redis";
 import { BoardChangeAnnouncer } from "./announcer.js";
 import { RedisBoards } from "./boards.js";
-import { readPeriodRetention } from "./config.js";
+import { readPeriodRetention } from "@scoreboard/platform/periods";
 import { rebuildBoards } from "./rebuild.js";
 import { reconcile } from "./reconcile.js";
 
