@@ -8,6 +8,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { Health } from "@scoreboard/gen/grpc/health/v1/health_pb";
 import { startGrpcServer, type GrpcServer, type ServedService } from "./grpc-server.js";
 import { HealthStatus } from "./health.js";
+import { reportMalformedRequests } from "./malformed-request.js";
 import { reflectionService } from "./reflection.js";
 import { serverTracing } from "./rpc-tracing.js";
 import { rpcMetricsInterceptor } from "./rpc-metrics.js";
@@ -52,7 +53,34 @@ export interface RpcServerOptions {
   metrics?: ProcessMetrics;
   /** Answers GET /healthz and /readyz; drained as soon as close() begins. */
   readiness?: Readiness;
+  /** Timeouts and the per-address connection cap of the shared port (defaults: DEFAULT_CONNECTION_LIMITS). */
+  limits?: Partial<ConnectionLimits>;
+  /** Values handlers read from their context (the gateway's client address), from the Node request. */
+  contextValues?: ConnectNodeAdapterOptions["contextValues"];
 }
+
+/** What one client may hold of the shared port: time to send a request, idle time, connections. */
+export interface ConnectionLimits {
+  /** A connection's request headers (and its first bytes) must arrive within this; else 408 and closed. */
+  headersTimeoutMs: number;
+  /** A whole request, body included, must arrive within this (a stream's response may last longer). */
+  requestTimeoutMs: number;
+  /** An HTTP/1.1 connection between requests, or an h2c connection without traffic, is closed after this. */
+  idleTimeoutMs: number;
+  /** Open connections per remote address; more are closed at once (0: no cap). */
+  maxConnectionsPerAddress: number;
+}
+
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  // Longer than the 60 s idle timeout of common load balancers, so they close first.
+  idleTimeoutMs: 65_000,
+  maxConnectionsPerAddress: 256,
+};
+
+/** Request headers beyond this are answered 431 (a JWT from an IdP is a few KiB). */
+export const MAX_HEADER_BYTES = 16 * 1024;
 
 export interface RpcServer {
   readonly port: number;
@@ -92,11 +120,14 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
   const served = [...options.services, health.service(), reflectionService([...described, Health])];
   const interceptors = [...serverInterceptors(options.metrics, shutdown.signal), ...(options.interceptors ?? [])];
 
+  const limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.limits };
   const handler = connectNodeAdapter({
     routes: (router) => {
       for (const { service, impl } of served) router.service(service, impl);
       options.connectOnly?.routes(router);
+      reportMalformedRequests(router);
     },
+    contextValues: options.contextValues,
     interceptors,
     shutdownSignal: shutdown.signal,
     // Bodies are read whole before parsing: bound them.
@@ -110,12 +141,29 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
   const counted: NodeHandler = (req, res) => {
     inFlight += 1;
     res.once("close", () => (inFlight -= 1));
+    keepUnreadBodyAnswerable(req, res);
     if (options.preHandler?.(req, res, shutdown.signal)) return;
     handler(req, res);
   };
-  const http1 = http.createServer(counted);
-  http1.keepAliveTimeout = 65_000;
+  const http1 = http.createServer(
+    // The timeouts below are checked this often (Node's default, 30 s, would triple a 10 s limit).
+    { maxHeaderSize: MAX_HEADER_BYTES, connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs) },
+    counted,
+  );
+  http1.keepAliveTimeout = limits.idleTimeoutMs;
+  http1.headersTimeout = limits.headersTimeoutMs;
+  http1.requestTimeout = limits.requestTimeoutMs;
+  // Node checks headersTimeout and requestTimeout only on the connections of a
+  // server that emitted 'listening'; this one is handed its sockets by `front`.
+  http1.emit("listening");
+  // `Expect: 100-continue` (curl's large uploads): no go-ahead for a body
+  // larger than any route reads, so the client never sends it; the handler refuses it.
+  http1.on("checkContinue", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (Number(req.headers["content-length"] ?? 0) <= MAX_REQUEST_BYTES) res.writeContinue();
+    counted(req, res);
+  });
   const h2c = http2.createServer({}, counted);
+  h2c.setTimeout(limits.idleTimeoutMs);
   http1.on("upgrade", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
     if (options.onUpgrade) options.onUpgrade(req, socket, head);
     else socket.destroy();
@@ -126,17 +174,32 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
   });
-  for (const server of [http1, h2c]) {
-    server.on("clientError", (_err: Error, socket: Socket) => socket.destroy());
-  }
+  http1.on("clientError", answerClientError);
+  h2c.on("clientError", (_err: Error, socket: Socket) => socket.destroy());
+  const perAddress = new Map<string, number>();
 
   // No Nagle: gRPC writes headers, data and trailers separately, and delayed
   // ACKs would hold each answer back ~40 ms.
   const front = net.createServer({ noDelay: true }, (socket) => {
+    const address = socket.remoteAddress ?? "unknown";
+    const open = perAddress.get(address) ?? 0;
+    if (limits.maxConnectionsPerAddress > 0 && open >= limits.maxConnectionsPerAddress) {
+      socket.destroy();
+      return;
+    }
+    perAddress.set(address, open + 1);
     sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+    socket.once("close", () => {
+      sockets.delete(socket);
+      const left = (perAddress.get(address) ?? 1) - 1;
+      if (left > 0) perAddress.set(address, left);
+      else perAddress.delete(address);
+    });
     socket.once("error", () => socket.destroy());
+    // A connection that says nothing is closed like one that never finishes its headers.
+    socket.setTimeout(limits.headersTimeoutMs, () => socket.destroy());
     socket.once("data", (first: Buffer) => {
+      socket.setTimeout(0);
       socket.pause();
       const isHttp2 = first.toString("latin1", 0, HTTP2_PREFACE.length) === HTTP2_PREFACE.slice(0, first.length);
       // Put back what we read to sniff. Node's HTTP/2 session feeds a socket's
@@ -205,6 +268,52 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
       return closing;
     },
   };
+}
+
+/**
+ * Readers stop at their body limit (connect-node's readMaxBytes, the REST
+ * and stream paths' own) by leaving a `for await` over the request. Node's
+ * default iterator then destroys the request and its socket, so the client
+ * got a dropped connection instead of the 413 or RESOURCE_EXHAUSTED being
+ * written. Leaving keeps the request; once the answer is sent, what is left
+ * of the body is discarded as it arrives, never buffered (on HTTP/1.1 the
+ * request timeout then bounds how long a client may go on sending).
+ */
+function keepUnreadBodyAnswerable(req: Parameters<NodeHandler>[0], res: Parameters<NodeHandler>[1]): void {
+  const readable = req as unknown as { iterator(options: { destroyOnReturn: boolean }): AsyncIterator<Buffer> } & AsyncIterable<Buffer>;
+  readable[Symbol.asyncIterator] = () => readable.iterator({ destroyOnReturn: false });
+  // HTTP/2's compatibility response emits 'finish' only once its stream
+  // closed, which an unread request keeps open: watch the stream's own end.
+  const answered = req instanceof http2.Http2ServerRequest ? req.stream : res;
+  answered.once("finish", () => {
+    if (!req.complete) req.resume();
+  });
+}
+
+/**
+ * A request Node's parser refused: answered with a JSON error, as Node's own
+ * handler would answer it in plain text, rather than a silently dropped
+ * connection (431 for oversized headers, 408 for a request that took too long).
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  const answer =
+    err.code === "HPE_HEADER_OVERFLOW"
+      ? { status: 431, reason: "Request Header Fields Too Large", code: "request_header_fields_too_large", message: `request headers exceed ${MAX_HEADER_BYTES} bytes` }
+      : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? { status: 408, reason: "Request Timeout", code: "request_timeout", message: "the request took too long to arrive" }
+        : err.code?.startsWith("HPE_")
+          ? { status: 400, reason: "Bad Request", code: "bad_request", message: "malformed HTTP request" }
+          : undefined;
+  const response = (socket as Socket & { _httpMessage?: http.ServerResponse })._httpMessage;
+  if (answer && socket.writable && !response?.headersSent) {
+    const body = JSON.stringify({ success: false, code: answer.code, message: answer.message });
+    socket.end(
+      `HTTP/1.1 ${answer.status} ${answer.reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+        `x-content-type-options: nosniff\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
+    );
+    return;
+  }
+  socket.destroy();
 }
 
 /** The probes and /metrics first, then the process's own fallback (REST, pages), else 404. */
