@@ -43,5 +43,9 @@ if [ -z "${EVENT_HMAC_KEYS:-}" ] && ! grep -qs '^EVENT_HMAC_KEYS=' .env.local; t
   } >> .env.local
 fi
 
+# The gateway serves only declared regions' boards (README "Limits at the edge");
+# these are the ones the README's examples name.
+export REGIONS="${REGIONS:-eu,us,apac}"
+
 step "Starting score, ranking, push and the gateway"
 exec node --import tsx scripts/dev.ts

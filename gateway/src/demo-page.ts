@@ -10,6 +10,25 @@ export interface DemoPage {
 const publicDir = fileURLToPath(new URL("./public/", import.meta.url));
 
 /**
+ * The page runs only its own bundled script and talks only to this gateway
+ * (fetch and EventSource, same origin); no other page may frame it. Its one
+ * inline <style> is why style-src allows 'unsafe-inline' (styles cannot run code).
+ */
+const PAGE_HEADERS = {
+  "content-security-policy": [
+    "default-src 'none'",
+    "script-src 'self'",
+    "connect-src 'self'",
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data:",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join("; "),
+  "x-frame-options": "DENY",
+};
+
+/**
  * The live leaderboard page at "/". Its script is bundled once at start with
  * esbuild (generated client + connect-web), so there is no build step to
  * forget and the page always matches the contract it was started with.
@@ -27,9 +46,10 @@ export async function loadDemoPage(): Promise<DemoPage> {
     legalComments: "none",
   });
   const script = Buffer.from(bundle.outputFiles[0]!.contents);
-  const assets = new Map<string, { body: Buffer; type: string }>([
-    ["/", { body: html, type: "text/html; charset=utf-8" }],
-    ["/index.html", { body: html, type: "text/html; charset=utf-8" }],
+  const page = { body: html, type: "text/html; charset=utf-8", headers: PAGE_HEADERS };
+  const assets = new Map<string, { body: Buffer; type: string; headers?: Record<string, string> }>([
+    ["/", page],
+    ["/index.html", page],
     ["/app.js", { body: script, type: "text/javascript; charset=utf-8" }],
   ]);
   return {
@@ -42,6 +62,7 @@ export async function loadDemoPage(): Promise<DemoPage> {
         "content-length": String(asset.body.length),
         "cache-control": "no-cache",
         "x-content-type-options": "nosniff",
+        ...asset.headers,
       });
       if (req.method === "HEAD") res.end();
       else res.end(asset.body);

@@ -32,10 +32,12 @@ export function sendJson(res: Response, status: number, body: unknown, headers: 
   res.end(text);
 }
 
-/** Reads a JSON object body: 413 above the limit, 415 for another media type, 400 for bad JSON. */
+// application/json, with parameters (charset) or none: not application/jsonp, not a missing type.
+const JSON_MEDIA_TYPE = /^application\/json[ \t]*(;|$)/i;
+
+/** Reads a JSON object body: 415 unless it says application/json, 413 above the limit, 400 for bad JSON. */
 export async function readJsonObject(req: Request): Promise<Record<string, unknown>> {
-  const type = String(req.headers["content-type"] ?? "application/json").toLowerCase();
-  if (!type.startsWith("application/json")) {
+  if (!JSON_MEDIA_TYPE.test(String(req.headers["content-type"] ?? ""))) {
     throw new HttpError(415, "content-type must be application/json", "unsupported_media_type");
   }
   const declared = Number(req.headers["content-length"] ?? 0);

@@ -22,6 +22,9 @@ import { createRestHandler } from "./routes.js";
 import { registerRpcProxy } from "./rpc-proxy.js";
 import { createWatchStreamHandler } from "./watch-stream.js";
 import { connectUpstreams } from "./upstreams.js";
+import { EdgePolicy } from "./edge-policy.js";
+import { StreamQuota, clientAddressKey } from "./stream-quota.js";
+import { createContextValues } from "@connectrpc/connect";
 
 const logger = createLogger("gateway");
 
@@ -42,6 +45,8 @@ async function main(): Promise<void> {
   });
   const feeds = new LeaderboardFeeds(upstreams.push, logger);
   const page = await loadDemoPage();
+  const edge = new EdgePolicy(config.corsAllowedOrigins);
+  const streamQuota = new StreamQuota(config.maxStreamsPerAddress);
 
   let server: RpcServer | undefined;
   const rest = createRestHandler({
@@ -56,9 +61,21 @@ async function main(): Promise<void> {
     sseHeartbeatMs: config.sseHeartbeatMs,
     shutdownSignal: () => server!.shutdownSignal,
     metrics,
+    streamQuota,
   });
   const connectStreams = metrics.openStreamsOf("connect");
-  const watchStreams = createWatchStreamHandler({ feeds, readGate, heartbeatMs: config.sseHeartbeatMs, logger, openStreams: connectStreams, recordRpc: rpcRecorder(metrics) });
+  const watchStreams = createWatchStreamHandler({
+    feeds,
+    readGate,
+    heartbeatMs: config.sseHeartbeatMs,
+    logger,
+    boards: config.boards,
+    streamQuota,
+    guard,
+    clientAddress: (req) => guard.clientAddress(req),
+    openStreams: connectStreams,
+    recordRpc: rpcRecorder(metrics),
+  });
   server = await startRpcServer({
     name: "gateway",
     host: config.host,
@@ -68,10 +85,23 @@ async function main(): Promise<void> {
     connectOnly: {
       services: [ScoreService, CatalogService, RankingService, PushService],
       routes: (router) =>
-        registerRpcProxy(router, upstreams, feeds, guard, config.rateLimits.rpc, readGate, config.sseHeartbeatMs, connectStreams),
+        registerRpcProxy(router, {
+          upstreams,
+          feeds,
+          guard,
+          writeRule: config.rateLimits.rpc,
+          readGate,
+          heartbeatMs: config.sseHeartbeatMs,
+          boards: config.boards,
+          streamQuota,
+          openStreams: connectStreams,
+        }),
     },
+    contextValues: (req) => createContextValues().set(clientAddressKey, guard.clientAddress(req)),
+    limits: config.limits,
+    // Security and CORS headers on every answer (preflights answered here), then
     // WatchLeaderboard for Connect and gRPC-Web without connect-node's per-message machinery.
-    preHandler: watchStreams,
+    preHandler: (req, res, shutdownSignal) => edge.apply(req, res) || watchStreams(req, res, shutdownSignal),
     fallback: rest,
     onUpgrade: createWebSocketUpgrade({
       feeds,
@@ -80,6 +110,9 @@ async function main(): Promise<void> {
       shutdownSignal: () => server!.shutdownSignal,
       logger,
       openStreams: metrics.openStreamsOf("websocket"),
+      edge,
+      streamQuota,
+      guard,
     }),
     metrics,
     // Redis holds the shared rate limits, which fall back per replica while it

@@ -15,6 +15,7 @@ import type { WriteRules } from "./rest/write-rules.js";
 import { serveLeaderboardStream } from "./sse.js";
 import type { Upstreams } from "./upstreams.js";
 import type { WriteGuard } from "./write-guard.js";
+import type { StreamQuota } from "./stream-quota.js";
 
 export interface RestDeps {
   upstreams: Upstreams;
@@ -29,6 +30,7 @@ export interface RestDeps {
   logger: Logger;
   /** Counts and times every route below, and the open SSE streams. */
   metrics?: ProcessMetrics;
+  streamQuota: StreamQuota;
 }
 
 type Handler = (req: Request, res: Response, params: Record<string, string>) => void | Promise<void>;
@@ -65,16 +67,22 @@ export function createRestHandler(deps: RestDeps) {
       method: "GET",
       path: "/api/leaderboard/stream",
       handler: async (req, res) => {
+        const address = guard.clientAddress(req);
+        let release: () => void;
         try {
           // EventSource cannot send headers: a browser may pass ?access_token= instead.
           const query = new URL(req.url ?? "/", "http://gateway").searchParams.get("access_token");
-          await deps.readGate.check(req.headers.authorization ?? (query ? `Bearer ${query}` : undefined));
+          await guard.throttlingRefusedTokens(address, () => deps.readGate.check(req.headers.authorization ?? (query ? `Bearer ${query}` : undefined)));
+          release = deps.streamQuota.take(address);
         } catch (err) {
           sendFailure(res, err);
           return;
         }
         sseStreams?.inc();
-        res.once("close", () => sseStreams?.dec());
+        res.once("close", () => {
+          sseStreams?.dec();
+          release();
+        });
         serveLeaderboardStream(req, res, deps.feeds, { heartbeatMs: deps.sseHeartbeatMs, shutdownSignal: deps.shutdownSignal() });
       },
     },

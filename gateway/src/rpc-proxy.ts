@@ -3,33 +3,38 @@ import { IDEMPOTENCY_KEY_HEADER } from "@scoreboard/platform/idempotency-key";
 import type { RateLimitRule } from "@scoreboard/platform/rate-limit";
 import { fromUpstream } from "./http.js";
 import type { ReadGate } from "./rest/leaderboard-reads.js";
-import { isRateLimited, type WriteGuard } from "./write-guard.js";
+import { asRpcError, isRateLimited, type WriteGuard } from "./write-guard.js";
 import { PushService, type LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { latestStateStream } from "@scoreboard/platform/leaderboard-stream";
 import { CatalogService } from "@scoreboard/gen/scoreboard/v1/catalog_pb";
 import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
-import { boardName, pageLimit } from "@scoreboard/platform/board-params";
+import { knownBoard, pageLimit, type BoardRules } from "@scoreboard/platform/board-params";
 import type { OpenCount } from "@scoreboard/platform/metrics";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
 import type { Upstreams } from "./upstreams.js";
+import { clientAddressKey, type StreamQuota } from "./stream-quota.js";
+
+export interface RpcProxyOptions {
+  upstreams: Upstreams;
+  feeds: LeaderboardFeeds;
+  guard: WriteGuard;
+  writeRule: RateLimitRule;
+  readGate: ReadGate;
+  heartbeatMs: number;
+  boards: BoardRules;
+  streamQuota: StreamQuota;
+  /** Counts the WatchLeaderboard streams (Connect, gRPC-Web, gRPC) open right now. */
+  openStreams?: OpenCount;
+}
 
 /**
  * The public face of the three services for browsers (Connect, gRPC-Web) and
  * gRPC clients: unary calls go straight through with the caller's
  * credentials; streams share the gateway's leaderboard feeds.
  */
-export function registerRpcProxy(
-  router: ConnectRouter,
-  upstreams: Upstreams,
-  feeds: LeaderboardFeeds,
-  guard: WriteGuard,
-  writeRule: RateLimitRule,
-  readGate: ReadGate,
-  heartbeatMs: number,
-  /** Counts the WatchLeaderboard streams (Connect, gRPC-Web, gRPC) open right now. */
-  openStreams?: OpenCount,
-): void {
+export function registerRpcProxy(router: ConnectRouter, options: RpcProxyOptions): void {
+  const { upstreams, feeds, guard, writeRule, readGate, heartbeatMs, boards, streamQuota, openStreams } = options;
   const forward = (ctx: HandlerContext, passed: readonly string[] = READ_HEADERS) => {
     const headers: Record<string, string> = {};
     for (const name of passed) {
@@ -42,7 +47,7 @@ export function registerRpcProxy(
   // Writes are rate limited per proven user, like the REST routes.
   const admit = async (ctx: HandlerContext) => {
     try {
-      await guard.admitUser(ctx.requestHeader.get("authorization"), writeRule, "rpc");
+      await guard.admitUser(ctx.requestHeader.get("authorization"), ctx.values.get(clientAddressKey), writeRule, "rpc");
     } catch (err) {
       if (isRateLimited(err)) {
         for (const [name, value] of Object.entries(err.headers)) ctx.responseHeader.set(name, value);
@@ -56,29 +61,46 @@ export function registerRpcProxy(
     submitAction: async (req, ctx) => upstreams.score.submitAction(req, await admit(ctx)).catch(rethrowClean),
     addScore: async (req, ctx) => upstreams.score.addScore(req, await admit(ctx)).catch(rethrowClean),
   });
+  // Score verifies catalog tokens; a refusal it answers counts against the address like ours.
+  const throttled = <T>(ctx: HandlerContext, call: () => Promise<T>) =>
+    guard.throttlingRefusedTokens(ctx.values.get(clientAddressKey), () => call().catch(rethrowClean)).catch((err: unknown) => {
+      throw asRpcError(err);
+    });
+  const gateRead = (ctx: HandlerContext) =>
+    guard
+      .throttlingRefusedTokens(ctx.values.get(clientAddressKey), () => readGate.check(ctx.requestHeader.get("authorization")))
+      .catch((err: unknown) => {
+        throw asRpcError(err);
+      });
   router.service(CatalogService, {
-    listActions: (req, ctx) => upstreams.catalog.listActions(req, forward(ctx)).catch(rethrowClean),
-    putAction: (req, ctx) => upstreams.catalog.putAction(req, forward(ctx)).catch(rethrowClean),
-    deleteAction: (req, ctx) => upstreams.catalog.deleteAction(req, forward(ctx)).catch(rethrowClean),
+    listActions: (req, ctx) => throttled(ctx, () => upstreams.catalog.listActions(req, forward(ctx))),
+    putAction: (req, ctx) => throttled(ctx, () => upstreams.catalog.putAction(req, forward(ctx))),
+    deleteAction: (req, ctx) => throttled(ctx, () => upstreams.catalog.deleteAction(req, forward(ctx))),
   });
   router.service(RankingService, {
     getLeaderboard: async (req, ctx) => {
-      await readGate.check(ctx.requestHeader.get("authorization"));
+      await gateRead(ctx);
+      knownBoard(req.board, boards);
       return upstreams.ranking.getLeaderboard(req, forward(ctx)).catch(rethrowClean);
     },
     getRank: async (req, ctx) => {
-      await readGate.check(ctx.requestHeader.get("authorization"));
+      await gateRead(ctx);
+      knownBoard(req.board, boards);
       return upstreams.ranking.getRank(req, forward(ctx)).catch(rethrowClean);
     },
   });
   router.service(PushService, {
     watchLeaderboard: async function* (req, ctx) {
-      await readGate.check(ctx.requestHeader.get("authorization"));
+      await gateRead(ctx);
+      const board = knownBoard(req.board, boards);
+      const limit = pageLimit(req.limit);
+      const release = streamQuota.take(ctx.values.get(clientAddressKey));
       openStreams?.inc();
       try {
-        yield* watchThroughFeed(feeds, boardName(req.board), pageLimit(req.limit), ctx, heartbeatMs);
+        yield* watchThroughFeed(feeds, board, limit, ctx, heartbeatMs);
       } finally {
         openStreams?.dec();
+        release();
       }
     },
   });

@@ -8,7 +8,7 @@ import {
   type LeaderboardUpdate,
   type WatchLeaderboardRequest,
 } from "@scoreboard/gen/scoreboard/v1/push_pb";
-import { boardName, pageLimit } from "@scoreboard/platform/board-params";
+import { knownBoard, pageLimit, type BoardRules } from "@scoreboard/platform/board-params";
 import type { Logger } from "@scoreboard/platform/logger";
 import type { OpenCount } from "@scoreboard/platform/metrics";
 import type { RpcRecorder } from "@scoreboard/platform/rpc-metrics";
@@ -17,6 +17,8 @@ import type { LeaderboardFeeds } from "./leaderboard-feed.js";
 import type { ReadGate } from "./rest/leaderboard-reads.js";
 import { LatestOnlyWriter } from "./latest-only.js";
 import { StreamRegistry } from "./stream-registry.js";
+import type { StreamQuota } from "./stream-quota.js";
+import { asRpcError, type WriteGuard } from "./write-guard.js";
 
 type Request = Parameters<NodeHandler>[0];
 // Both response kinds have the few methods used here; one type keeps the calls simple.
@@ -40,15 +42,22 @@ const MAX_REQUEST_BYTES = 4 * 1024;
  * Everything else (plain gRPC with HTTP/2 trailers, gRPC-Web text,
  * compressed requests) is left to connect-node: the handler answers false.
  */
-export function createWatchStreamHandler(options: {
+export interface WatchStreamOptions {
   feeds: LeaderboardFeeds;
   readGate: ReadGate;
   heartbeatMs: number;
   logger: Logger;
+  boards: BoardRules;
+  streamQuota: StreamQuota;
+  /** Counts refused tokens against their address, as on every other path. */
+  guard: WriteGuard;
+  clientAddress: (req: Request) => string;
   openStreams?: OpenCount;
   /** Counts each stream in sb_rpc_requests_total / sb_rpc_duration_seconds, as connect-node's streams are. */
   recordRpc?: RpcRecorder;
-}) {
+}
+
+export function createWatchStreamHandler(options: WatchStreamOptions) {
   return (req: Request, response: Parameters<NodeHandler>[1], shutdownSignal: AbortSignal): boolean => {
     const res = response as unknown as Response;
     if (req.method !== "POST" || (req.url ?? "").split("?")[0] !== PATH) return false;
@@ -89,7 +98,7 @@ async function serve(
   res: Response,
   protocol: Protocol,
   registry: StreamRegistry,
-  options: { feeds: LeaderboardFeeds; readGate: ReadGate; heartbeatMs: number; logger: Logger; openStreams?: OpenCount; recordRpc?: RpcRecorder },
+  options: WatchStreamOptions,
   shutdownSignal: AbortSignal,
 ): Promise<void> {
   const startedAt = performance.now();
@@ -100,21 +109,19 @@ async function serve(
     options.recordRpc?.(SERVICE, METHOD, error?.code ?? 0, (performance.now() - startedAt) / 1_000);
     endSpan(error);
   };
-  let request: WatchLeaderboardRequest;
-  try {
-    request = decodeRequest(await readBody(req), protocol.json);
-    await options.readGate.check(headerOf(req, "authorization"));
-  } catch (err) {
-    refuse(res, protocol, ConnectError.from(err), record);
-    return;
-  }
+  const address = options.clientAddress(req);
   let board: string;
   let limit: number;
+  let release: () => void;
   try {
-    board = boardName(request.board);
+    // The token before the body: an unauthorized caller gets nothing read.
+    await options.guard.throttlingRefusedTokens(address, () => options.readGate.check(headerOf(req, "authorization")));
+    const request = decodeRequest(await readBody(req), protocol.json);
+    board = knownBoard(request.board, options.boards);
     limit = pageLimit(request.limit);
+    release = options.streamQuota.take(address);
   } catch (err) {
-    refuse(res, protocol, ConnectError.from(err), record);
+    refuse(res, protocol, ConnectError.from(asRpcError(err)), record);
     return;
   }
 
@@ -143,6 +150,7 @@ async function serve(
   const finish = () => {
     if (finished) return;
     finished = true;
+    release();
     clearInterval(heartbeat);
     unsubscribe();
     unregister();
@@ -170,6 +178,10 @@ function headerOf(req: Request, name: string): string | undefined {
 }
 
 async function readBody(req: Request): Promise<Buffer> {
+  // Refused on its declared length, before a byte of it is read.
+  if (Number(req.headers["content-length"] ?? 0) > MAX_REQUEST_BYTES) {
+    throw new ConnectError(`request larger than ${MAX_REQUEST_BYTES} bytes`, Code.ResourceExhausted);
+  }
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {

@@ -1,4 +1,4 @@
-import type { CallOptions } from "@connectrpc/connect";
+import { Code, ConnectError, type CallOptions } from "@connectrpc/connect";
 import { TokenVerifier, type Principal } from "@scoreboard/platform/auth";
 import { IDEMPOTENCY_KEY_HEADER, idempotencyKeyOf as retryKeyOf } from "@scoreboard/platform/idempotency-key";
 import type { Logger } from "@scoreboard/platform/logger";
@@ -41,16 +41,56 @@ export class WriteGuard {
   constructor(private readonly options: WriteGuardOptions) {}
 
   async admit(req: Request, source: string, userRule: RateLimitRule): Promise<AdmittedWrite> {
-    const { limiter, ipRule } = this.options;
-    const ip = clientIp(req, this.options.trustedProxyHops);
     const authorization = header(req, "authorization");
+    const { principal, decision } = await this.admitToken(authorization, this.clientAddress(req), userRule, source);
+    const headers: Record<string, string> = { authorization: authorization!, "sb-source": source };
+    const apiKey = header(req, "x-api-key");
+    if (apiKey !== undefined) headers["x-api-key"] = apiKey;
+    return { principal, call: { headers, timeoutMs: 10_000 }, headers: rateLimitHeaders(decision) };
+  }
+
+  /** The client's address: the socket's, or X-Forwarded-For's behind TRUSTED_PROXY_HOPS proxies. */
+  clientAddress(req: Request): string {
+    return clientIp(req, this.options.trustedProxyHops);
+  }
+
+  /** The same rules for an RPC write: its token, its client address and the per-user rule. */
+  admitUser(
+    authorization: string | null | undefined,
+    ip: string,
+    rule: RateLimitRule,
+    source: string,
+  ): Promise<{ principal: Principal; decision: RateLimitDecision }> {
+    return this.admitToken(authorization, ip, rule, source);
+  }
+
+  /**
+   * Runs a token check of a read or a forwarded call (ReadGate, the catalog's
+   * answer): a refused token spends its address's write quota here too, so
+   * guessing tokens is rate limited on every path, not only on REST writes.
+   */
+  async throttlingRefusedTokens<T>(ip: string, check: () => Promise<T>): Promise<T> {
+    try {
+      return await check();
+    } catch (err) {
+      if (isRefusedToken(err)) await this.spendAddressQuota(ip, "token refused");
+      throw err;
+    }
+  }
+
+  private async admitToken(
+    authorization: string | null | undefined,
+    ip: string,
+    userRule: RateLimitRule,
+    source: string,
+  ): Promise<{ principal: Principal; decision: RateLimitDecision }> {
+    const { limiter, ipRule } = this.options;
     let principal: Principal;
     try {
       principal = await this.options.verifier.authenticate(authorization);
     } catch (err) {
       // A refused token still spends its address's quota: guessing tokens stays rate limited.
-      const byIp = await limiter.check(ipRule, ip);
-      if (!byIp.allowed) throw this.limited(byIp, "per client address", { ip, source });
+      await this.spendAddressQuota(ip, source);
       throw err;
     }
     // All or nothing: a request one rule refuses spends neither rule's quota.
@@ -60,23 +100,13 @@ export class WriteGuard {
     ])) as [RateLimitDecision, RateLimitDecision];
     if (!byIp.allowed) throw this.limited(byIp, "per client address", { ip, source });
     if (!byUser.allowed) throw this.limited(byUser, "per user", { userId: principal.userId, source });
-
-    const headers: Record<string, string> = { authorization: authorization!, "sb-source": source };
-    const apiKey = header(req, "x-api-key");
-    if (apiKey !== undefined) headers["x-api-key"] = apiKey;
-    return { principal, call: { headers, timeoutMs: 10_000 }, headers: rateLimitHeaders(byUser) };
+    return { principal, decision: byUser };
   }
 
-  /** Verifies the token and applies a per-user limit (the RPC path has no client address here). */
-  async admitUser(
-    authorization: string | null | undefined,
-    rule: RateLimitRule,
-    source: string,
-  ): Promise<{ principal: Principal; decision: RateLimitDecision }> {
-    const principal = await this.options.verifier.authenticate(authorization);
-    const decision = await this.options.limiter.check(rule, principal.userId);
-    if (!decision.allowed) throw this.limited(decision, "per user", { userId: principal.userId, source });
-    return { principal, decision };
+  /** Counts a refusal against the address; throws the 429 once the address is over its limit. */
+  private async spendAddressQuota(ip: string, source: string): Promise<void> {
+    const byIp = await this.options.limiter.check(this.options.ipRule, ip);
+    if (!byIp.allowed) throw this.limited(byIp, "per client address", { ip, source });
   }
 
   private limited(decision: RateLimitDecision, scope: string, detail: Record<string, string>): RateLimitedError {
@@ -104,7 +134,17 @@ function header(req: Request, name: string): string | undefined {
   return typeof value === "string" ? value : Array.isArray(value) ? value[0] : undefined;
 }
 
+/** A token that was missing, bad, expired or foreign (not a JWKS outage, which is ours). */
+function isRefusedToken(err: unknown): boolean {
+  return err instanceof ConnectError && err.code === Code.Unauthenticated;
+}
+
 export function isRateLimited(err: unknown): err is RateLimitedError {
   return err instanceof RateLimitedError;
+}
+
+/** A refusal as an RPC error: a rate limit becomes RESOURCE_EXHAUSTED carrying Retry-After and RateLimit-*. */
+export function asRpcError(err: unknown): unknown {
+  return isRateLimited(err) ? new ConnectError(err.message, Code.ResourceExhausted, err.headers) : err;
 }
 

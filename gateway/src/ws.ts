@@ -5,11 +5,14 @@ import { ConnectError } from "@connectrpc/connect";
 import type { LeaderboardEntry } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
 import type { LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import type { TokenVerifier } from "@scoreboard/platform/auth";
-import { httpStatusOf } from "@scoreboard/platform/errors";
+import { codeName, httpStatusOf } from "@scoreboard/platform/errors";
 import type { Logger } from "@scoreboard/platform/logger";
 import type { OpenCount } from "@scoreboard/platform/metrics";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
 import type { ReadGate } from "./rest/leaderboard-reads.js";
+import { SECURITY_HEADERS, type EdgePolicy } from "./edge-policy.js";
+import type { StreamQuota } from "./stream-quota.js";
+import { asRpcError, type WriteGuard } from "./write-guard.js";
 
 export interface WebSocketOptions {
   feeds: LeaderboardFeeds;
@@ -20,6 +23,11 @@ export interface WebSocketOptions {
   pingIntervalMs?: number;
   /** Counts the WebSocket streams open right now. */
   openStreams?: OpenCount;
+  /** Refuses pages of origins outside CORS_ALLOWED_ORIGINS. */
+  edge: EdgePolicy;
+  streamQuota: StreamQuota;
+  /** Counts refused tokens against their address; knows the client's address. */
+  guard: WriteGuard;
 }
 
 /** A WebSocket dialect: how to turn board changes into that seed's messages. */
@@ -68,14 +76,23 @@ export function createWebSocketUpgrade(options: WebSocketOptions) {
   return (req: IncomingMessage, socket: Socket, head: Buffer): void => {
     const url = new URL(req.url ?? "/", "http://gateway");
     const dialect = dialects[url.pathname];
-    if (!dialect) return refuse(socket, 404, "no such stream");
-    void authorize(req, url, dialect, options).then(
-      () => server.handleUpgrade(req, socket, head, (ws) => serve(ws, dialect, options, pingIntervalMs)),
-      (err: unknown) => {
-        const error = ConnectError.from(err);
-        refuse(socket, httpStatusOf(error.code), error.rawMessage);
-      },
-    );
+    if (!dialect) return refuse(socket, 404, "no such stream", "not_found");
+    if (!options.edge.allowsUpgrade(req)) return refuse(socket, 403, `origin ${req.headers.origin} is not allowed (CORS_ALLOWED_ORIGINS)`, "permission_denied");
+    const address = options.guard.clientAddress(req);
+    void options.guard
+      .throttlingRefusedTokens(address, () => authorize(req, url, dialect, options))
+      .then(() => options.streamQuota.take(address))
+      .then(
+        (release) => {
+          // The socket, not the WebSocket: a handshake ws refuses never makes one.
+          socket.once("close", release);
+          server.handleUpgrade(req, socket, head, (ws) => serve(ws, dialect, options, pingIntervalMs));
+        },
+        (err: unknown) => {
+          const error = ConnectError.from(asRpcError(err));
+          refuse(socket, httpStatusOf(error.code), error.rawMessage, codeName(error.code));
+        },
+      );
   };
 }
 
@@ -139,10 +156,13 @@ function serve(ws: WebSocket, dialect: Dialect, options: WebSocketOptions, pingI
   ws.on("error", (err) => options.logger.debug({ err: err.message }, "websocket error"));
 }
 
-function refuse(socket: Socket, status: number, message: string): void {
-  const body = JSON.stringify({ success: false, message });
+const REASONS: Record<number, string> = { 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests" };
+const SECURITY_LINES = Object.entries(SECURITY_HEADERS).map(([name, value]) => `${name}: ${value}\r\n`).join("");
+
+function refuse(socket: Socket, status: number, message: string, code: string): void {
+  const body = JSON.stringify({ success: false, code, message });
   socket.end(
-    `HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : status === 403 ? "Forbidden" : status === 404 ? "Not Found" : "Error"}\r\n` +
-      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${REASONS[status] ?? "Error"}\r\n` +
+      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${SECURITY_LINES}connection: close\r\n\r\n${body}`,
   );
 }

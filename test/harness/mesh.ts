@@ -94,6 +94,8 @@ export async function startMesh(infra: InfraUrls, extraEnv: Record<string, strin
     SCORE_URL: `http://127.0.0.1:${grpcPorts.score}`,
     RANKING_URL: `http://127.0.0.1:${grpcPorts.ranking}`,
     PUSH_URL: `http://127.0.0.1:${grpcPorts.push}`,
+    // The regions the tests' tokens name; the gateway serves only declared regions' boards.
+    REGIONS: "eu,us,apac",
     ...extraEnv,
   };
   const children = new Map<ServiceName, ChildProcess>();
