@@ -42,7 +42,16 @@ type Kind = "sse" | "connect";
 const infra = await startInfra();
 const mesh = await startMesh(
   { databaseUrl: infra.postgres.url, redisUrl: infra.redis.url, natsUrl: infra.nats.url },
-  { LOG_LEVEL: "warn", RATE_LIMIT_ACTIONS_USER: "100000/1m", RATE_LIMIT_WRITES_IP: "100000/1m" },
+  {
+    LOG_LEVEL: "warn",
+    RATE_LIMIT_ACTIONS_USER: "100000/1m",
+    RATE_LIMIT_WRITES_IP: "100000/1m",
+    // Every subscriber connects from 127.0.0.1: the per-address caps (256
+    // connections, 32 streams) would refuse the crowd, as behind Envoy they
+    // are lifted for the proxy's address too.
+    GATEWAY_MAX_CONNECTIONS_PER_IP: "0",
+    GATEWAY_MAX_STREAMS_PER_IP: "0",
+  },
 );
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 const percentile = (v: number[], p: number) => [...v].sort((a, b) => a - b)[Math.min(v.length - 1, Math.floor(p * v.length))] ?? NaN;
