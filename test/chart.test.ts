@@ -161,6 +161,25 @@ describe("helm chart", () => {
     expect(readFileSync(join(root, "services/push/src/config.ts"), "utf8")).toContain('"RANKING_URL"');
   });
 
+  it("gives the gateway its edge settings: regions, CORS origins, ranking's retention, and per-address caps that fit behind Envoy", () => {
+    const envOf = (objects: K8sObject[]): Record<string, string | undefined> =>
+      Object.fromEntries((podSpecOf(findObject(objects, "Deployment", "scoreboard-gateway"))!.containers as any[])[0].env.map((e: any) => [e.name, e.value]));
+    // Behind Envoy every connection is Envoy's (a WebSocket each): the connection cap is Envoy's job.
+    expect(envOf(dev)).toMatchObject({ GATEWAY_MAX_CONNECTIONS_PER_IP: "0", GATEWAY_MAX_STREAMS_PER_IP: "32", REGIONS: "", CORS_ALLOWED_ORIGINS: "" });
+    expect(envOf(renderChart([], ["envoy.enabled=false"])).GATEWAY_MAX_CONNECTIONS_PER_IP).toBe("256");
+    const tuned = renderChart(production, [
+      "config.regions={eu,us}",
+      "config.corsAllowedOrigins={https://game.example.com}",
+      "ranking.env.DAILY_BOARD_RETENTION_DAYS=3",
+      "ranking.env.RECONCILE_INTERVAL_MS=3600000",
+    ]);
+    expect(envOf(tuned)).toMatchObject({ REGIONS: "eu,us", CORS_ALLOWED_ORIGINS: "https://game.example.com", DAILY_BOARD_RETENTION_DAYS: "3" });
+    expect(envOf(tuned)).not.toHaveProperty("RECONCILE_INTERVAL_MS");
+    const gatewayConfig = readFileSync(join(root, "gateway/src/config.ts"), "utf8");
+    for (const name of ["GATEWAY_MAX_CONNECTIONS_PER_IP", "GATEWAY_MAX_STREAMS_PER_IP", "REGIONS", "CORS_ALLOWED_ORIGINS"]) expect(gatewayConfig).toContain(`"${name}"`);
+    expect(() => renderChart([], ["config.corsAllowedOrigins={https://game.example.com/path}"])).toThrow();
+  });
+
   it("notices an upstream pinned to one pod, on the wrong port or walled off", () => {
     const objects = structuredClone(dev) as any[];
     const find = (kind: string, name: string) => findObject(objects, kind, name) as any;
