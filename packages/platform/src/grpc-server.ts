@@ -4,7 +4,6 @@ import {
   Code,
   ConnectError,
   createContextValues,
-  createHandlerContext,
   type HandlerContext,
   type Interceptor,
   type ServiceImpl,
@@ -127,8 +126,8 @@ function adaptMethod(method: DescMethod, fn: MethodFn, options: GrpcServerOption
       const next = unaryCall(method, fn, options.interceptors);
       return (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         if (call.request instanceof MalformedRequest) return callback(malformed(call.request));
-        const { signal, done } = callSignal(call, options.shutdownSignal);
-        next(call.request, headersOf(call.metadata), signal)
+        const cancellation = new CallCancellation(call, options.shutdownSignal);
+        next(call.request, headersOf(call.metadata), cancellation)
           .then(
             (res) => {
               if (hasEntries(res.header)) call.sendMetadata(metadataOf(res.header));
@@ -136,19 +135,20 @@ function adaptMethod(method: DescMethod, fn: MethodFn, options: GrpcServerOption
             },
             (err: unknown) => callback(statusOf(err)),
           )
-          .finally(done);
+          .finally(() => cancellation.done());
       };
     }
     case "server_streaming":
     case "bidi_streaming": {
       const streamingInput = method.methodKind === "bidi_streaming";
       const next = run(async (req: StreamRequest): Promise<StreamResponse> => {
-        const ctx = contextOf(req);
+        const ctx = new CallContext(req);
         const input = streamingInput ? req.message : await first(req.message);
         return { stream: true, service: method.parent, method, header: ctx.responseHeader, trailer: ctx.responseTrailer, message: fn(input, ctx) as AsyncIterable<never> } as StreamResponse;
       });
       return ((call: grpc.ServerWritableStream<unknown, unknown>) => {
-        const { signal, done } = callSignal(call, options.shutdownSignal);
+        const cancellation = new CallCancellation(call, options.shutdownSignal);
+        const signal = cancellation.signal;
         const input = streamingInput ? requestsOf(call as unknown as grpc.ServerDuplexStream<unknown, unknown>) : single(call.request);
         void (async () => {
           if (!streamingInput && call.request instanceof MalformedRequest) throw malformed(call.request);
@@ -162,7 +162,7 @@ function adaptMethod(method: DescMethod, fn: MethodFn, options: GrpcServerOption
           .catch((err: unknown) => {
             if (!call.cancelled) call.emit("error", statusOf(err));
           })
-          .finally(done);
+          .finally(() => cancellation.done());
       }) as grpc.handleServerStreamingCall<unknown, unknown>;
     }
     default:
@@ -171,17 +171,34 @@ function adaptMethod(method: DescMethod, fn: MethodFn, options: GrpcServerOption
 }
 
 /** A unary method's handler behind the interceptors: what serving one call runs, wherever it came from. */
-function unaryCall(method: DescMethod, fn: MethodFn, interceptors: Interceptor[]): (message: unknown, header: Headers, signal: AbortSignal) => Promise<UnaryResponse> {
+function unaryCall(
+  method: DescMethod,
+  fn: MethodFn,
+  interceptors: Interceptor[],
+): (message: unknown, header: Headers, cancellation: { readonly signal: AbortSignal }) => Promise<UnaryResponse> {
   const next = interceptors.reduceRight<(req: UnaryRequest) => Promise<UnaryResponse>>(
     (inner, interceptor) => interceptor(inner as never) as never,
     async (req) => {
-      const ctx = contextOf(req);
+      const ctx = new CallContext(req);
       const output = await fn(req.message, ctx);
-      return { stream: false, service: method.parent, method, header: ctx.responseHeader, trailer: ctx.responseTrailer, message: asMessage(method.output, output) } as UnaryResponse;
+      return { stream: false, service: method.parent, method, header: ctx.sentHeader(), trailer: ctx.sentTrailer(), message: asMessage(method.output, output) } as UnaryResponse;
     },
   );
-  return (message, header, signal) =>
-    next({ stream: false, service: method.parent, method, requestMethod: "POST", url: method.name, signal, header, contextValues: createContextValues(), message } as UnaryRequest);
+  return (message, header, cancellation) =>
+    next({
+      stream: false,
+      service: method.parent,
+      method,
+      requestMethod: "POST",
+      url: method.name,
+      // Most handlers never look at it: made on first use (see CallCancellation).
+      get signal() {
+        return cancellation.signal;
+      },
+      header,
+      contextValues: createContextValues(),
+      message,
+    } as UnaryRequest);
 }
 
 /**
@@ -199,36 +216,89 @@ export function localUnaryCall<S extends DescService, M extends keyof ServiceImp
   const fn = impl[name] as unknown as MethodFn | undefined;
   if (!method || method.methodKind !== "unary" || !fn) throw new Error(`${service.typeName}/${name} is not a served unary method`);
   const call = unaryCall(method, fn.bind(impl), interceptors);
-  return async (message, header, signal) => (await call(message, header, signal)).message as never;
+  return async (message, header, signal) => (await call(message, header, { signal })).message as never;
 }
 
-function contextOf(req: UnaryRequest | StreamRequest): HandlerContext {
-  return createHandlerContext({
-    service: req.service,
-    method: req.method,
-    protocolName: "grpc",
-    requestMethod: "POST",
-    url: req.url,
-    requestSignal: req.signal,
-    requestHeader: req.header,
-    contextValues: req.contextValues,
-  });
+/**
+ * A handler's view of its call. connect's createHandlerContext copies the
+ * request headers and makes two response Headers, a deadline timer and
+ * linked AbortControllers per call; allocations like these made most of the
+ * minor GCs behind grpc-js's tail latency here (p99 of a trivial call 2-4 ms
+ * against 0.3 ms on raw node:http2). Response headers are made when a
+ * handler sets one, the signal when it asks (CallCancellation).
+ */
+class CallContext implements HandlerContext {
+  readonly method: DescMethod;
+  readonly service: DescService;
+  readonly requestMethod = "POST";
+  readonly protocolName = "grpc";
+  readonly url: string;
+  readonly requestHeader: Headers;
+  readonly values: HandlerContext["values"];
+  private header: Headers | undefined;
+  private trailer: Headers | undefined;
+
+  constructor(private readonly req: UnaryRequest | StreamRequest) {
+    this.method = req.method;
+    this.service = req.service;
+    this.url = req.url;
+    this.requestHeader = req.header;
+    this.values = req.contextValues;
+  }
+
+  get signal(): AbortSignal {
+    return this.req.signal;
+  }
+
+  timeoutMs(): number | undefined {
+    return undefined;
+  }
+
+  get responseHeader(): Headers {
+    return (this.header ??= new Headers());
+  }
+
+  get responseTrailer(): Headers {
+    return (this.trailer ??= new Headers());
+  }
+
+  /** The response headers a handler set, if it set any. */
+  sentHeader(): Headers | undefined {
+    return this.header;
+  }
+
+  sentTrailer(): Headers | undefined {
+    return this.trailer;
+  }
 }
 
-/** Aborted when the client cancels, the deadline passes or shutdown begins. */
-function callSignal(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>, shutdown: AbortSignal): { signal: AbortSignal; done: () => void } {
-  const controller = new AbortController();
-  const onCancel = () => controller.abort(new ConnectError("the client cancelled the call", Code.Canceled));
-  const onShutdown = () => controller.abort(new ConnectError("the server is shutting down", Code.Unavailable));
-  call.once("cancelled", onCancel);
-  shutdown.addEventListener("abort", onShutdown, { once: true });
-  return {
-    signal: controller.signal,
-    done: () => {
-      call.removeListener("cancelled", onCancel);
-      shutdown.removeEventListener("abort", onShutdown);
-    },
-  };
+/** Aborted when the client cancels or shutdown begins; made on first use, as most unary handlers never ask. */
+class CallCancellation {
+  private controller: AbortController | undefined;
+  private readonly onCancel = () => this.controller?.abort(new ConnectError("the client cancelled the call", Code.Canceled));
+  private readonly onShutdown = () => this.controller?.abort(new ConnectError("the server is shutting down", Code.Unavailable));
+
+  constructor(
+    private readonly call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>,
+    private readonly shutdown: AbortSignal,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.call.cancelled) this.onCancel();
+      else this.call.once("cancelled", this.onCancel);
+      if (this.shutdown.aborted) this.onShutdown();
+      else this.shutdown.addEventListener("abort", this.onShutdown, { once: true });
+    }
+    return this.controller.signal;
+  }
+
+  done(): void {
+    if (!this.controller) return;
+    this.call.removeListener("cancelled", this.onCancel);
+    this.shutdown.removeEventListener("abort", this.onShutdown);
+  }
 }
 
 function asMessage(schema: DescMessage, value: unknown): unknown {
