@@ -38,7 +38,7 @@ interface Row {
 const rows: Row[] = [
   {
     label: "ScoreService.AddScore",
-    measures: `a real grant of +1 to ${USER}, every call (no idempotency key): token check, the grant in PostgreSQL (ledger, total, outbox, audit; durable commit; score batches concurrent grants), its info log line, and score's outbox relay publishing the event to NATS as far as it kept up`,
+    measures: `a real grant of +1 to ${USER}, every call (no idempotency key): token check, the grant in PostgreSQL (ledger, total, outbox, audit; durable commit; score batches concurrent grants), and score's outbox relay publishing the events to NATS (one message per relay cycle) as far as it kept up`,
     server: "score",
     method: ScoreService.method.addScore,
     request: { userId: USER, delta: 1n },
