@@ -65,10 +65,11 @@ const readyz = async (name: ServiceName) => {
 
 describe("probes", () => {
   it("/healthz and /readyz answer 200 on all four processes, naming what was checked", async () => {
+    // "startup": the datastores its start-up waits for (see test/postgres-restart.test.ts).
     const expectedChecks: Record<ServiceName, string[]> = {
-      score: ["postgres", "migrations", "nats"],
-      ranking: ["postgres", "migrations", "redis", "nats"],
-      push: ["nats"],
+      score: ["startup", "postgres", "migrations", "nats"],
+      ranking: ["startup", "postgres", "migrations", "redis", "nats"],
+      push: ["startup", "nats"],
       gateway: ["redis"],
     };
     for (const name of processes) {

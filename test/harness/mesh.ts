@@ -17,7 +17,8 @@ export type ServiceName = "score" | "ranking" | "push" | "gateway";
 const root = fileURLToPath(new URL("../../", import.meta.url));
 /** Extra node flags for every service process, e.g. MESH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile a benchmark. */
 const nodeArgs = process.env.MESH_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
-const entries: Record<ServiceName, string> = {
+/** Each process's entry point, relative to the repository root. */
+export const serviceEntries: Record<ServiceName, string> = {
   score: "services/score/src/main.ts",
   ranking: "services/ranking/src/main.ts",
   push: "services/push/src/main.ts",
@@ -35,6 +36,8 @@ export interface Mesh {
   /** The HTTP/2-only ports the services call each other on. */
   grpcUrls: Record<Exclude<ServiceName, "gateway">, string>;
   databaseUrl: string;
+  /** Every process's environment, for a test that starts one of its own. */
+  env: Readonly<NodeJS.ProcessEnv>;
   auth: AuthConfig;
   /** Recent output of each process, for failure messages. */
   logs: Record<ServiceName, string[]>;
@@ -103,7 +106,7 @@ export async function startMesh(infra: InfraUrls, extraEnv: Record<string, strin
 
   const replicas: ChildProcess[] = [];
   const spawnService = (name: ServiceName, extra: NodeJS.ProcessEnv = {}) =>
-    spawn(process.execPath, [...nodeArgs, "--import", "tsx", entries[name]], { cwd: root, env: { ...env, ...extra }, stdio: ["ignore", "pipe", "pipe"] });
+    spawn(process.execPath, [...nodeArgs, "--import", "tsx", serviceEntries[name]], { cwd: root, env: { ...env, ...extra }, stdio: ["ignore", "pipe", "pipe"] });
 
   const start = async (name: ServiceName) => {
     const child = spawnService(name);
@@ -137,6 +140,7 @@ export async function startMesh(infra: InfraUrls, extraEnv: Record<string, strin
       push: `http://127.0.0.1:${grpcPorts.push}`,
     },
     databaseUrl,
+    env,
     auth,
     logs,
     token: (userId, options) => mintToken(auth, userId, options),

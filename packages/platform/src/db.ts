@@ -1,5 +1,6 @@
 import { Kysely, Migrator, PostgresDialect, sql, type Generated, type ColumnType, type Migration } from "kysely";
 import pg from "pg";
+import type { Logger } from "./logger.js";
 
 // PostgreSQL BIGINT arrives as a string by default; every bigint we store
 // (scores, ids, versions) stays far below 2^53, so read it as a number.
@@ -97,11 +98,39 @@ export interface Database {
 
 export type Db = Kysely<Database>;
 
-export function createDb(databaseUrl: string, maxConnections = 10): Db {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: maxConnections });
-  // An idle client losing its server (PostgreSQL restart) emits 'error' on the
-  // pool; without a listener that would crash the process.
-  pool.on("error", () => {});
+/**
+ * The one place pg clients are made: kysely's, every query's, the outbox
+ * relay's, one-shot jobs'. A pg Client emits 'error' when its server goes away
+ * (PostgreSQL restarting: "terminating connection due to administrator
+ * command", ECONNRESET, "Connection terminated unexpectedly"), and an
+ * 'error' event nobody listens to kills the process. pg-pool listens only
+ * while a client is idle in the pool: a checked-out one (a transaction, the
+ * relay holding its claim across a JetStream publish) has no listener. So
+ * every client gets one as it is created ('connect'); the query it was
+ * running fails with the same error, and the pool drops the broken client
+ * when it is released, so the next checkout connects afresh.
+ */
+export function createDb(databaseUrl: string, maxConnections = 10, logger?: Pick<Logger, "warn">): Db {
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: maxConnections,
+    // A connect that hangs (a partitioned network) fails instead of holding a caller forever.
+    connectionTimeoutMillis: 10_000,
+    // A dead peer on a quiet connection is noticed by TCP, not only by the next query.
+    keepAlive: true,
+  });
+  let lastError = "";
+  const report = (err: Error) => {
+    // Once per distinct message: a restart fails every client at once.
+    if (err.message !== lastError) logger?.warn({ err: err.message }, "postgres connection lost");
+    lastError = err.message;
+  };
+  pool.on("connect", (client) => {
+    lastError = "";
+    client.on("error", report);
+  });
+  // Idle clients' errors come here too (pg-pool re-emits them).
+  pool.on("error", report);
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 

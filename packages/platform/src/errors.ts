@@ -40,16 +40,17 @@ export function codeName(code: Code): string {
   return (Code[code] ?? "unknown").replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 }
 
-// PostgreSQL connection failures (class 08, admin shutdown 57P01..57P03) and
-// socket errors mean "try again", not "bug".
-const TRANSIENT_PG = /^(08|57P0[123])/;
-const TRANSIENT_SOCKET = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND"]);
+// PostgreSQL connection failures (class 08, admin shutdown 57P01..57P03, too
+// many connections) and socket errors mean "try again", not "bug"; start-up
+// waits them out too (startup.ts).
+const TRANSIENT_PG = /^(08|57P0[123]|53300)/;
+const TRANSIENT_SOCKET = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
 
 export function isTransientStoreError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = (err as { code?: unknown }).code;
   if (typeof code === "string" && (TRANSIENT_PG.test(code) || TRANSIENT_SOCKET.has(code))) return true;
-  return /Connection terminated|connection timeout|Client has encountered a connection error|Connection is closed|max retries per request/i.test(
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Connection is closed|max retries per request/i.test(
     err.message,
   );
 }

@@ -181,9 +181,14 @@ export function redisCheck(redis: Redis): DependencyCheck {
   };
 }
 
-/** The NATS connection is open and the server answers a PING (flush). */
-export function natsCheck(nc: NatsConnection): DependencyCheck {
+/**
+ * The NATS connection is open and the server answers a PING (flush). Given a
+ * getter, a connection that start-up has not made yet reads as not connected.
+ */
+export function natsCheck(connection: NatsConnection | (() => NatsConnection | undefined)): DependencyCheck {
   return async () => {
+    const nc = typeof connection === "function" ? connection() : connection;
+    if (!nc) throw new DependencyDown("not connected yet");
     if (nc.isClosed()) throw new DependencyDown("connection closed");
     await nc.flush();
   };

@@ -15,6 +15,7 @@ import { rpcMetricsInterceptor } from "./rpc-metrics.js";
 import { createProbeHandler, type Readiness } from "./probes.js";
 import type { ProcessMetrics } from "./metrics.js";
 import type { Logger } from "./logger.js";
+import type { Startup } from "./startup.js";
 
 /** A plain Node request handler, as connect-node's adapter accepts for its fallback. */
 export type NodeHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
@@ -53,6 +54,12 @@ export interface RpcServerOptions {
   metrics?: ProcessMetrics;
   /** Answers GET /healthz and /readyz; drained as soon as close() begins. */
   readiness?: Readiness;
+  /**
+   * Start-up still waiting for datastores: until it completes, grpc.health
+   * says NOT_SERVING and every other RPC is answered UNAVAILABLE (put
+   * `startup.check` among the readiness checks for /readyz).
+   */
+  startup?: Startup;
   /** Timeouts and the per-address connection cap of the shared port (defaults: DEFAULT_CONNECTION_LIMITS). */
   limits?: Partial<ConnectionLimits>;
   /** Values handlers read from their context (the gateway's client address), from the Node request. */
@@ -118,7 +125,11 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
   const described = [...options.services.map((s) => s.service), ...(options.connectOnly?.services ?? [])];
   const health = new HealthStatus(described.map((s) => s.typeName));
   const served = [...options.services, health.service(), reflectionService([...described, Health])];
-  const interceptors = [...serverInterceptors(options.metrics, shutdown.signal), ...(options.interceptors ?? [])];
+  const interceptors = [
+    ...serverInterceptors(options.metrics, shutdown.signal),
+    ...(options.startup ? [options.startup.interceptor] : []),
+    ...(options.interceptors ?? []),
+  ];
 
   const limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.limits };
   const handler = connectNodeAdapter({
@@ -237,7 +248,13 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     });
   }
   const grpcPort = grpc?.port;
-  health.setAll(true);
+  if (options.startup) {
+    void options.startup.completed.then(() => {
+      if (!shutdown.signal.aborted) health.setAll(true);
+    });
+  } else {
+    health.setAll(true);
+  }
   logger.info({ port, grpcPort, host: options.host }, `${options.name} listening`);
 
   let closing: Promise<void> | undefined;

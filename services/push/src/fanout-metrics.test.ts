@@ -39,8 +39,8 @@ describe("fan-out latency", () => {
     const observed: number[] = [];
     // Older than the announcements below, which a refresh must not roll back.
     const snapshot = async () => ({ top: [], asOf: timestampFromMs(Date.now() - 10_000) });
-    fanout = new TopNFanout(nats, snapshot, logger, 3_600_000, 0, { observe: (s) => observed.push(s) });
-    fanout.start();
+    fanout = new TopNFanout(snapshot, logger, 3_600_000, 0, { observe: (s) => observed.push(s) });
+    fanout.start(nats);
     announce("global", 10, Date.now() - 250); // nobody watches yet: nothing to time
     expect(observed).toEqual([]);
     await fanout.watch("global", () => {});
@@ -57,8 +57,8 @@ describe("fan-out latency", () => {
 describe("open watch streams", () => {
   it("counts a WatchLeaderboard stream while it is open", async () => {
     const { nats } = fakeNats();
-    fanout = new TopNFanout(nats, async () => ({ top: [], asOf: timestampFromMs(Date.now()) }), logger, 3_600_000, 0);
-    fanout.start();
+    fanout = new TopNFanout(async () => ({ top: [], asOf: timestampFromMs(Date.now()) }), logger, 3_600_000, 0);
+    fanout.start(nats);
     let open = 0;
     const counter = { inc: () => void (open += 1), dec: () => void (open -= 1) };
     const client = createClient(PushService, createRouterTransport((router) => router.service(PushService, createPushService(fanout!, 60_000, counter))));

@@ -43,7 +43,6 @@ export class TopNFanout {
   private refreshTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly nats: NatsConnection,
     private readonly source: SnapshotSource,
     private readonly logger: Logger,
     private readonly refreshIntervalMs = 5_000,
@@ -53,8 +52,12 @@ export class TopNFanout {
     private readonly fanoutLatency?: SecondsObserver,
   ) {}
 
-  start(): void {
-    this.subscription = this.nats.subscribe(Subjects.allBoardsChanged, {
+  /**
+   * Subscribes to ranking's announcements. Until then (push waits for NATS at
+   * start) watchers are served from ranking's reads and the periodic refresh.
+   */
+  start(nats: NatsConnection): void {
+    this.subscription = nats.subscribe(Subjects.allBoardsChanged, {
       callback: (err, msg) => {
         if (err) return;
         // A child of ranking's announcement, so a score's trace ends at the streams it reached.
@@ -72,7 +75,7 @@ export class TopNFanout {
     });
     this.refreshTimer = setInterval(() => void this.refreshAll(), this.refreshIntervalMs);
     void (async () => {
-      for await (const status of this.nats.status()) {
+      for await (const status of nats.status()) {
         if (status.type === "reconnect") void this.refreshAll();
       }
     })();

@@ -9,6 +9,8 @@ import { connectNats } from "@scoreboard/platform/nats";
 import { serve, startRpcServer } from "@scoreboard/platform/rpc-server";
 import { ProcessMetrics } from "@scoreboard/platform/metrics";
 import { Readiness, natsCheck } from "@scoreboard/platform/probes";
+import { Startup } from "@scoreboard/platform/startup";
+import type { NatsConnection } from "nats";
 import { loadPushConfig } from "./config.js";
 import { TopNFanout } from "./fanout.js";
 import { createPushService } from "./service.js";
@@ -21,10 +23,7 @@ async function main(): Promise<void> {
   const metrics = new ProcessMetrics();
   const ranking = createServiceTransport(config.rankingUrl, [RankingService], { keepaliveTimeMs: config.grpc.keepaliveTimeMs });
   const rankingClient = createClient(RankingService, ranking.transport);
-  const nats = await connectNats(config.natsUrl, "push", logger);
-
   const fanout = new TopNFanout(
-    nats,
     async (board) => {
       const page = await rankingClient.getLeaderboard({ board, limit: 100 }, { timeoutMs: 5_000 });
       return { top: page.entries, asOf: page.asOf };
@@ -34,8 +33,10 @@ async function main(): Promise<void> {
     undefined, // the default coalescing window
     metrics.fanoutLatency,
   );
-  fanout.start();
 
+  // Listening before NATS answers: alive, not ready, until start-up completes.
+  let nats: NatsConnection | undefined;
+  const startup = new Startup(logger);
   const server = await startRpcServer({
     name: "push",
     host: config.host,
@@ -45,15 +46,21 @@ async function main(): Promise<void> {
     logger,
     services: [serve(PushService, createPushService(fanout, config.heartbeatMs, metrics.openStreamsOf("watch")))],
     metrics,
-    readiness: new Readiness({ checks: { nats: natsCheck(nats) }, logger }),
+    startup,
+    readiness: new Readiness({ checks: { startup: startup.check, nats: natsCheck(() => nats) }, logger }),
   });
-
+  // Also while start-up still waits: what exists by then is closed.
   onShutdown(logger, async () => {
     await server.close();
     fanout.stop();
-    await nats.drain();
+    await nats?.drain();
     ranking.close();
   });
+
+  // connectNats itself retries its first connection for as long as NATS is away.
+  nats = await startup.waitFor("nats", () => connectNats(config.natsUrl, "push", logger));
+  fanout.start(nats);
+  startup.complete();
 }
 
 main().catch((err: unknown) => exitOnStartupError(logger, err));

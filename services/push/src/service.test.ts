@@ -69,8 +69,8 @@ beforeEach(() => {
     return snapshotOf(board);
   };
   // No coalescing window here; its own test below uses one.
-  fanout = new TopNFanout(nats as unknown as NatsConnection, source, createLogger("push-test", "silent"), 3_600_000, 0);
-  fanout.start();
+  fanout = new TopNFanout(source, createLogger("push-test", "silent"), 3_600_000, 0);
+  fanout.start(nats as unknown as NatsConnection);
 });
 
 afterEach(() => {
@@ -212,7 +212,6 @@ describe("WatchLeaderboard", () => {
     let releaseRefresh!: (snapshot: BoardSnapshot) => void;
     let calls = 0;
     const refreshing = new TopNFanout(
-      nats as unknown as NatsConnection,
       () => {
         calls += 1;
         if (calls === 1) return Promise.resolve({ top: top(3), asOf: old });
@@ -221,7 +220,7 @@ describe("WatchLeaderboard", () => {
       createLogger("push-test", "silent"),
       20,
     );
-    refreshing.start();
+    refreshing.start(nats as unknown as NatsConnection);
     const seen: string[][] = [];
     const unwatch = await refreshing.watch("global", (snapshot) => seen.push(snapshot.top.map((e) => `${e.userId}=${e.score}`)));
     await tick(30); // the refresh is now in flight
@@ -234,8 +233,8 @@ describe("WatchLeaderboard", () => {
   });
 
   it("coalesces a burst to at most one message per window per board, ending on the latest", async () => {
-    const coalescing = new TopNFanout(nats as unknown as NatsConnection, snapshotOf, createLogger("push-test", "silent"), 3_600_000, 100);
-    coalescing.start();
+    const coalescing = new TopNFanout(snapshotOf, createLogger("push-test", "silent"), 3_600_000, 100);
+    coalescing.start(nats as unknown as NatsConnection);
     const seen: string[][] = [];
     const unwatch = await coalescing.watch("global", (snapshot) => seen.push(snapshot.top.map((e) => `${e.userId}=${e.score}`)));
     const before = seen.length;
@@ -251,13 +250,12 @@ describe("WatchLeaderboard", () => {
   it("sends a change at once after a refresh that found nothing new (the refresh does not use up the window)", async () => {
     const sameTop = top(3);
     const refreshing = new TopNFanout(
-      nats as unknown as NatsConnection,
       () => Promise.resolve({ top: sameTop, asOf: timestampFromMs(Date.now()) }),
       createLogger("push-test", "silent"),
       25, // refresh often
       1_000, // a window long enough to see
     );
-    refreshing.start();
+    refreshing.start(nats as unknown as NatsConnection);
     const seen: Array<{ at: number; top: string[] }> = [];
     const unwatch = await refreshing.watch("global", (snapshot) => seen.push({ at: Date.now(), top: snapshot.top.map((e) => `${e.userId}=${e.score}`) }));
     await tick(1_100); // the first snapshot's window has passed; refreshes found the same top meanwhile

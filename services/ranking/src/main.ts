@@ -1,5 +1,6 @@
 import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 import { createDb } from "@scoreboard/platform/db";
+import { isTransientStoreError } from "@scoreboard/platform/errors";
 import { EventSealer } from "@scoreboard/platform/event-seal";
 import { exitOnStartupError, onShutdown } from "@scoreboard/platform/lifecycle";
 import { createLogger } from "@scoreboard/platform/logger";
@@ -9,6 +10,8 @@ import { createRedis } from "@scoreboard/platform/redis";
 import { serve, startRpcServer } from "@scoreboard/platform/rpc-server";
 import { ProcessMetrics } from "@scoreboard/platform/metrics";
 import { Readiness, natsCheck, postgresCheck, redisCheck } from "@scoreboard/platform/probes";
+import { Startup } from "@scoreboard/platform/startup";
+import type { NatsConnection } from "nats";
 import { BoardChangeAnnouncer } from "./announcer.js";
 import { RedisBoards } from "./boards.js";
 import { keepBoardsBuilt } from "./rebuild.js";
@@ -28,7 +31,7 @@ async function main(): Promise<void> {
   const metrics = new ProcessMetrics();
   // The consumer applies many events at once (see ScoreEventConsumer.handleAll).
   const redis = createRedis(config.redisUrl, logger, { autoPipelining: true });
-  const db = createDb(config.databaseUrl, 4);
+  const db = createDb(config.databaseUrl, 4, logger);
   const redisBoards = new RedisBoards(redis, config.periodRetention);
   const boards = new ResilientBoards(redisBoards, redis, new PostgresStandings(db), logger, {
     redis: metrics.redisErrors,
@@ -52,9 +55,44 @@ async function main(): Promise<void> {
   });
   const stopReconciling = scheduleReconciliation(() => reconcile(db, redisBoards), redis, config.reconcileIntervalMs, afterReconciliation);
 
-  const nats = await connectNats(config.natsUrl, "ranking", logger);
-  const jsm = await nats.jetstreamManager();
+  // Listening before the datastores answer: alive, not ready, until start-up completes.
+  let nats: NatsConnection | undefined;
+  let consumer: ScoreEventConsumer | undefined;
+  let stopSamplingLag: (() => void) | undefined;
+  const startup = new Startup(logger);
+  const server = await startRpcServer({
+    name: "ranking",
+    host: config.host,
+    port: config.port,
+    grpcPort: config.grpcPort,
+    grpc: config.grpc,
+    logger,
+    services: [serve(RankingService, createRankingService(boards, config.periodRetention))],
+    metrics,
+    startup,
+    readiness: new Readiness({
+      checks: { startup: startup.check, postgres: postgresCheck(db), migrations: migrationsCheck(db), redis: redisCheck(redis), nats: natsCheck(() => nats) },
+      // Reads answer from PostgreSQL while Redis is away: degraded, still ready.
+      degradable: ["redis"],
+      logger,
+    }),
+  });
+  // Also while start-up still waits: what exists by then is closed.
+  onShutdown(logger, async () => {
+    await server.close();
+    stopSamplingLag?.();
+    await consumer?.stop();
+    await announcer?.stop();
+    stopReconciling();
+    await nats?.drain();
+    redis.disconnect();
+    await db.destroy();
+  });
+
+  // connectNats itself retries its first connection for as long as NATS is away.
+  const nc = (nats = await startup.waitFor("nats", () => connectNats(config.natsUrl, "ranking", logger)));
   const declare = async () => {
+    const jsm = await nc.jetstreamManager();
     await ensureStream(jsm, ScoresStream);
     await ensureStream(jsm, DeadLettersStream);
     const before = await jsm.consumers.info(ScoresStream.name, RankingConsumer.durable_name).catch(() => undefined);
@@ -67,48 +105,23 @@ async function main(): Promise<void> {
       void reconcile(db, redisBoards).then(afterReconciliation, afterReconciliation);
     }
   };
-  announcer = new BoardChangeAnnouncer(nats, boards, logger);
-  const consumer = new ScoreEventConsumer({
-    js: nats.jetstream(),
+  const changes = (announcer = new BoardChangeAnnouncer(nc, boards, logger));
+  const events = (consumer = new ScoreEventConsumer({
+    js: nc.jetstream(),
     boards,
     logger,
-    onBoardsChanged: (changed) => announcer.changed(changed),
+    onBoardsChanged: (changed) => changes.changed(changed),
     declare,
     opener: new EventSealer(config.eventSeal),
     maxDeliver: config.maxDeliver,
     metrics: { redeliveries: metrics.redeliveries, deadLetters: metrics.deadLetters, applyFailures: metrics.redisErrors },
-  });
-  await consumer.start();
-  const stopSamplingLag = watchConsumerLag(jsm, { pending: metrics.consumerPending, ackPending: metrics.consumerAckPending }, logger);
+  }));
+  await startup.waitFor("nats", () => events.start());
+  stopSamplingLag = watchConsumerLag(await nc.jetstreamManager(), { pending: metrics.consumerPending, ackPending: metrics.consumerAckPending }, logger);
+  // A Redis found empty is rebuilt from PostgreSQL: once PostgreSQL answers.
+  await startup.waitFor("postgres", postgresCheck(db), { retryable: isTransientStoreError });
   void checkBoards();
-
-  const server = await startRpcServer({
-    name: "ranking",
-    host: config.host,
-    port: config.port,
-    grpcPort: config.grpcPort,
-    grpc: config.grpc,
-    logger,
-    services: [serve(RankingService, createRankingService(boards, config.periodRetention))],
-    metrics,
-    readiness: new Readiness({
-      checks: { postgres: postgresCheck(db), migrations: migrationsCheck(db), redis: redisCheck(redis), nats: natsCheck(nats) },
-      // Reads answer from PostgreSQL while Redis is away: degraded, still ready.
-      degradable: ["redis"],
-      logger,
-    }),
-  });
-
-  onShutdown(logger, async () => {
-    await server.close();
-    stopSamplingLag();
-    await consumer.stop();
-    await announcer.stop();
-    stopReconciling();
-    await nats.drain();
-    redis.disconnect();
-    await db.destroy();
-  });
+  startup.complete();
 }
 
 main().catch((err: unknown) => exitOnStartupError(logger, err));

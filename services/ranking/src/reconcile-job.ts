@@ -4,10 +4,15 @@
 // `npm run reconcile [-- --rebuild]` and by the chart's CronJob (bundled as
 // reconcile.mjs in ranking's image). With NATS_URL set (the CronJob sets it),
 // the repaired boards are announced to push as ranking announces its own
-// changes, so open streams show the repair at once.
+// changes, so open streams show the repair at once. PostgreSQL or Redis still
+// starting or restarting is waited for, up to DATASTORE_WAIT_S (60 s) each;
+// past that the job exits 1 naming the store, and the next run repairs.
 import { existsSync } from "node:fs";
 import { EnvReader } from "@scoreboard/platform/config";
 import { createDb } from "@scoreboard/platform/db";
+import { isTransientStoreError } from "@scoreboard/platform/errors";
+import { postgresCheck } from "@scoreboard/platform/probes";
+import { readJobWaitMs, waitForDatastore } from "@scoreboard/platform/startup";
 import { createLogger } from "@scoreboard/platform/logger";
 import { connectNats } from "@scoreboard/platform/nats";
 import { createRedis } from "@scoreboard/platform/redis";
@@ -25,6 +30,7 @@ const redisUrl = env.url("REDIS_URL", "redis://127.0.0.1:6379", ["redis:", "redi
 // The service's retention, so the job sees the same boards as live.
 const retention = readPeriodRetention(env);
 const natsUrl = env.url("NATS_URL", "", ["nats:", "tls:"]);
+const maxWaitMs = readJobWaitMs(env);
 env.done();
 const logger = createLogger("reconcile", "warn");
 const db = createDb(databaseUrl, 2);
@@ -54,6 +60,8 @@ async function announce(repairedBoards: string[]): Promise<string> {
 }
 
 try {
+  await waitForDatastore("PostgreSQL", postgresCheck(db), logger, { maxWaitMs, retryable: isTransientStoreError });
+  await waitForDatastore("Redis", () => redis.ping(), logger, { maxWaitMs });
   if (process.argv.includes("--rebuild")) {
     const rebuilt = await rebuildBoards(db, boards, redis, retention);
     console.log(`rebuilt ${rebuilt.users} users from PostgreSQL in ${rebuilt.ms} ms`);

@@ -4,6 +4,7 @@ import { ScoreBatchService } from "@scoreboard/gen/scoreboard/v1/score_batch_pb"
 import { ActionTicketVerifier } from "@scoreboard/platform/action-ticket";
 import { TokenVerifier } from "@scoreboard/platform/auth";
 import { createDb } from "@scoreboard/platform/db";
+import { isTransientStoreError } from "@scoreboard/platform/errors";
 import { EventSealer } from "@scoreboard/platform/event-seal";
 import { exitOnStartupError, onShutdown } from "@scoreboard/platform/lifecycle";
 import { createLogger } from "@scoreboard/platform/logger";
@@ -12,6 +13,8 @@ import { ScoresStream, connectNats, ensureStream } from "@scoreboard/platform/na
 import { serve, serverInterceptors, startRpcServer } from "@scoreboard/platform/rpc-server";
 import { ProcessMetrics } from "@scoreboard/platform/metrics";
 import { Readiness, natsCheck, postgresCheck } from "@scoreboard/platform/probes";
+import { Startup } from "@scoreboard/platform/startup";
+import type { NatsConnection } from "nats";
 import { CatalogRepository, createCatalogService } from "./catalog.js";
 import { loadScoreConfig } from "./config.js";
 import { JetStreamPublisher } from "./events.js";
@@ -28,19 +31,10 @@ async function main(): Promise<void> {
   await startTracing("score");
   const config = loadScoreConfig();
   const metrics = new ProcessMetrics();
-  const db = createDb(config.databaseUrl);
-  const applied = await migrateToLatest(db);
-  if (applied.length > 0) logger.info({ migrations: applied }, "migrations applied");
-  await ensureAuditPartitions(db);
-
-  const nats = await connectNats(config.natsUrl, "score", logger);
-  const jsm = await nats.jetstreamManager();
-  const declareStream = () => ensureStream(jsm, ScoresStream);
-  await declareStream();
-  const publisher = new JetStreamPublisher(nats.jetstream(), declareStream, new EventSealer(config.eventSeal));
-  const relay = new OutboxRelay(db, publisher, logger, config.outbox);
-  relay.start();
-  const stopSamplingBacklog = watchOutboxBacklog(db, metrics.outboxBacklog, metrics.postgresErrors, logger);
+  const db = createDb(config.databaseUrl, 10, logger);
+  // Made once NATS answers; grants commit to the outbox before then and go out when it runs.
+  let nats: NatsConnection | undefined;
+  let relay: OutboxRelay | undefined;
 
   const verifier = new TokenVerifier(config.auth);
   const service = createScoreService({
@@ -51,9 +45,11 @@ async function main(): Promise<void> {
     maxIncrement: config.maxIncrement,
     requireRegistration: config.requireRegistration,
     // The relay's batches serve many grants; each publish span finds its grant through the outbox row.
-    onGranted: () => outsideAnyTrace(() => relay.kick()),
+    onGranted: () => outsideAnyTrace(() => relay?.kick()),
     metrics: { grants: metrics.grants, postgresErrors: metrics.postgresErrors },
   });
+  // Listening before the datastores answer: alive, not ready, until start-up completes.
+  const startup = new Startup(logger);
   const server = await startRpcServer({
     name: "score",
     host: config.host,
@@ -67,19 +63,35 @@ async function main(): Promise<void> {
       serve(ScoreBatchService, createScoreBatchService(service, serverInterceptors(metrics))),
     ],
     metrics,
+    startup,
     readiness: new Readiness({
-      checks: { postgres: postgresCheck(db), migrations: migrationsCheck(db), nats: natsCheck(nats) },
+      checks: { startup: startup.check, postgres: postgresCheck(db), migrations: migrationsCheck(db), nats: natsCheck(() => nats) },
       logger,
     }),
   });
 
+  // Also while start-up still waits: what exists by then is closed.
+  let stopSamplingBacklog: (() => void) | undefined;
   onShutdown(logger, async () => {
     await server.close();
-    stopSamplingBacklog();
-    await relay.stop();
-    await nats.drain();
+    stopSamplingBacklog?.();
+    await relay?.stop();
+    await nats?.drain();
     await db.destroy();
   });
+
+  const applied = await startup.waitFor("postgres", () => migrateToLatest(db), { retryable: isTransientStoreError });
+  if (applied.length > 0) logger.info({ migrations: applied }, "migrations applied");
+  await startup.waitFor("postgres", () => ensureAuditPartitions(db), { retryable: isTransientStoreError });
+  // connectNats itself retries its first connection for as long as NATS is away.
+  const nc = (nats = await startup.waitFor("nats", () => connectNats(config.natsUrl, "score", logger)));
+  const declareStream = async () => ensureStream(await nc.jetstreamManager(), ScoresStream);
+  await startup.waitFor("nats", declareStream);
+  const publisher = new JetStreamPublisher(nc.jetstream(), declareStream, new EventSealer(config.eventSeal));
+  relay = new OutboxRelay(db, publisher, logger, config.outbox);
+  relay.start();
+  stopSamplingBacklog = watchOutboxBacklog(db, metrics.outboxBacklog, metrics.postgresErrors, logger);
+  startup.complete();
 }
 
 main().catch((err: unknown) => exitOnStartupError(logger, err));
