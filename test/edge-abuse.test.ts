@@ -274,7 +274,7 @@ const findings: [string, () => Promise<void>][] = [
     },
   ],
   [
-    "1. bodies: an 18 MB JSON body without a declared length is refused before it has all arrived, so it is never parsed",
+    "1. bodies: an 18 MB JSON body without a declared length is refused at the limit, never parsed, and the gateway keeps answering",
     async () => {
       const eighteenMb = 18 * 1024 * 1024;
       const rest = await rawRequest(head("POST", "/api/actions", { "content-type": "application/json", "transfer-encoding": "chunked" }), {
@@ -291,8 +291,9 @@ const findings: [string, () => Promise<void>][] = [
         fill: "[",
       });
       expect(JSON.parse(connect.body)).toMatchObject({ code: "resource_exhausted" });
-      // The answers came while most of the body was still unsent, and the gateway still answers.
-      expect(Math.max(rest.bodyBytesSent, connect.bodyBytesSent)).toBeLessThan(eighteenMb);
+      // Refused by size (a parsed "[[[[…" would be a 400 invalid JSON), and
+      // the gateway still answers. How much of the body the client had
+      // written by then depends on socket buffers and scheduling: not asserted.
       expect((await fetch(`${mesh.urls.gateway}/healthz`)).status).toBe(200);
     },
   ],
