@@ -15,6 +15,7 @@ import { createDb } from "@scoreboard/platform/db";
 import { RedisBoards } from "../services/ranking/src/boards.js";
 import { freePort, startNats, startPostgres, startRedis, type NatsInstance, type PostgresInstance, type RedisInstance } from "./harness/infra.js";
 import { eventually, serviceEntries, startMesh, type Mesh, type ServiceName } from "./harness/mesh.js";
+import { grantUntilAnswered, type AnsweredGrant } from "./harness/retried-grant.js";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const USERS = 8;
@@ -61,11 +62,7 @@ it("keeps a pg client that loses its server while checked out from crashing the 
   }
 });
 
-interface Acknowledged {
-  userId: string;
-  requestId: string;
-  points: number;
-}
+type Acknowledged = AnsweredGrant;
 
 it("loses no acknowledged grant, counts none twice and keeps every process up while PostgreSQL restarts three times under load", { timeout: 240_000 }, async () => {
   const pids = Object.fromEntries((["score", "ranking", "push", "gateway"] as ServiceName[]).map((name) => [name, mesh.pid(name)]));
@@ -80,29 +77,7 @@ it("loses no acknowledged grant, counts none twice and keeps every process up wh
     const token = await mesh.token(userId);
     for (let a = 1; a <= ACTIONS && !stop; a++) {
       const actionId = `p${a}`;
-      for (let attempt = 0; ; attempt++) {
-        if (attempt === 600) throw new Error(`${userId}/${actionId} still unanswered; failures ${JSON.stringify(failures)}`);
-        let status = 0;
-        let body: Record<string, unknown> = {};
-        try {
-          const res = await fetch(`${mesh.urls.gateway}/api/actions`, {
-            method: "POST",
-            headers: { "content-type": "application/json", authorization: `Bearer ${token}`, "idempotency-key": `${userId}/${actionId}` },
-            body: JSON.stringify({ actionId }),
-          });
-          status = res.status;
-          body = (await res.json()) as Record<string, unknown>;
-        } catch {
-          status = -1;
-        }
-        if (status === 200) {
-          acknowledged.push({ userId, requestId: String(body.requestId), points: Number(body.points) });
-          break;
-        }
-        failures[status] = (failures[status] ?? 0) + 1;
-        if (![-1, 500, 502, 503, 504].includes(status)) throw new Error(`unexpected ${status}: ${JSON.stringify(body)}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      acknowledged.push(await grantUntilAnswered(mesh.urls.gateway, token, userId, actionId, failures, 600));
       await new Promise((r) => setTimeout(r, 5)); // a steady load, not a flood
     }
   };

@@ -11,6 +11,7 @@ import { EventSealer, generateEventSealEnv, readEventSealConfig } from "@scorebo
 import { ScoresStream, headerRecord } from "@scoreboard/platform/nats";
 import { decodeScoreEvents } from "@scoreboard/platform/score-events";
 import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
+import { grantUntilAnswered, type AnsweredGrant } from "./harness/retried-grant.js";
 
 const USERS = 12;
 const ACTIONS = 40;
@@ -76,12 +77,7 @@ async function redisAgreesWithPostgres(prefix: string, expected?: Map<string, nu
   }
 }
 
-interface Acknowledged {
-  userId: string;
-  actionId: string;
-  requestId: string;
-  points: number;
-}
+type Acknowledged = AnsweredGrant;
 
 it("loses nothing and counts nothing twice when score is SIGKILLed mid-burst", async () => {
   const acknowledged: Acknowledged[] = [];
@@ -92,30 +88,7 @@ it("loses nothing and counts nothing twice when score is SIGKILLed mid-burst", a
     const token = await mesh.token(userId);
     for (let a = 1; a <= ACTIONS; a++) {
       const actionId = `a${a}`;
-      // Retry with the same key until the grant is answered: a grant that
-      // committed while its answer was lost comes back as a replay.
-      for (let attempt = 0; attempt < 200; attempt++) {
-        let status = 0;
-        let body: Record<string, unknown> = {};
-        try {
-          const res = await fetch(`${mesh.urls.gateway}/api/actions`, {
-            method: "POST",
-            headers: { "content-type": "application/json", authorization: `Bearer ${token}`, "idempotency-key": `${userId}/${actionId}` },
-            body: JSON.stringify({ actionId }),
-          });
-          status = res.status;
-          body = (await res.json()) as Record<string, unknown>;
-        } catch {
-          status = -1;
-        }
-        if (status === 200) {
-          acknowledged.push({ userId, actionId, requestId: String(body.requestId), points: Number(body.points) });
-          break;
-        }
-        failures[status] = (failures[status] ?? 0) + 1;
-        if (![-1, 500, 502, 503, 504].includes(status)) throw new Error(`unexpected ${status}: ${JSON.stringify(body)}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      acknowledged.push(await grantUntilAnswered(mesh.urls.gateway, token, userId, actionId, failures, 200));
     }
   };
 

@@ -124,13 +124,7 @@ class GrpcJsTransport implements Transport {
   ): Promise<UnaryResponse<I, O>> {
     return this.unaryNext({
       stream: false,
-      service: method.parent,
-      method,
-      requestMethod: "POST",
-      url: pathOf(method),
-      signal: signal ?? neverAborted,
-      header: new Headers(header),
-      contextValues: withDeadline(contextValues, timeoutMs ?? this.defaultTimeoutMs),
+      ...requestCommon(method, signal, header, withDeadline(contextValues, timeoutMs ?? this.defaultTimeoutMs)),
       message: asMessage(method.input, input),
     } as UnaryRequest) as unknown as Promise<UnaryResponse<I, O>>;
   }
@@ -145,13 +139,7 @@ class GrpcJsTransport implements Transport {
   ): Promise<StreamResponse<I, O>> {
     return this.streamNext({
       stream: true,
-      service: method.parent,
-      method,
-      requestMethod: "POST",
-      url: pathOf(method),
-      signal: signal ?? neverAborted,
-      header: new Headers(header),
-      contextValues: withDeadline(contextValues, timeoutMs),
+      ...requestCommon(method, signal, header, withDeadline(contextValues, timeoutMs)),
       message: input,
     } as StreamRequest) as unknown as Promise<StreamResponse<I, O>>;
   }
@@ -245,6 +233,11 @@ function outgoingMetadata(header: Headers): grpc.Metadata {
   const metadata = metadataOf(header);
   metadata.setOptions({ waitForReady: true });
   return metadata;
+}
+
+/** What an interceptor sees of any call, unary or stream. */
+function requestCommon(method: DescMethod, signal: AbortSignal | undefined, header: HeadersInit | undefined, contextValues: ContextValues) {
+  return { service: method.parent, method, requestMethod: "POST", url: pathOf(method), signal: signal ?? neverAborted, header: new Headers(header), contextValues };
 }
 
 function pathOf(method: DescMethod): string {
