@@ -15,6 +15,7 @@ import { create, type DescMessage, type DescMethodStreaming, type DescMethodUnar
 import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
 import { BatchedWriteSchema, ScoreBatchService, type BatchedWrite, type BatchedWriteResult } from "@scoreboard/gen/scoreboard/v1/score_batch_pb";
 import { GroupCommit } from "@scoreboard/platform/group-commit";
+import { withInterceptors } from "@scoreboard/platform/interceptor-chain";
 
 export interface BatchedScoreWritesOptions {
   /** Batches on their way to score at once; writes arriving meanwhile wait and go together. */
@@ -65,10 +66,7 @@ export function batchedScoreWrites(upstream: Transport, options: BatchedScoreWri
     if (result.case === undefined) throw new ConnectError("score answered a write with nothing", Code.Internal);
     return { stream: false, service: req.service, method: req.method, header: new Headers(), trailer: new Headers(), message: result.value } as UnaryResponse;
   };
-  const sendThroughInterceptors = (options.interceptors ?? []).reduceRight<(req: UnaryRequest) => Promise<UnaryResponse>>(
-    (next, interceptor) => interceptor(next as never) as never,
-    send,
-  );
+  const sendThroughInterceptors = withInterceptors(options.interceptors ?? [], send);
   const batched = new Set<unknown>([ScoreService.method.submitAction, ScoreService.method.addScore]);
 
   return {

@@ -13,6 +13,7 @@ import {
 import { create, fromBinary, isMessage, toBinary, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel as Idempotency } from "@bufbuild/protobuf/wkt";
 import { connectErrorOf, headersOf, metadataOf, toBuffer } from "./grpc-codec.js";
+import { withInterceptors } from "./interceptor-chain.js";
 import { clientTracing } from "./rpc-tracing.js";
 
 export interface ServiceTransport {
@@ -109,9 +110,8 @@ class GrpcJsTransport implements Transport {
     interceptors: Interceptor[],
     private readonly defaultTimeoutMs: number,
   ) {
-    const chain = <F>(final: F): F => interceptors.reduceRight((next, interceptor) => interceptor(next as never) as F, final);
-    this.unaryNext = chain((req: UnaryRequest) => this.callUnary(req));
-    this.streamNext = chain((req: StreamRequest) => this.callServerStream(req));
+    this.unaryNext = withInterceptors(interceptors, (req: UnaryRequest) => this.callUnary(req));
+    this.streamNext = withInterceptors(interceptors, (req: StreamRequest) => this.callServerStream(req));
   }
 
   unary<I extends DescMessage, O extends DescMessage>(

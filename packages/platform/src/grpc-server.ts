@@ -13,6 +13,7 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { hasEntries, headersOf, metadataOf, toBuffer } from "./grpc-codec.js";
+import { withInterceptors } from "./interceptor-chain.js";
 
 /** A service descriptor and its implementation: what a server serves, on every port. */
 export interface ServedService {
@@ -118,8 +119,6 @@ function parseRequest(schema: DescMessage, bytes: Buffer): unknown {
 }
 
 function adaptMethod(method: DescMethod, fn: MethodFn, options: GrpcServerOptions): grpc.UntypedHandleCall {
-  const run = <Req, Res>(final: (req: Req) => Promise<Res>): ((req: Req) => Promise<Res>) =>
-    options.interceptors.reduceRight<(req: Req) => Promise<Res>>((next, interceptor) => interceptor(next as never) as never, final);
 
   switch (method.methodKind) {
     case "unary": {
@@ -141,7 +140,7 @@ function adaptMethod(method: DescMethod, fn: MethodFn, options: GrpcServerOption
     case "server_streaming":
     case "bidi_streaming": {
       const streamingInput = method.methodKind === "bidi_streaming";
-      const next = run(async (req: StreamRequest): Promise<StreamResponse> => {
+      const next = withInterceptors(options.interceptors, async (req: StreamRequest): Promise<StreamResponse> => {
         const ctx = new CallContext(req);
         const input = streamingInput ? req.message : await first(req.message);
         return { stream: true, service: method.parent, method, header: ctx.responseHeader, trailer: ctx.responseTrailer, message: fn(input, ctx) as AsyncIterable<never> } as StreamResponse;
@@ -176,9 +175,9 @@ function unaryCall(
   fn: MethodFn,
   interceptors: Interceptor[],
 ): (message: unknown, header: Headers, cancellation: { readonly signal: AbortSignal }) => Promise<UnaryResponse> {
-  const next = interceptors.reduceRight<(req: UnaryRequest) => Promise<UnaryResponse>>(
-    (inner, interceptor) => interceptor(inner as never) as never,
-    async (req) => {
+  const next = withInterceptors(
+    interceptors,
+    async (req: UnaryRequest): Promise<UnaryResponse> => {
       const ctx = new CallContext(req);
       const output = await fn(req.message, ctx);
       return { stream: false, service: method.parent, method, header: ctx.sentHeader(), trailer: ctx.sentTrailer(), message: asMessage(method.output, output) } as UnaryResponse;
