@@ -41,7 +41,7 @@ export async function bundleDeployable(name: Deployable, outdir: string): Promis
     bundle: true,
     platform: "node",
     format: "esm",
-    target: "node20",
+    target: "node24",
     banner: { js: banner },
     // pg's optional native binding is never installed; demo-page's esbuild is shipped beside the bundle.
     external: ["pg-native", "esbuild"],

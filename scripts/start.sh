@@ -7,12 +7,12 @@ cd "$(dirname "$0")/.."
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 step "Checking Node.js"
-node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<11)) { console.error("Node.js >= 20.11 is required, found "+process.version); process.exit(1) }'
+source scripts/node-runtime.sh
 echo "node $(node --version)"
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   step "Installing npm dependencies"
-  npm install --no-audit --no-fund
+  npm ci --no-audit --no-fund
 fi
 
 step "Starting PostgreSQL, Redis and NATS (data in .data/)"

@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
+source scripts/node-runtime.sh
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   step "Installing npm dependencies"
-  npm install --no-audit --no-fund
+  npm ci --no-audit --no-fund
 fi
 
 step "Checking PostgreSQL, Redis, NATS and Chromium are installed"

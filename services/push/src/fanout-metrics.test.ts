@@ -1,6 +1,9 @@
 // The push process's metrics: fan-out latency (TopNFanout) and open watch streams (the service).
-import { afterEach, describe, expect, it } from "vitest";
-import { createClient, createRouterTransport } from "@connectrpc/connect";
+import { afterEach, describe, expect, it, onTestFinished } from "vitest";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { createClient } from "@connectrpc/connect";
+import { connectNodeAdapter, createConnectTransport } from "@connectrpc/connect-node";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Msg, NatsConnection, NatsError, Status } from "nats";
@@ -61,7 +64,13 @@ describe("open watch streams", () => {
     fanout.start(nats);
     let open = 0;
     const counter = { inc: () => void (open += 1), dec: () => void (open -= 1) };
-    const client = createClient(PushService, createRouterTransport((router) => router.service(PushService, createPushService(fanout!, 60_000, counter))));
+    // A real HTTP/2 server: connect's in-memory router transport (2.3) no
+    // longer ends a handler whose client went away, a real server does.
+    const server = http2.createServer(connectNodeAdapter({ routes: (router) => router.service(PushService, createPushService(fanout!, 60_000, counter)) }));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    onTestFinished(() => void server.close());
+    const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const client = createClient(PushService, createConnectTransport({ baseUrl, httpVersion: "2" }));
     const abort = new AbortController();
     const stream = client.watchLeaderboard({ board: "global", limit: 5 }, { signal: abort.signal })[Symbol.asyncIterator]();
     await stream.next();
