@@ -117,7 +117,7 @@ async function main(): Promise<void> {
     metrics,
     // Redis holds the shared rate limits, which fall back per replica while it
     // is away: degraded, still ready. Upstream services have their own probes.
-    readiness: new Readiness({ checks: { redis: redisCheck(redis) }, degradable: ["redis"], logger }),
+    readiness: new Readiness({ checks: { redis: redisCheck(redis) }, degradable: ["redis"], degradedGauge: metrics.degraded, logger }),
   });
 
   onShutdown(logger, async () => {

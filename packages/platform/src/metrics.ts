@@ -90,6 +90,21 @@ export class ProcessMetrics {
     return this.gauge("sb_outbox_backlog", "Committed outbox rows not yet published to JetStream (sampled; capped at 100000).");
   }
 
+  /** Seconds since the oldest unpublished outbox row was committed: how late ranking is to hear of it (the outbox-stalled alert). */
+  get outboxOldestAge(): Gauge {
+    return this.gauge("sb_outbox_oldest_unpublished_age_seconds", "Age of the oldest committed outbox row not yet published to JetStream, 0 when none (sampled).");
+  }
+
+  /** What SCORES_DLQ holds now; sb_dead_letters_total counts moves by one replica and resets with it. */
+  get deadLetterMessages(): Gauge {
+    return this.gauge("sb_dead_letter_stream_messages", "Messages held in the SCORES_DLQ stream, waiting for an operator (sampled).");
+  }
+
+  /** 1 while this process serves without a dependency it can do without (Readiness' degradable checks). */
+  get degraded(): Gauge<"dependency"> {
+    return this.gauge("sb_degraded", "1 while the process serves in a fallback mode because a degradable dependency fails its check, by dependency.", ["dependency"]);
+  }
+
   get openStreams(): Gauge<"kind"> {
     return this.gauge("sb_open_streams", "Long-lived leaderboard streams open right now, by kind.", ["kind"]);
   }

@@ -49,6 +49,28 @@ describe("Readiness", () => {
     expect(await strict.report()).toMatchObject({ status: "not ready", failed: ["nats"], degraded: ["redis"] });
   });
 
+  it("sets sb_degraded for each degradable dependency: 0 from the start, 1 while its check fails", async () => {
+    const metrics = new ProcessMetrics();
+    let redisUp = true;
+    let now = 0;
+    const readiness = new Readiness({
+      checks: { redis: async () => { if (!redisUp) throw new DependencyDown("down"); }, nats: async () => {} },
+      degradable: ["redis"],
+      degradedGauge: metrics.degraded,
+      cacheMs: 1,
+      now: () => now,
+    });
+    const value = async () => (await metrics.registry.getSingleMetric("sb_degraded")!.get()).values.map((v) => [v.labels.dependency, v.value]);
+    expect(await value()).toEqual([["redis", 0]]);
+    redisUp = false;
+    await readiness.report();
+    expect(await value()).toEqual([["redis", 1]]);
+    redisUp = true;
+    now = 10;
+    await readiness.report();
+    expect(await value()).toEqual([["redis", 0]]);
+  });
+
   it("fails a check that does not answer within the timeout", async () => {
     const readiness = new Readiness({ checks: { postgres: () => new Promise(() => {}) }, timeoutMs: 20 });
     const started = Date.now();

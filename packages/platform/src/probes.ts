@@ -27,6 +27,13 @@ export interface ReadinessOptions {
    * once and turn a Redis outage into a full one.
    */
   degradable?: string[];
+  /**
+   * Told at each evaluation whether each degradable dependency is failing (1)
+   * or not (0): the sb_degraded gauge, which the alert on a Redis fallback
+   * reads. Probes evaluate every few seconds, so it stays current without a
+   * sampler of its own.
+   */
+  degradedGauge?: DegradedGauge;
   /** Each check fails after this long (default 1 s). */
   timeoutMs?: number;
   /** A result is reused this long, so probes cannot hammer the datastores (default 1 s). */
@@ -34,6 +41,11 @@ export interface ReadinessOptions {
   /** Told when a dependency starts or stops answering (once per change, not per probe). */
   logger?: Pick<Logger, "warn" | "info">;
   now?: () => number;
+}
+
+/** A prom-client Gauge<"dependency"> is one. */
+export interface DegradedGauge {
+  set(labels: { dependency: string }, value: number): void;
 }
 
 export interface ReadinessReport {
@@ -65,6 +77,8 @@ export class Readiness {
     this.timeoutMs = options.timeoutMs ?? 1_000;
     this.cacheMs = options.cacheMs ?? 1_000;
     this.now = options.now ?? Date.now;
+    // From 0, so a process that never degraded still shows the series.
+    for (const dependency of options.degradable ?? []) options.degradedGauge?.set({ dependency }, 0);
   }
 
   /** Shutdown began: not ready from now on, whatever the dependencies say. */
@@ -100,6 +114,7 @@ export class Readiness {
       details[name] = result.detail;
     });
     this.logChange([...failed, ...degraded], details);
+    for (const dependency of this.options.degradable ?? []) this.options.degradedGauge?.set({ dependency }, degraded.includes(dependency) ? 1 : 0);
     if (this.draining) return { status: "shutting down", failed: [], checks: {} };
     return { status: failed.length === 0 ? "ready" : "not ready", failed, ...(degraded.length > 0 ? { degraded } : {}), checks };
   }

@@ -74,6 +74,7 @@ async function main(): Promise<void> {
       checks: { startup: startup.check, postgres: postgresCheck(db), migrations: migrationsCheck(db), redis: redisCheck(redis), nats: natsCheck(() => nats) },
       // Reads answer from PostgreSQL while Redis is away: degraded, still ready.
       degradable: ["redis"],
+      degradedGauge: metrics.degraded,
       logger,
     }),
   });
@@ -117,7 +118,11 @@ async function main(): Promise<void> {
     metrics: { redeliveries: metrics.redeliveries, deadLetters: metrics.deadLetters, applyFailures: metrics.redisErrors },
   }));
   await startup.waitFor("nats", () => events.start());
-  stopSamplingLag = watchConsumerLag(await nc.jetstreamManager(), { pending: metrics.consumerPending, ackPending: metrics.consumerAckPending }, logger);
+  stopSamplingLag = watchConsumerLag(
+    await nc.jetstreamManager(),
+    { pending: metrics.consumerPending, ackPending: metrics.consumerAckPending, deadLetters: metrics.deadLetterMessages },
+    logger,
+  );
   // A Redis found empty is rebuilt from PostgreSQL: once PostgreSQL answers.
   await startup.waitFor("postgres", postgresCheck(db), { retryable: isTransientStoreError });
   void checkBoards();

@@ -21,7 +21,7 @@ import { JetStreamPublisher } from "./events.js";
 import { PostgresLedger } from "./ledger.js";
 import { OutboxRelay } from "./outbox.js";
 import { ensureAuditPartitions, migrateToLatest, migrationsCheck } from "./schema.js";
-import { watchOutboxBacklog } from "./outbox-backlog.js";
+import { readOutboxBacklog, watchOutboxBacklog } from "./outbox-backlog.js";
 import { createScoreService } from "./service.js";
 import { createScoreBatchService } from "./write-batch.js";
 
@@ -90,7 +90,12 @@ async function main(): Promise<void> {
   const publisher = new JetStreamPublisher(nc.jetstream(), declareStream, new EventSealer(config.eventSeal));
   relay = new OutboxRelay(db, publisher, logger, config.outbox);
   relay.start();
-  stopSamplingBacklog = watchOutboxBacklog(db, metrics.outboxBacklog, metrics.postgresErrors, logger);
+  stopSamplingBacklog = watchOutboxBacklog(
+    () => readOutboxBacklog(db),
+    { rows: metrics.outboxBacklog, oldestAgeSeconds: metrics.outboxOldestAge },
+    metrics.postgresErrors,
+    logger,
+  );
   startup.complete();
 }
 
