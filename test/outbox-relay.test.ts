@@ -171,14 +171,14 @@ it("sends the grants of a burst as one sealed JetStream message, however many ev
   try {
     const jsm = await nc.jetstreamManager();
     await jsm.streams.delete(ScoresStream.name).catch(() => false); // what earlier files left
-    await ensureStream(jsm, ScoresStream);
+    await ensureStream(jsm, ScoresStream, logger);
     const sealer = new EventSealer({
       hmacKeys: new Map([["h1", randomBytes(32)]]),
       hmacKeyId: "h1",
       encryptionKeys: new Map([["e1", randomBytes(32)]]),
       encryptionKeyId: "e1",
     });
-    const jetstream = new JetStreamPublisher(nc.jetstream(), () => ensureStream(jsm, ScoresStream), sealer);
+    const jetstream = new JetStreamPublisher(nc.jetstream(), () => ensureStream(jsm, ScoresStream, logger), sealer);
     // The relay's first publish is held (a slow ack): the burst's grants commit and kick meanwhile.
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));

@@ -6,6 +6,7 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { connect as connectNats } from 'nats';
 import pg from 'pg';
 
 export interface ManagedProcess {
@@ -319,6 +320,67 @@ export async function startNats(): Promise<NatsInstance> {
   });
   await startOrCleanup(proc);
   return Object.assign(proc, { port, url: `nats://127.0.0.1:${port}` });
+}
+
+export interface NatsClusterInstance {
+  /** Each node, with the server_name stream info reports as leader and replicas. */
+  nodes: (NatsInstance & { serverName: string })[];
+  /** Every node's client URL, comma-separated, as NATS_URL takes them. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A JetStream cluster of `size` nats-server processes routed to each other on
+ * localhost, for streams with more than one replica (a single server refuses
+ * them). Nodes stop and restart one by one like startNats's.
+ */
+export async function startNatsCluster(size = 3): Promise<NatsClusterInstance> {
+  const ports = await Promise.all(Array.from({ length: size }, async () => ({ client: await freePort(), route: await freePort() })));
+  const routes = ports.map((p) => `nats://127.0.0.1:${p.route}`).join(',');
+  const procs = ports.map(({ client, route }, i) => {
+    const dir = tempDir('nats-cluster');
+    const serverName = `sb-${i + 1}`;
+    const proc = new Managed({
+      name: `nats-${i + 1}`, dir, cmd: binary('nats-server'), stopSignal: 'SIGTERM',
+      args: ['-a', '127.0.0.1', '-p', String(client), '-js', '-sd', join(dir, 'store'), '--server_name', serverName,
+        '--cluster_name', 'sb', '--cluster', `nats://127.0.0.1:${route}`, '--routes', routes],
+      ready: async () => (await probe(client, undefined)).includes('"jetstream":true'),
+    });
+    return Object.assign(proc, { port: client, url: `nats://127.0.0.1:${client}`, serverName });
+  });
+  // Together: a node's JetStream waits for its peers to elect a meta leader.
+  const started = await Promise.allSettled(procs.map((p) => startOrCleanup(p)));
+  const failed = started.find((r) => r.status === 'rejected');
+  const stop = async () => { await Promise.all(procs.map((p) => p.stop())); };
+  const url = procs.map((p) => p.url).join(',');
+  try {
+    if (failed) throw failed.reason;
+    await waitForMetaLeader(url);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { nodes: procs, url, stop };
+}
+
+/** Until the nodes have elected a JetStream meta leader, every JetStream API request times out. */
+async function waitForMetaLeader(url: string, timeoutMs = 30_000): Promise<void> {
+  const nc = await connectNats({ servers: url.split(',') });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        await (await nc.jetstreamManager({ timeout: 1_000 })).getAccountInfo();
+        return;
+      } catch (e) {
+        if (Date.now() > deadline) throw new Error(`the NATS cluster elected no JetStream meta leader within ${timeoutMs}ms: ${String(e)}`);
+        await sleep(200);
+      }
+    }
+  } finally {
+    await nc.close();
+  }
 }
 
 async function startOrCleanup(proc: Managed): Promise<void> {

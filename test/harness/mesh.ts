@@ -48,7 +48,8 @@ export interface Mesh {
   pid(name: ServiceName): number;
   /** Signals a process and resolves with how it exited. */
   kill(name: ServiceName, signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  start(name: ServiceName): Promise<void>;
+  /** Starts a process again, with `env` added to (or overriding) the mesh's environment. */
+  start(name: ServiceName, env?: Record<string, string>): Promise<void>;
   /** Starts one more replica of a service on its own port; stopped with the mesh. */
   startReplica(name: ServiceName): Promise<string>;
   stop(): Promise<void>;
@@ -108,8 +109,8 @@ export async function startMesh(infra: InfraUrls, extraEnv: Record<string, strin
   const spawnService = (name: ServiceName, extra: NodeJS.ProcessEnv = {}) =>
     spawn(process.execPath, [...nodeArgs, "--import", "tsx", serviceEntries[name]], { cwd: root, env: { ...env, ...extra }, stdio: ["ignore", "pipe", "pipe"] });
 
-  const start = async (name: ServiceName) => {
-    const child = spawnService(name);
+  const start = async (name: ServiceName, extra: Record<string, string> = {}) => {
+    const child = spawnService(name, extra);
     children.set(name, child);
     const keep = (chunk: Buffer) => {
       logs[name].push(...chunk.toString("utf8").split("\n").filter(Boolean));

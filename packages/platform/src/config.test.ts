@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, EnvReader, readAuth, readCommon, type Env } from "./config.js";
+import { ConfigError, EnvReader, readAuth, readCommon, readJetStream, type Env } from "./config.js";
 
 const SECRET = "s".repeat(32);
 
@@ -234,6 +234,24 @@ describe("readAuth", () => {
     expect(read({ JWT_SECRET: "é".repeat(16) }, "production").problems).toEqual([]);
     expect(read({ JWT_SECRET: "é".repeat(15) + "e" }, "production").problems).toEqual([
       "JWT_SECRET must be at least 32 bytes",
+    ]);
+  });
+});
+
+describe("readJetStream", () => {
+  it("defaults to one file-stored replica, what a single dev NATS can hold", () => {
+    const env = new EnvReader({});
+    expect(readJetStream(env)).toEqual({ replicas: 1, storage: "file" });
+    expect(problemsOf(env)).toEqual([]);
+  });
+
+  it("reads JETSTREAM_REPLICAS in 1..5 and JETSTREAM_STORAGE, reporting both when bad", () => {
+    expect(readJetStream(new EnvReader({ JETSTREAM_REPLICAS: "3", JETSTREAM_STORAGE: "memory" }))).toEqual({ replicas: 3, storage: "memory" });
+    const env = new EnvReader({ JETSTREAM_REPLICAS: "6", JETSTREAM_STORAGE: "disk" });
+    readJetStream(env);
+    expect(problemsOf(env)).toEqual([
+      'JETSTREAM_REPLICAS must be an integer in 1..5, got "6"',
+      'JETSTREAM_STORAGE must be one of file, memory, got "disk"',
     ]);
   });
 });

@@ -105,6 +105,26 @@ export function readCommon(env: EnvReader): CommonConfig {
   };
 }
 
+/**
+ * How score and ranking create the JetStream streams on a NATS that has none.
+ * A stream that exists keeps what it has (ensureStream): these never rewrite
+ * an operator's choice.
+ */
+export interface JetStreamConfig {
+  /** Copies of each stream across the NATS cluster: 3 survives the loss of one server; above 1 needs a cluster. */
+  replicas: number;
+  /** "memory": a restart of NATS loses the events ranking had not applied yet; only a reconciliation puts them on the boards. */
+  storage: "file" | "memory";
+}
+
+export function readJetStream(env: EnvReader): JetStreamConfig {
+  return {
+    // nats-server refuses more than 5 replicas.
+    replicas: env.int("JETSTREAM_REPLICAS", 1, 1, 5),
+    storage: env.oneOf("JETSTREAM_STORAGE", "file", ["file", "memory"]),
+  };
+}
+
 /** Where a service's gRPC port is reached: `dns:///host:port` (round robin over every address) or `http://host:port`. */
 export const grpcTargetProtocols = ["dns:", "http:", "https:"];
 

@@ -10,12 +10,16 @@ import {
   type MsgHdrs,
   type NatsConnection,
   type StreamConfig,
+  type StreamInfo,
 } from "nats";
+import type { JetStreamConfig } from "./config.js";
 import type { Logger } from "./logger.js";
 
 /**
  * Every JetStream stream and durable consumer is declared here and created
- * idempotently at start, so a fresh NATS and an upgraded one converge.
+ * idempotently at start, so a fresh NATS and an upgraded one converge. A
+ * stream's replicas and storage are the deployment's (configuredStream), not
+ * the declaration's.
  */
 export const Subjects = {
   /** One ScoreChanged per message: what releases before batches published (still consumed). */
@@ -33,17 +37,18 @@ export const Subjects = {
   allDeadLetters: "scoreboard.dlq.>",
 } as const;
 
-export const ScoresStream: Partial<StreamConfig> & { name: string } = {
+/** What the product needs of a stream; configuredStream adds replicas and storage. */
+export type StreamDeclaration = Partial<StreamConfig> & { name: string; subjects: string[] };
+
+export const ScoresStream: StreamDeclaration = {
   name: "SCORES",
   subjects: [Subjects.allScores],
-  storage: StorageType.File,
   retention: RetentionPolicy.Limits,
   // A republish of the same batch (Nats-Msg-Id: a digest of its ledger ids)
   // within this window is dropped by the server; the outbox relay retries
   // far sooner than this.
   duplicate_window: nanos(10 * 60_000),
   max_age: nanos(7 * 24 * 3_600_000),
-  num_replicas: 1,
 };
 
 /**
@@ -53,10 +58,9 @@ export const ScoresStream: Partial<StreamConfig> & { name: string } = {
  * the Nats-* publish headers), plus the DeadLetterHeaders below;
  * `npm run dead-letters` lists and replays them.
  */
-export const DeadLettersStream: Partial<StreamConfig> & { name: string } = {
+export const DeadLettersStream: StreamDeclaration = {
   name: "SCORES_DLQ",
   subjects: [Subjects.allDeadLetters],
-  storage: StorageType.File,
   retention: RetentionPolicy.Limits,
   // A consumer that lost its term() after the dead letter was stored sends
   // it again on redelivery (≥ ack_wait later); the Nats-Msg-Id drops it.
@@ -64,7 +68,6 @@ export const DeadLettersStream: Partial<StreamConfig> & { name: string } = {
   max_age: nanos(30 * 24 * 3_600_000),
   // A flood of forged events must not fill the disk: past this the oldest go.
   max_msgs: 1_000_000,
-  num_replicas: 1,
 };
 
 export const DeadLetterHeaders = {
@@ -115,14 +118,91 @@ export async function connectNats(url: string, name: string, logger: Logger, opt
   return nc;
 }
 
-export async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+/** A stream as this deployment creates it: the declaration plus JETSTREAM_REPLICAS and JETSTREAM_STORAGE. */
+export function configuredStream(stream: StreamDeclaration, jetstream: JetStreamConfig): StreamDeclaration {
+  return { ...stream, num_replicas: jetstream.replicas, storage: jetstream.storage === "memory" ? StorageType.Memory : StorageType.File };
+}
+
+/** A setting of an existing stream that differs from what this deployment would create it with. */
+export interface StreamDrift {
+  setting: string;
+  configured: unknown;
+  actual: unknown;
+}
+
+/**
+ * Creates the stream when NATS has none. An existing stream belongs to its
+ * operator: replicas, storage, limits and windows stay as they are (updating
+ * it to the declaration on every start put a stream scaled to three replicas
+ * back to one on each deploy). The one change made is to capture subjects
+ * this release publishes on that the stream does not, without which its
+ * publishes would fail; every other difference is logged, naming the setting.
+ */
+export async function ensureStream(jsm: JetStreamManager, stream: StreamDeclaration, logger: Pick<Logger, "warn" | "info">): Promise<void> {
+  const existing = await streamInfoOrCreate(jsm, stream);
+  if (!existing) return;
+  const subjects = widenedSubjects(existing.config.subjects ?? [], stream.subjects);
+  if (subjects) {
+    await jsm.streams.update(stream.name, { subjects });
+    logger.info({ stream: stream.name, subjects }, `stream ${stream.name} captures this release's subjects now`);
+  }
+  for (const drift of streamDrift(existing.config, stream)) {
+    logger.warn({ stream: stream.name, ...drift }, `stream ${stream.name}: ${drift.setting} differs from the configuration; left as NATS has it`);
+  }
+}
+
+/** The stream's info, or undefined once this call created it. */
+async function streamInfoOrCreate(jsm: JetStreamManager, stream: StreamDeclaration): Promise<StreamInfo | undefined> {
   try {
-    await jsm.streams.info(config.name);
-    await jsm.streams.update(config.name, config);
+    return await jsm.streams.info(stream.name);
   } catch (err) {
     if (!isNotFound(err)) throw err;
-    await jsm.streams.add(config);
   }
+  try {
+    await jsm.streams.add(stream);
+    return undefined;
+  } catch (err) {
+    // Score and ranking both declare SCORES at start: the other one was first.
+    if (/already in use/i.test((err as Error).message)) return jsm.streams.info(stream.name);
+    const placement = `${stream.num_replicas ?? 1} replica(s), ${stream.storage ?? StorageType.File} storage`;
+    throw new Error(`creating stream ${stream.name} (${placement}, from JETSTREAM_REPLICAS and JETSTREAM_STORAGE): ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * The subjects an existing stream should capture so that it holds every
+ * declared one, or undefined when it already does. A subject the stream
+ * captures through a wider one (an operator's `scoreboard.>`) is not added:
+ * NATS refuses overlapping subjects. Subjects a newly added one covers go,
+ * for the same reason.
+ */
+export function widenedSubjects(existing: string[], declared: string[]): string[] | undefined {
+  const missing = declared.filter((subject) => !existing.some((have) => subjectCovers(have, subject)));
+  if (missing.length === 0) return undefined;
+  return [...existing.filter((have) => !missing.some((added) => subjectCovers(added, have))), ...missing];
+}
+
+/** Whether the subject pattern `wider` matches every subject `subject` (itself possibly a pattern) matches. */
+export function subjectCovers(wider: string, subject: string): boolean {
+  const w = wider.split(".");
+  const s = subject.split(".");
+  for (let i = 0; i < w.length; i++) {
+    if (w[i] === ">") return s.length > i;
+    if (i >= s.length || s[i] === ">") return false;
+    if (w[i] !== "*" && w[i] !== s[i]) return false;
+  }
+  return w.length === s.length;
+}
+
+/** Each declared setting (other than name and subjects) that the existing stream holds differently. */
+export function streamDrift(actual: Partial<StreamConfig>, declared: StreamDeclaration): StreamDrift[] {
+  const drift: StreamDrift[] = [];
+  for (const [setting, configured] of Object.entries(declared)) {
+    if (setting === "name" || setting === "subjects") continue;
+    const held = (actual as Record<string, unknown>)[setting];
+    if (JSON.stringify(held) !== JSON.stringify(configured)) drift.push({ setting, configured, actual: held });
+  }
+  return drift;
 }
 
 export async function ensureConsumer(

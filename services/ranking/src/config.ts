@@ -1,4 +1,4 @@
-import { EnvReader, defaultPorts, readCommon, type CommonConfig } from "@scoreboard/platform/config";
+import { EnvReader, defaultPorts, readCommon, readJetStream, type CommonConfig, type JetStreamConfig } from "@scoreboard/platform/config";
 import { readEventSealConfig, type EventSealConfig } from "@scoreboard/platform/event-seal";
 import { readPeriodRetention, type PeriodRetention } from "@scoreboard/platform/periods";
 
@@ -13,6 +13,8 @@ export interface RankingConfig extends CommonConfig {
   /** How often one replica compares PostgreSQL with Redis and repairs drift. */
   reconcileIntervalMs: number;
   natsUrl: string;
+  /** Replicas and storage of SCORES and SCORES_DLQ when ranking creates them. */
+  jetstream: JetStreamConfig;
   /** Verifies (and decrypts) score events; the keys score seals them with. */
   eventSeal: EventSealConfig;
   /** Deliveries of one score event before ranking gives up and dead-letters it. */
@@ -32,6 +34,7 @@ export function loadRankingConfig(env = new EnvReader()): RankingConfig {
     databaseUrl: env.url("DATABASE_URL", undefined, ["postgres:", "postgresql:"]),
     reconcileIntervalMs: env.int("RECONCILE_INTERVAL_MS", 24 * 3_600_000, 60_000),
     natsUrl: env.url("NATS_URL", "nats://127.0.0.1:4222", ["nats:", "tls:"]),
+    jetstream: readJetStream(env),
     eventSeal: readEventSealConfig(env, common.mode),
     maxDeliver: env.int("RANKING_MAX_DELIVER", 20, 1, 10_000),
     periodRetention: readPeriodRetention(env),

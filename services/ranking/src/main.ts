@@ -5,7 +5,16 @@ import { EventSealer } from "@scoreboard/platform/event-seal";
 import { exitOnStartupError, onShutdown } from "@scoreboard/platform/lifecycle";
 import { createLogger } from "@scoreboard/platform/logger";
 import { startTracing } from "@scoreboard/platform/tracing";
-import { DeadLettersStream, RankingConsumer, ScoresStream, Subjects, connectNats, ensureConsumer, ensureStream } from "@scoreboard/platform/nats";
+import {
+  DeadLettersStream,
+  RankingConsumer,
+  ScoresStream,
+  Subjects,
+  configuredStream,
+  connectNats,
+  ensureConsumer,
+  ensureStream,
+} from "@scoreboard/platform/nats";
 import { createRedis } from "@scoreboard/platform/redis";
 import { serve, startRpcServer } from "@scoreboard/platform/rpc-server";
 import { ProcessMetrics } from "@scoreboard/platform/metrics";
@@ -94,8 +103,8 @@ async function main(): Promise<void> {
   const nc = (nats = await startup.waitFor("nats", () => connectNats(config.natsUrl, "ranking", logger)));
   const declare = async () => {
     const jsm = await nc.jetstreamManager();
-    await ensureStream(jsm, ScoresStream);
-    await ensureStream(jsm, DeadLettersStream);
+    await ensureStream(jsm, configuredStream(ScoresStream, config.jetstream), logger);
+    await ensureStream(jsm, configuredStream(DeadLettersStream, config.jetstream), logger);
     const before = await jsm.consumers.info(ScoresStream.name, RankingConsumer.durable_name).catch(() => undefined);
     await ensureConsumer(jsm, ScoresStream.name, RankingConsumer);
     if (before?.config.filter_subject === Subjects.scoreChanged) {

@@ -1,4 +1,4 @@
-import { EnvReader, defaultPorts, readAuth, readCommon, type AuthConfig, type CommonConfig } from "@scoreboard/platform/config";
+import { EnvReader, defaultPorts, readAuth, readCommon, readJetStream, type AuthConfig, type CommonConfig, type JetStreamConfig } from "@scoreboard/platform/config";
 import { readEventSealConfig, type EventSealConfig } from "@scoreboard/platform/event-seal";
 import { readTicketConfig, type TicketConfig } from "@scoreboard/platform/action-ticket";
 
@@ -9,6 +9,8 @@ export interface ScoreConfig extends CommonConfig {
   grpcPort: number;
   databaseUrl: string;
   natsUrl: string;
+  /** Replicas and storage of the SCORES stream when score creates it. */
+  jetstream: JetStreamConfig;
   auth: AuthConfig;
   /** Signs (and encrypts) every score event; ranking holds the same keys. */
   eventSeal: EventSealConfig;
@@ -30,6 +32,7 @@ export function loadScoreConfig(env = new EnvReader()): ScoreConfig {
     grpcPort: env.port("SCORE_GRPC_PORT", defaultPorts.scoreGrpc),
     databaseUrl: env.url("DATABASE_URL", undefined, ["postgres:", "postgresql:"]),
     natsUrl: env.url("NATS_URL", "nats://127.0.0.1:4222", ["nats:", "tls:"]),
+    jetstream: readJetStream(env),
     auth: readAuth(env, common.mode),
     eventSeal: readEventSealConfig(env, common.mode),
     maxIncrement: env.int("SCORE_MAX_INCREMENT", 5, 1, 1_000_000),

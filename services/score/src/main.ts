@@ -9,7 +9,7 @@ import { EventSealer } from "@scoreboard/platform/event-seal";
 import { exitOnStartupError, onShutdown } from "@scoreboard/platform/lifecycle";
 import { createLogger } from "@scoreboard/platform/logger";
 import { outsideAnyTrace, startTracing } from "@scoreboard/platform/tracing";
-import { ScoresStream, connectNats, ensureStream } from "@scoreboard/platform/nats";
+import { ScoresStream, configuredStream, connectNats, ensureStream } from "@scoreboard/platform/nats";
 import { serve, serverInterceptors, startRpcServer } from "@scoreboard/platform/rpc-server";
 import { ProcessMetrics } from "@scoreboard/platform/metrics";
 import { Readiness, natsCheck, postgresCheck } from "@scoreboard/platform/probes";
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   await startup.waitFor("postgres", () => ensureAuditPartitions(db), { retryable: isTransientStoreError });
   // connectNats itself retries its first connection for as long as NATS is away.
   const nc = (nats = await startup.waitFor("nats", () => connectNats(config.natsUrl, "score", logger)));
-  const declareStream = async () => ensureStream(await nc.jetstreamManager(), ScoresStream);
+  const declareStream = async () => ensureStream(await nc.jetstreamManager(), configuredStream(ScoresStream, config.jetstream), logger);
   await startup.waitFor("nats", declareStream);
   const publisher = new JetStreamPublisher(nc.jetstream(), declareStream, new EventSealer(config.eventSeal));
   relay = new OutboxRelay(db, publisher, logger, config.outbox);
