@@ -1,6 +1,7 @@
 // Score events travel to ranking in batches, and every grant keeps its own
-// trace through them: its publish span is its grant's child, and ranking's
-// apply span for its event is that publish span's child.
+// trace through them: its publish span is its grant's child, ranking's apply
+// span for its event is that publish span's child, and the Redis scripts of
+// that apply are its children, though ranking's client pipelines them.
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
 import { OtlpKind, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "./harness/otlp-receiver.js";
@@ -42,12 +43,13 @@ it("keeps one trace per grant when their events share a JetStream message", asyn
         const inTrace = receiver.spans.filter((s) => s.traceId === grant.traceId);
         const publish = byName(inTrace, "scoreboard-score", "publish score event", OtlpKind.producer).filter((s) => s.parentSpanId === grant.spanId);
         const apply = byName(inTrace, "scoreboard-ranking", "apply score event", OtlpKind.consumer).filter((s) => publish.some((p) => p.spanId === s.parentSpanId));
-        return { grant, publish, apply };
+        const scripts = inTrace.filter((s) => s.service === "scoreboard-ranking" && s.name === "evalsha" && apply.some((a) => a.spanId === s.parentSpanId));
+        return { grant, publish, apply, scripts };
       });
-      return chains.length === USERS.length + 1 && chains.every((c) => c.publish.length === 1 && c.apply.length === 1) ? chains : undefined;
+      return chains.length === USERS.length + 1 && chains.every((c) => c.publish.length === 1 && c.apply.length === 1 && c.scripts.length > 0) ? chains : undefined;
     },
     20_000,
-    "a publish and an apply span under every grant",
+    "a publish, an apply and its Redis scripts under every grant",
   );
   // Each grant its own trace, and its event its own spans, though the burst shared one message.
   expect(new Set(chains.map((c) => c.grant.traceId)).size).toBe(USERS.length + 1);

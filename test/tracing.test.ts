@@ -1,9 +1,10 @@
-// One trace follows a score from the REST call through gateway, score, the
-// outbox relay's JetStream publish, ranking and push, exported over OTLP/HTTP
-// to a receiver in this process.
+// One trace follows a score from the REST call through gateway (its rate
+// limit in Redis), score (the grant's SQL), the outbox relay's JetStream
+// publish, ranking (its Redis scripts) and push, exported over OTLP/HTTP to a
+// receiver in this process.
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
-import { OtlpKind, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "./harness/otlp-receiver.js";
+import { OtlpKind, datastoreSpans, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "./harness/otlp-receiver.js";
 
 let receiver: OtlpReceiver;
 let mesh: Mesh;
@@ -66,7 +67,8 @@ describe("tracing", () => {
         const globalFanout = spans.some(
           (s) => s.service === "scoreboard-push" && s.name === "fan out board change" && s.attributes["scoreboard.board"] === "global",
         );
-        return whole && globalFanout ? spans : undefined;
+        const rankingRedis = datastoreSpans(spans, "scoreboard-ranking", "redis").length > 0;
+        return whole && globalFanout && rankingRedis ? spans : undefined;
       },
       20_000,
       "a whole trace down to push's fan-out",
@@ -92,6 +94,18 @@ describe("tracing", () => {
     expect(grant[0]!.parentSpanId).toBe(served[0]!.spanId);
     expect(grant[0]!.attributes["scoreboard.outcome"]).toBe("granted");
 
+    // The gateway's rate limit: its script in Redis, under the route, before the call to score.
+    const limit = datastoreSpans(trace, "scoreboard-gateway", "redis");
+    expect(limit.length).toBeGreaterThan(0);
+    for (const span of limit) expect(span).toMatchObject({ parentSpanId: route.spanId, kind: OtlpKind.client, name: "evalsha" });
+    // The grant's transaction: one statement writes the ledger, total, outbox and audit rows.
+    const sql = datastoreSpans(trace, "scoreboard-score", "postgresql", grant[0]);
+    expect(sql).toHaveLength(1);
+    expect(sql[0]!.kind).toBe(OtlpKind.client);
+    expect(sql[0]!.attributes["db.query.text"]).toMatch(/sb_grant_batch\(\$1::jsonb, \$2\)/);
+    // Statements outside any request (the relay's polls, probes, the backlog gauge) make no traces of their own.
+    expect(receiver.spans.filter((s) => s.parentSpanId === "" && s.attributes["db.system.name"] !== undefined)).toEqual([]);
+
     // The relay publishes later, from the context stored with the outbox row.
     const publish = only(trace, "scoreboard-score", "publish score event", OtlpKind.producer);
     expect(publish).toHaveLength(1);
@@ -99,6 +113,9 @@ describe("tracing", () => {
     const apply = only(trace, "scoreboard-ranking", "apply score event", OtlpKind.consumer);
     expect(apply).toHaveLength(1);
     expect(apply[0]!.parentSpanId).toBe(publish[0]!.spanId);
+    // Ranking's board scripts in Redis, under the apply.
+    const scripts = datastoreSpans(trace, "scoreboard-ranking", "redis", apply[0]);
+    expect(scripts.map((s) => s.name)).toContain("evalsha");
     const announces = only(trace, "scoreboard-ranking", "announce board change", OtlpKind.producer);
     expect(announces.length).toBeGreaterThan(0);
     for (const announce of announces) expect(announce.parentSpanId).toBe(apply[0]!.spanId);
@@ -117,10 +134,17 @@ describe("tracing", () => {
       .find((l) => l.msg === "granted" && l.userId === "tracy");
     expect(granted).toMatchObject({ trace_id: route.traceId, span_id: served[0]!.spanId });
 
-    // No credential leaves a process as telemetry.
+    // No credential leaves a process as telemetry, nor a statement's values:
+    // SQL parameters are not recorded, Redis statements name only the command
+    // and a script's digest (a rate-limit key holds the user id and address).
     const exported = receiver.bodies.join("\n");
     expect(exported).not.toContain(token);
     expect(exported.toLowerCase()).not.toContain("bearer");
+    expect(exported).not.toContain("Tracy");
+    for (const span of [...datastoreSpans(receiver.spans, "scoreboard-gateway", "redis"), ...datastoreSpans(receiver.spans, "scoreboard-ranking", "redis")]) {
+      expect(span.attributes["db.query.text"]).toMatch(/^[a-z]+( [0-9a-f]{40})?$/);
+    }
+    expect(receiver.spans.some((s) => "db.postgresql.values" in s.attributes)).toBe(false);
   });
 
   it("makes no traces of push's routine board refreshes", async () => {

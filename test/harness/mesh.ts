@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect } from "nats";
 import { Redis } from "ioredis";
@@ -60,7 +61,16 @@ export interface Mesh {
  * migrates), ranking, push and the gateway, each waited for until its
  * grpc.health.v1 says SERVING.
  */
-export async function startMesh(infra: InfraUrls, extraEnv: Record<string, string> = {}): Promise<Mesh> {
+export interface MeshOptions {
+  /**
+   * A folder holding each process's image bundle (scripts/bundle.ts into
+   * <bundles>/<name>): the processes then run those, as in their images,
+   * instead of their sources under tsx.
+   */
+  bundles?: string;
+}
+
+export async function startMesh(infra: InfraUrls, extraEnv: Record<string, string> = {}, options: MeshOptions = {}): Promise<Mesh> {
   const databaseUrl = await freshDatabase(infra.databaseUrl);
   await resetRedisAndNats(infra);
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
@@ -106,8 +116,10 @@ export async function startMesh(infra: InfraUrls, extraEnv: Record<string, strin
   const logs: Record<ServiceName, string[]> = { score: [], ranking: [], push: [], gateway: [] };
 
   const replicas: ChildProcess[] = [];
-  const spawnService = (name: ServiceName, extra: NodeJS.ProcessEnv = {}) =>
-    spawn(process.execPath, [...nodeArgs, "--import", "tsx", serviceEntries[name]], { cwd: root, env: { ...env, ...extra }, stdio: ["ignore", "pipe", "pipe"] });
+  const spawnService = (name: ServiceName, extra: NodeJS.ProcessEnv = {}) => {
+    const [args, cwd] = options.bundles ? [["main.mjs"], join(options.bundles, name)] : [["--import", "tsx", serviceEntries[name]], root];
+    return spawn(process.execPath, [...nodeArgs, ...args], { cwd, env: { ...env, ...extra }, stdio: ["ignore", "pipe", "pipe"] });
+  };
 
   const start = async (name: ServiceName, extra: Record<string, string> = {}) => {
     const child = spawnService(name, extra);

@@ -19,6 +19,11 @@ export interface ReceivedSpan {
 
 export const OtlpKind = { internal: 1, server: 2, client: 3, producer: 4, consumer: 5 } as const;
 
+/** The spans a service's datastore driver made (system "postgresql" or "redis"), those under `parent` when given. */
+export function datastoreSpans(spans: ReceivedSpan[], service: string, system: string, parent?: ReceivedSpan): ReceivedSpan[] {
+  return spans.filter((s) => s.service === service && s.attributes["db.system.name"] === system && (!parent || s.parentSpanId === parent.spanId));
+}
+
 export interface OtlpReceiver {
   /** For OTEL_EXPORTER_OTLP_ENDPOINT (the exporter appends /v1/traces). */
   url: string;

@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { ROOT_CONTEXT, context, createContextKey } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { GroupCommit } from "./group-commit.js";
 
 describe("GroupCommit", () => {
@@ -78,5 +80,35 @@ describe("GroupCommit", () => {
     await blocker;
     expect(await Promise.all(results)).toEqual(["deadline exceeded", "deadline exceeded", "deadline exceeded"]);
     expect(calls).toEqual([[0], [1, 2, 3]]);
+  });
+
+  it("runs a batch of one in its caller's trace context and a batch of several in none", async () => {
+    const manager = new AsyncLocalStorageContextManager().enable();
+    context.setGlobalContextManager(manager);
+    try {
+      const caller = createContextKey("caller");
+      const seen: Array<[number[], unknown]> = [];
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const group = new GroupCommit<number, number>(
+        async (items) => {
+          seen.push([items, context.active().getValue(caller)]);
+          if (items[0] === 0) await gate;
+          if (items.length > 1) throw new Error("deadlock");
+          return items;
+        },
+        1,
+        100,
+      );
+      const as = <T>(name: string, fn: () => T) => context.with(ROOT_CONTEXT.setValue(caller, name), fn);
+      const first = as("a", () => group.submit(0));
+      const rest = [as("b", () => group.submit(1)), as("c", () => group.submit(2))];
+      release();
+      await Promise.all([first, ...rest]);
+      // The pair failed together in no trace, then each was retried in its own.
+      expect(seen).toEqual([[[0], "a"], [[1, 2], undefined], [[1], "b"], [[2], "c"]]);
+    } finally {
+      context.disable();
+    }
   });
 });

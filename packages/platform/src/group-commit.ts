@@ -1,3 +1,5 @@
+import { ROOT_CONTEXT, context, type Context } from "@opentelemetry/api";
+
 /**
  * Sends work in batches without adding latency: the first item goes at once;
  * items that arrive while `maxInFlight` batches are being written wait and go
@@ -8,9 +10,14 @@
  * error: right for a transaction, which a failure rolls back whole. A batch
  * whose failure may have applied part of it (a call that timed out) must not
  * be resent: pass `retryEachOnFailure: false` and every item gets the error.
+ *
+ * A batch of one runs in its submitter's trace context, so what it does (a
+ * SQL statement's span) joins that caller's trace, as a plain call would. A
+ * batch of several is no step of any one caller's and runs in no trace;
+ * otherwise it would land in whichever trace happened to start the pump.
  */
 export class GroupCommit<In, Out> {
-  private readonly queue: Array<{ item: In; resolve: (out: Out) => void; reject: (err: unknown) => void }> = [];
+  private readonly queue: Array<{ item: In; caller: Context; resolve: (out: Out) => void; reject: (err: unknown) => void }> = [];
   private inFlight = 0;
 
   constructor(
@@ -23,7 +30,7 @@ export class GroupCommit<In, Out> {
 
   submit(item: In): Promise<Out> {
     return new Promise<Out>((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
+      this.queue.push({ item, caller: context.active(), resolve, reject });
       this.pump();
     });
   }
@@ -41,7 +48,7 @@ export class GroupCommit<In, Out> {
 
   private async write(batch: typeof this.queue): Promise<void> {
     try {
-      const results = await this.writeBatch(batch.map((b) => b.item));
+      const results = await context.with(batch.length === 1 ? batch[0]!.caller : ROOT_CONTEXT, () => this.writeBatch(batch.map((b) => b.item)));
       batch.forEach((b, i) => b.resolve(results[i]!));
     } catch (err) {
       if (batch.length === 1 || !this.options.retryEachOnFailure) {
@@ -53,7 +60,7 @@ export class GroupCommit<In, Out> {
       await Promise.all(
         batch.map(async (b) => {
           try {
-            b.resolve((await this.writeBatch([b.item]))[0]!);
+            b.resolve((await context.with(b.caller, () => this.writeBatch([b.item])))[0]!);
           } catch (error) {
             b.reject(error);
           }

@@ -18,10 +18,12 @@ import { Match, headers as natsHeaders, type MsgHdrs } from "nats";
 
 /**
  * OpenTelemetry for every process. Spans are made by hand at the few places
- * a score crosses a process (RPC, JetStream, core NATS) plus the grant, and
- * exported over OTLP to whatever the standard OTEL_* variables name. Without
- * an endpoint nothing is started: the API stays a no-op and every helper
- * below returns early, so dev and tests without a collector pay nothing.
+ * a score crosses a process (RPC, JetStream, core NATS) plus the grant; the
+ * SQL and Redis spans under them come from OpenTelemetry's pg and ioredis
+ * instrumentations (driver-tracing.ts). All are exported over OTLP to
+ * whatever the standard OTEL_* variables name. Without an endpoint nothing
+ * is started: the API stays a no-op and every helper below returns early,
+ * so dev and tests without a collector pay nothing.
  */
 export const tracer = trace.getTracer("scoreboard");
 
@@ -53,15 +55,17 @@ export function tracingWanted(env: NodeJS.ProcessEnv = process.env): boolean {
  */
 export async function startTracing(processName: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   if (sdk || !tracingWanted(env)) return;
-  const { NodeSDK } = await import("@opentelemetry/sdk-node");
+  const [{ NodeSDK }, { instrumentDrivers }] = await Promise.all([import("@opentelemetry/sdk-node"), import("./driver-tracing.js")]);
   const node = new NodeSDK({
     serviceName: env.OTEL_SERVICE_NAME?.trim() || `scoreboard-${processName}`,
     // Traces only: metrics are Prometheus's, logs go to stdout with trace ids.
     metricReaders: [],
     logRecordProcessors: [],
+    // None through the SDK's loader hooks: instrumentDrivers patches the drivers it is given.
     instrumentations: [],
   });
   node.start();
+  instrumentDrivers();
   sdk = node;
 }
 
