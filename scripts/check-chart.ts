@@ -172,12 +172,16 @@ function checkWorkload(object: K8sObject): string[] {
   }
   const security = spec.securityContext as { runAsNonRoot?: boolean } | undefined;
   if (security?.runAsNonRoot !== true) problems.push(`${id}: pods must run as non-root`);
+  // Each component has its own identity, and no process talks to the Kubernetes API.
+  if (!spec.serviceAccountName || spec.serviceAccountName === "default") problems.push(`${id}: runs as the default ServiceAccount`);
+  if (spec.automountServiceAccountToken !== false) problems.push(`${id}: mounts an API token (automountServiceAccountToken must be false)`);
   return problems;
 }
 
 export function podSpecOf(object: K8sObject): Record<string, unknown> | undefined {
   const spec = object.spec as Record<string, any> | undefined;
   if (!spec) return undefined;
+  if (object.kind === "Pod") return spec;
   if (object.kind === "CronJob") return spec.jobTemplate?.spec?.template?.spec;
   if (["Deployment", "StatefulSet", "Job", "DaemonSet"].includes(object.kind)) return spec.template?.spec;
   return undefined;
@@ -193,11 +197,11 @@ export function findObject(objects: K8sObject[], kind: string, name: string): K8
 const selects = (selector: Record<string, string> | undefined, labels: Record<string, string>) =>
   Object.entries(selector ?? {}).every(([k, v]) => labels[k] === v);
 
-/** The chart's own references hold: Services select pods that exist, env secrets and config maps are rendered or external. */
+/** The chart's own references hold: Services select pods that exist; ServiceAccounts, env secrets and config maps are rendered or external. */
 export function checkReferences(objects: K8sObject[], external: { secrets?: string[] } = {}): string[] {
   const problems: string[] = [];
   const pods = objects.flatMap((o) => {
-    const labels = ((o.spec as any)?.template?.metadata?.labels ?? {}) as Record<string, string>;
+    const labels = ((o.kind === "Pod" ? o.metadata : (o.spec as any)?.template?.metadata)?.labels ?? {}) as Record<string, string>;
     return podSpecOf(o) ? [{ o, labels, spec: podSpecOf(o)! }] : [];
   });
   for (const service of objects.filter((o) => o.kind === "Service")) {
@@ -206,7 +210,10 @@ export function checkReferences(objects: K8sObject[], external: { secrets?: stri
   }
   const secrets = new Set([...objects.filter((o) => o.kind === "Secret").map((o) => o.metadata.name), ...(external.secrets ?? [])]);
   const configMaps = new Set(objects.filter((o) => o.kind === "ConfigMap").map((o) => o.metadata.name));
+  const serviceAccounts = new Set(objects.filter((o) => o.kind === "ServiceAccount").map((o) => o.metadata.name));
   for (const { o, spec } of pods) {
+    const account = spec.serviceAccountName as string | undefined;
+    if (account && !serviceAccounts.has(account)) problems.push(`${o.kind}/${o.metadata.name} runs as ServiceAccount ${account}, which is not rendered`);
     const text = JSON.stringify(spec);
     for (const [, name] of text.matchAll(/"secretKeyRef":\{[^}]*"name":"([^"]+)"/g)) {
       if (!secrets.has(name!)) problems.push(`${o.kind}/${o.metadata.name} reads Secret ${name}, which is neither rendered nor declared external`);

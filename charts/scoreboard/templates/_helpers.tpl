@@ -22,13 +22,33 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
-{{- define "sb.image" -}}
-{{- $override := get (.root.Values.image.overrides | default dict) .component -}}
-{{- if $override -}}{{ $override }}{{- else -}}
-{{- $registry := .root.Values.image.registry -}}
-{{- $tag := .root.Values.image.tag | default .root.Chart.AppVersion -}}
-{{- if $registry -}}{{ printf "%s/scoreboard-%s:%s" (trimSuffix "/" $registry) .component $tag }}{{- else -}}{{ printf "scoreboard-%s:%s" .component $tag }}{{- end -}}
+{{/* repository:tag, plus @digest when one is pinned: (dict "repository" r "tag" t "digest" d). */}}
+{{- define "sb.imageRef" -}}
+{{- printf "%s:%s" .repository .tag -}}{{- with .digest }}@{{ . }}{{- end -}}
 {{- end -}}
+
+{{/* One of our four images: (dict "root" $ "component" "score"). The tag follows appVersion. */}}
+{{- define "sb.image" -}}
+{{- $image := .root.Values.image -}}
+{{- $override := get ($image.overrides | default dict) .component -}}
+{{- if $override -}}{{ $override }}{{- else -}}
+{{- $name := printf "scoreboard-%s" .component -}}
+{{- $repository := ternary (printf "%s/%s" (trimSuffix "/" $image.registry) $name) $name (ne $image.registry "") -}}
+{{- include "sb.imageRef" (dict "repository" $repository "tag" ($image.tag | default .root.Chart.AppVersion) "digest" (get ($image.digests | default dict) .component)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The ServiceAccount a component's pods run as: (dict "root" $ "component" "score"). */}}
+{{- define "sb.serviceAccountName" -}}
+{{- printf "%s-%s" (include "sb.fullname" .root) .component -}}
+{{- end -}}
+
+{{/*
+When the migration hook runs: an in-cluster PostgreSQL does not exist before
+the first install, so with one it runs after install instead.
+*/}}
+{{- define "sb.migrateHook" -}}
+{{- ternary "post-install,pre-upgrade" "pre-install,pre-upgrade" .Values.inCluster.postgres.enabled -}}
 {{- end -}}
 
 {{- define "sb.secretName" -}}
@@ -168,17 +188,74 @@ readOnlyRootFilesystem: true
 capabilities: { drop: [ALL] }
 {{- end -}}
 
-{{- define "sb.scheduling" -}}
+{{/* Node placement every pod shares (root context). */}}
+{{- define "sb.nodeScheduling" -}}
 {{- with .Values.nodeSelector }}
 nodeSelector: {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- with .Values.tolerations }}
 tolerations: {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.affinity }}
-affinity: {{- toYaml . | nindent 2 }}
-{{- end }}
 {{- with .Values.image.pullSecrets }}
 imagePullSecrets: {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end -}}
+
+{{/* Scheduling of one-off pods (the Jobs): node placement and .Values.affinity as given. */}}
+{{- define "sb.scheduling" -}}
+{{- include "sb.nodeScheduling" . }}
+{{- with .Values.affinity }}
+affinity: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Scheduling of a replicated component (dict "root" $ "component" "score"):
+its replicas avoid sharing a node (spread.podAntiAffinity) and spread over
+zones and nodes (spread.topologySpread). Both select only this component's
+pods: a gateway never pushes a score pod away. .Values.affinity is merged
+over this, its keys winning (a nodeAffinity is simply added).
+*/}}
+{{- define "sb.replicaScheduling" -}}
+{{- $spread := .root.Values.spread -}}
+{{- $own := dict "matchLabels" (include "sb.selector" . | fromYaml) -}}
+{{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" $own -}}
+{{- $antiAffinity := dict "preferredDuringSchedulingIgnoredDuringExecution" (list (dict "weight" 100 "podAffinityTerm" $term)) -}}
+{{- if eq $spread.podAntiAffinity "required" -}}
+{{- $antiAffinity = dict "requiredDuringSchedulingIgnoredDuringExecution" (list $term) -}}
+{{- end -}}
+{{- $affinity := merge (deepCopy (.root.Values.affinity | default dict)) (dict "podAntiAffinity" $antiAffinity) -}}
+{{- include "sb.nodeScheduling" .root }}
+affinity: {{- toYaml $affinity | nindent 2 }}
+{{- if $spread.topologySpread.enabled }}
+# matchLabelKeys: only the current ReplicaSet's pods count, so the old ones
+# do not skew a rollout (Kubernetes 1.27+; earlier releases ignore it).
+topologySpreadConstraints:
+  {{- range $spread.topologySpread.topologyKeys }}
+  - topologyKey: {{ . }}
+    maxSkew: {{ $spread.topologySpread.maxSkew }}
+    whenUnsatisfiable: {{ $spread.topologySpread.whenUnsatisfiable }}
+    labelSelector: {{- toYaml $own | nindent 6 }}
+    matchLabelKeys: [pod-template-hash]
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+A component's ServiceAccount, without an API token: (dict "root" $
+"component" "score"), "annotations" adding to serviceAccounts.annotations.<component>.
+*/}}
+{{- define "sb.serviceAccount" -}}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ include "sb.serviceAccountName" . }}
+  labels:
+    {{- include "sb.labels" .root | nindent 4 }}
+    {{- include "sb.selector" . | nindent 4 }}
+  {{- with merge (.annotations | default dict) (get (.root.Values.serviceAccounts.annotations | default dict) .component | default dict) }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+automountServiceAccountToken: false
 {{- end -}}

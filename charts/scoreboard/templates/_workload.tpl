@@ -35,11 +35,12 @@ spec:
         {{- include "sb.podAnnotations" (dict "root" $root "port" $v.port) | nindent 8 }}
         checksum/secrets: {{ include (print $root.Template.BasePath "/secrets.yaml") $root | sha256sum }}
     spec:
+      serviceAccountName: {{ include "sb.serviceAccountName" . }}
       automountServiceAccountToken: false
       terminationGracePeriodSeconds: {{ $root.Values.terminationGracePeriodSeconds }}
       securityContext:
         {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
-      {{- include "sb.scheduling" $root | nindent 6 }}
+      {{- include "sb.replicaScheduling" . | nindent 6 }}
       containers:
         - name: {{ .component }}
           image: {{ include "sb.image" . | quote }}
