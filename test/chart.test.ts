@@ -217,6 +217,23 @@ describe("helm chart", () => {
     expect(Object.keys(bundleEntries.ranking)).toContain("reconcile");
   });
 
+  it("creates the JetStream streams as the values say, R3 in production, and fsyncs the dev NATS on every write", () => {
+    const jetstreamEnv = (objects: K8sObject[], component: string) =>
+      ((podSpecOf(findObject(objects, "Deployment", `scoreboard-${component}`))!.containers as any[])[0].env as { name: string }[]).filter((e) =>
+        e.name.startsWith("JETSTREAM_"),
+      );
+    for (const component of ["score", "ranking"]) {
+      expect(jetstreamEnv(dev, component)).toEqual([{ name: "JETSTREAM_REPLICAS", value: "1" }, { name: "JETSTREAM_STORAGE", value: "file" }]);
+      expect(jetstreamEnv(prod, component)).toEqual([{ name: "JETSTREAM_REPLICAS", value: "3" }, { name: "JETSTREAM_STORAGE", value: "file" }]);
+    }
+    // The in-cluster NATS is a single server, which refuses streams with more than one replica.
+    const lint = lintChart([], ["jetstream.replicas=3"]);
+    expect(lint.code).not.toBe(0);
+    expect(lint.stdout + lint.stderr).toContain("jetstream.replicas");
+    const natsConf: string = (findObject(dev, "ConfigMap", "scoreboard-nats-config") as any).data["nats.conf"];
+    expect(natsConf).toMatch(/^\s*sync_interval: always$/m);
+  });
+
   it("ships a dashboard with every metric the processes export", () => {
     const configMap = findObject(dev, "ConfigMap", "scoreboard-dashboards") as any;
     expect(configMap.metadata.labels.grafana_dashboard).toBe("1");

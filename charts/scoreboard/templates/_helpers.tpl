@@ -166,6 +166,14 @@ int64: numbers from values files are floats, which quote writes as 8.64e+07.
 {{- end }}
 {{- end -}}
 
+{{/* How score and ranking create the JetStream streams (root context). */}}
+{{- define "sb.jetstreamEnv" -}}
+- name: JETSTREAM_REPLICAS
+  value: {{ .Values.jetstream.replicas | quote }}
+- name: JETSTREAM_STORAGE
+  value: {{ .Values.jetstream.storage | quote }}
+{{- end -}}
+
 {{/* Component-specific extra env map: (dict "env" .Values.score.env). */}}
 {{- define "sb.extraEnv" -}}
 {{- range $name, $value := .env }}
