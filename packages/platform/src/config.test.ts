@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, EnvReader, readAuth, readCommon, readJetStream, type Env } from "./config.js";
+import { ConfigError, EnvReader, readAuth, readCommon, readJetStream, readNatsUrl, type Env } from "./config.js";
 
 const SECRET = "s".repeat(32);
 
@@ -253,5 +253,19 @@ describe("readJetStream", () => {
       'JETSTREAM_REPLICAS must be an integer in 1..5, got "6"',
       'JETSTREAM_STORAGE must be one of file, memory, got "disk"',
     ]);
+  });
+});
+
+describe("readNatsUrl", () => {
+  it("takes one server or a cluster's seeds, comma-separated, checking each", () => {
+    const env = new EnvReader({ NATS_URL: "tls://nats-0.internal:4222, tls://nats-1.internal:4222" });
+    expect(readNatsUrl(env)).toBe("tls://nats-0.internal:4222, tls://nats-1.internal:4222");
+    expect(readNatsUrl(new EnvReader({}))).toBe("nats://127.0.0.1:4222");
+    expect(readNatsUrl(new EnvReader({}), "")).toBe("");
+    expect(problemsOf(env)).toEqual([]);
+
+    const bad = new EnvReader({ NATS_URL: "nats://a:4222,http://b:4222" });
+    readNatsUrl(bad);
+    expect(problemsOf(bad)).toEqual(['NATS_URL must use nats: or tls:, got "http:"']);
   });
 });

@@ -45,7 +45,18 @@ export class EnvReader {
 
   url(name: string, fallback: string | undefined, protocols: string[]): string {
     const raw = this.string(name, fallback);
-    if (!raw) return raw;
+    if (raw) this.checkUrl(name, raw, protocols);
+    return raw;
+  }
+
+  /** One or more URLs, comma-separated (a cluster's seed servers), returned as written. */
+  urls(name: string, fallback: string | undefined, protocols: string[]): string {
+    const raw = this.string(name, fallback);
+    for (const one of raw ? raw.split(",") : []) this.checkUrl(name, one.trim(), protocols);
+    return raw;
+  }
+
+  private checkUrl(name: string, raw: string, protocols: string[]): void {
     try {
       const parsed = new URL(raw);
       if (!protocols.includes(parsed.protocol)) {
@@ -54,7 +65,6 @@ export class EnvReader {
     } catch {
       this.problems.push(`${name} is not a URL`);
     }
-    return raw;
   }
 
   oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
@@ -103,6 +113,15 @@ export function readCommon(env: EnvReader): CommonConfig {
       keepaliveTimeMs: env.int("GRPC_KEEPALIVE_TIME_MS", 10_000, 1_000, 3_600_000),
     },
   };
+}
+
+/**
+ * NATS_URL: one server, or several comma-separated (connectNats tries each);
+ * a client learns the rest of a cluster from whichever answers. "" as the
+ * fallback makes it optional.
+ */
+export function readNatsUrl(env: EnvReader, fallback = "nats://127.0.0.1:4222"): string {
+  return env.urls("NATS_URL", fallback, ["nats:", "tls:"]);
 }
 
 /**

@@ -102,7 +102,7 @@ export const RankingConsumer: Partial<ConsumerConfig> & { durable_name: string }
 
 export async function connectNats(url: string, name: string, logger: Logger, options: { oneShot?: boolean } = {}): Promise<NatsConnection> {
   const nc = await connect({
-    servers: url.split(","),
+    servers: url.split(",").map((server) => server.trim()),
     name,
     // A service waits for NATS and reconnects forever; a one-shot job (a
     // CLI, a CronJob) fails within seconds instead of hanging.

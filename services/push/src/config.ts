@@ -1,4 +1,4 @@
-import { EnvReader, defaultPorts, grpcTargetProtocols, readCommon, type CommonConfig } from "@scoreboard/platform/config";
+import { EnvReader, defaultPorts, grpcTargetProtocols, readCommon, readNatsUrl, type CommonConfig } from "@scoreboard/platform/config";
 
 export interface PushConfig extends CommonConfig {
   host: string;
@@ -18,7 +18,7 @@ export function loadPushConfig(env = new EnvReader()): PushConfig {
     host: env.string("PUSH_HOST", "127.0.0.1"),
     port: env.port("PUSH_PORT", defaultPorts.push),
     grpcPort: env.port("PUSH_GRPC_PORT", defaultPorts.pushGrpc),
-    natsUrl: env.url("NATS_URL", "nats://127.0.0.1:4222", ["nats:", "tls:"]),
+    natsUrl: readNatsUrl(env),
     rankingUrl: env.url("RANKING_URL", `http://127.0.0.1:${defaultPorts.rankingGrpc}`, grpcTargetProtocols),
     refreshIntervalMs: env.int("PUSH_REFRESH_INTERVAL_MS", 5_000, 100, 600_000),
     heartbeatMs: env.int("STREAM_HEARTBEAT_MS", 15_000, 100, 300_000),

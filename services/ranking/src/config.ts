@@ -1,4 +1,4 @@
-import { EnvReader, defaultPorts, readCommon, readJetStream, type CommonConfig, type JetStreamConfig } from "@scoreboard/platform/config";
+import { EnvReader, defaultPorts, readCommon, readJetStream, readNatsUrl, type CommonConfig, type JetStreamConfig } from "@scoreboard/platform/config";
 import { readEventSealConfig, type EventSealConfig } from "@scoreboard/platform/event-seal";
 import { readPeriodRetention, type PeriodRetention } from "@scoreboard/platform/periods";
 
@@ -33,7 +33,7 @@ export function loadRankingConfig(env = new EnvReader()): RankingConfig {
     redisUrl: env.url("REDIS_URL", "redis://127.0.0.1:6379", ["redis:", "rediss:"]),
     databaseUrl: env.url("DATABASE_URL", undefined, ["postgres:", "postgresql:"]),
     reconcileIntervalMs: env.int("RECONCILE_INTERVAL_MS", 24 * 3_600_000, 60_000),
-    natsUrl: env.url("NATS_URL", "nats://127.0.0.1:4222", ["nats:", "tls:"]),
+    natsUrl: readNatsUrl(env),
     jetstream: readJetStream(env),
     eventSeal: readEventSealConfig(env, common.mode),
     maxDeliver: env.int("RANKING_MAX_DELIVER", 20, 1, 10_000),

@@ -1,4 +1,4 @@
-import { EnvReader, defaultPorts, readAuth, readCommon, readJetStream, type AuthConfig, type CommonConfig, type JetStreamConfig } from "@scoreboard/platform/config";
+import { EnvReader, defaultPorts, readAuth, readCommon, readJetStream, readNatsUrl, type AuthConfig, type CommonConfig, type JetStreamConfig } from "@scoreboard/platform/config";
 import { readEventSealConfig, type EventSealConfig } from "@scoreboard/platform/event-seal";
 import { readTicketConfig, type TicketConfig } from "@scoreboard/platform/action-ticket";
 
@@ -31,7 +31,7 @@ export function loadScoreConfig(env = new EnvReader()): ScoreConfig {
     port: env.port("SCORE_PORT", defaultPorts.score),
     grpcPort: env.port("SCORE_GRPC_PORT", defaultPorts.scoreGrpc),
     databaseUrl: env.url("DATABASE_URL", undefined, ["postgres:", "postgresql:"]),
-    natsUrl: env.url("NATS_URL", "nats://127.0.0.1:4222", ["nats:", "tls:"]),
+    natsUrl: readNatsUrl(env),
     jetstream: readJetStream(env),
     auth: readAuth(env, common.mode),
     eventSeal: readEventSealConfig(env, common.mode),
