@@ -27,7 +27,8 @@ const banner = 'import { createRequire as __sbCreateRequire } from "node:module"
 
 // What the demo page's runtime build (gateway/src/demo-page.ts bundles
 // public/app.ts at start) must find next to the bundle: esbuild itself (a
-// native binary, not bundleable) and the browser client's imports.
+// native binary, not bundleable) and the browser client's imports (with
+// @scoreboard/gen and @scoreboard/client, copied below).
 const gatewayRuntimePackages = ["esbuild", "@esbuild", "@connectrpc/connect", "@connectrpc/connect-web", "@bufbuild/protobuf"];
 
 export async function bundleDeployable(name: Deployable, outdir: string): Promise<string[]> {
@@ -57,10 +58,17 @@ export async function bundleDeployable(name: Deployable, outdir: string): Promis
     for (const pkg of gatewayRuntimePackages) {
       await cp(join(root, "node_modules", pkg), join(outdir, "node_modules", pkg), { recursive: true, dereference: true });
     }
-    // The generated client is a workspace link in node_modules; copy the real files.
+    // The generated code and the browser client are workspace links in
+    // node_modules; copy the real files (the client's sources: the page is
+    // bundled with its @scoreboard/source condition, never from a dist/).
     await cp(join(root, "gen"), join(outdir, "node_modules/@scoreboard/gen"), {
       recursive: true,
       filter: (src) => !src.includes("/node_modules"),
+    });
+    const client = join(root, "packages/client");
+    await cp(client, join(outdir, "node_modules/@scoreboard/client"), {
+      recursive: true,
+      filter: (src) => src === client || src === join(client, "package.json") || (src.startsWith(join(client, "src")) && !src.endsWith(".test.ts")),
     });
   }
   return Object.keys(result.metafile.outputs).filter((f) => f.endsWith(".mjs"));

@@ -1,6 +1,7 @@
 // The demo page at "/" in a real (headless) Chromium at a phone-sized
-// viewport: the Connect-Web stream of the top 10 reacts to grants made over
-// REST and through the page's own form, without a reload.
+// viewport: the Connect-Web stream of the top 10 (@scoreboard/client's
+// watchBoard) reacts to grants made over REST and through the page's own
+// form, and comes back by itself after the gateway restarts, without a reload.
 import { existsSync } from "node:fs";
 import { mkdir, rm, stat } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
@@ -223,5 +224,29 @@ describe("demo page in a browser (phone viewport)", () => {
     ]);
     expect((await readRows(page))[0]).toEqual({ userId: carol.id, rank: "1", user: carol.name, score: 100 });
     expect(await page.textContent("#status")).toBe("live");
+  });
+
+  it("reconnects by itself when the gateway goes away and comes back", async () => {
+    const navigationsBefore = navigations;
+    const state = () => page.getAttribute("#status", "data-state");
+    await mesh!.kill("gateway");
+    await eventually(async () => ((await state()) === "retrying" ? true : undefined), 15_000, "#status retrying");
+    expect(await page.textContent("#status")).toMatch(/^reconnecting…/);
+    // The last board stays on screen while the page retries.
+    expect(await readRows(page)).toHaveLength(3);
+
+    await mesh!.start("gateway");
+    await eventually(async () => ((await state()) === "live" ? true : undefined), 30_000, "#status live again");
+    const { status, body } = await grant(alice.id, alice.name, actions.big);
+    expect(status, JSON.stringify(body)).toBe(200);
+    const rows = await waitForRows(`${alice.id} at 60 after the reconnect`, (r) => r.some((row) => row.userId === alice.id && row.score === 60));
+    expect(rows.map((r) => [r.userId, r.score])).toEqual([
+      [carol.id, 100],
+      [alice.id, 60],
+      [bob.id, 50],
+    ]);
+    expect(await page.textContent("#status")).toBe("live");
+    expect(navigations).toBe(navigationsBefore);
+    expect(pageProblems.filter((p) => p.startsWith("pageerror"))).toEqual([]);
   });
 });

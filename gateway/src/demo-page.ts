@@ -30,8 +30,9 @@ const PAGE_HEADERS = {
 
 /**
  * The live leaderboard page at "/". Its script is bundled once at start with
- * esbuild (generated client + connect-web), so there is no build step to
- * forget and the page always matches the contract it was started with.
+ * esbuild (@scoreboard/client from its TypeScript sources, with the generated
+ * code and connect-web), so there is no build step to forget and the page
+ * always matches the contract it was started with.
  */
 export async function loadDemoPage(): Promise<DemoPage> {
   const html = await readFile(`${publicDir}index.html`);
@@ -44,6 +45,8 @@ export async function loadDemoPage(): Promise<DemoPage> {
     target: "es2022",
     minify: true,
     legalComments: "none",
+    // packages/client's export condition for its sources (its dist/ is for npm pack).
+    conditions: ["@scoreboard/source"],
   });
   const script = Buffer.from(bundle.outputFiles[0]!.contents);
   const page = { body: html, type: "text/html; charset=utf-8", headers: PAGE_HEADERS };

@@ -1,23 +1,22 @@
-// The demo page's client: a Connect-Web stream of the top 10 and a form that
-// submits actions through the same gateway.
-import { ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-web";
-import type { LeaderboardEntry } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
-import { PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
-import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
+// The demo page's client: a live top 10 through @scoreboard/client (the
+// package a page of one's own installs) and a form that submits actions
+// through the same gateway.
+import { ConnectError } from "@connectrpc/connect";
+import { createScoreboardClient, formatScore, type BoardState, type LeaderboardEntry } from "@scoreboard/client";
 
-const transport = createConnectTransport({ baseUrl: location.origin });
-const push = createClient(PushService, transport);
-const score = createClient(ScoreService, transport);
+const client = createScoreboardClient({ baseUrl: location.origin });
 
 const rows = document.querySelector<HTMLTableSectionElement>("#rows")!;
 const empty = document.querySelector<HTMLDivElement>("#empty")!;
 const status = document.querySelector<HTMLSpanElement>("#status")!;
 let previous = new Map<string, bigint>();
 
-function setStatus(state: "connecting" | "live" | "reconnecting", text: string): void {
-  status.dataset.state = state;
-  status.textContent = text;
+function showState(state: BoardState): void {
+  // Between retries keep saying "reconnecting…" (and why) until a message arrives.
+  if (state.kind === "connecting" && state.attempt > 0) return;
+  status.dataset.state = state.kind;
+  status.textContent =
+    state.kind === "live" ? "live" : state.kind === "retrying" ? `reconnecting… (${state.error.rawMessage})` : "connecting…";
 }
 
 function render(entries: LeaderboardEntry[]): void {
@@ -31,7 +30,7 @@ function render(entries: LeaderboardEntry[]): void {
     for (const [cls, text] of [
       ["rank", String(entry.rank)],
       ["user", entry.username || entry.userId],
-      ["score", entry.score.toLocaleString()],
+      ["score", formatScore(entry.score)],
     ] as const) {
       const cell = document.createElement("td");
       cell.className = cls;
@@ -45,32 +44,22 @@ function render(entries: LeaderboardEntry[]): void {
   previous = next;
 }
 
-async function watch(): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      for await (const update of push.watchLeaderboard({ board: "global", limit: 10 })) {
-        attempt = 0;
-        setStatus("live", "live");
-        if (!update.heartbeat) render(update.entries);
-      }
-    } catch (err) {
-      setStatus("reconnecting", `reconnecting… (${ConnectError.from(err).rawMessage})`);
-    }
-    await new Promise((r) => setTimeout(r, Math.min(500 * 2 ** attempt, 10_000)));
-  }
-}
-
 document.querySelector<HTMLFormElement>("#submit")!.addEventListener("submit", async (event) => {
   event.preventDefault();
   const token = document.querySelector<HTMLInputElement>("#token")!.value.trim().replace(/^Bearer\s+/i, "");
   const actionId = document.querySelector<HTMLInputElement>("#action")!.value.trim();
   const result = document.querySelector<HTMLDivElement>("#result")!;
   try {
-    const granted = await score.submitAction({ actionId }, { headers: { authorization: `Bearer ${token}` } });
+    const granted = await client.score.submitAction({ actionId }, { headers: { authorization: `Bearer ${token}` } });
     result.textContent = `+${granted.points} → ${granted.newScore}`;
   } catch (err) {
     result.textContent = ConnectError.from(err).rawMessage;
   }
 });
 
-void watch();
+client
+  .watchBoard({ board: "global", limit: 10, onBoard: (update) => render(update.entries), onState: showState })
+  .catch((err: unknown) => {
+    status.dataset.state = "failed";
+    status.textContent = ConnectError.from(err).rawMessage;
+  });

@@ -1,0 +1,36 @@
+import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, type ConnectTransportOptions } from "@connectrpc/connect-web";
+import { CatalogService } from "@scoreboard/gen/scoreboard/v1/catalog_pb";
+import { PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
+import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
+import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
+import { watchBoard, type WatchBoardOptions } from "./watch-board.js";
+
+/** The services a browser may call through the gateway, and a live board. */
+export interface ScoreboardClient {
+  readonly score: Client<typeof ScoreService>;
+  readonly ranking: Client<typeof RankingService>;
+  readonly catalog: Client<typeof CatalogService>;
+  readonly push: Client<typeof PushService>;
+  /** `watchBoard(client.push, options)`: see watchBoard. */
+  watchBoard(options: WatchBoardOptions): Promise<void>;
+}
+
+/**
+ * Clients of the gateway's Connect API at `baseUrl` (its origin, e.g.
+ * "https://scores.example.com"). Other options go to connect-web's
+ * createConnectTransport: `interceptors` to add a token to every call,
+ * `useBinaryFormat` for protobuf instead of JSON. Or pass a `transport` of
+ * your own (gRPC-Web, or createRouterTransport in tests).
+ */
+export function createScoreboardClient(options: ConnectTransportOptions | { transport: Transport }): ScoreboardClient {
+  const transport = "transport" in options ? options.transport : createConnectTransport(options);
+  const push = createClient(PushService, transport);
+  return {
+    score: createClient(ScoreService, transport),
+    ranking: createClient(RankingService, transport),
+    catalog: createClient(CatalogService, transport),
+    push,
+    watchBoard: (watch) => watchBoard(push, watch),
+  };
+}
