@@ -14,10 +14,13 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 /** Entry points per image: the process itself, plus the one-shot jobs the chart runs from that image. */
 export const bundleEntries: Record<Deployable, Record<string, string>> = {
   gateway: { main: "gateway/src/main.ts" },
-  // The migration Job runs from the score image: score owns the schema.
-  score: { main: "services/score/src/main.ts", migrate: "services/score/src/migrate-job.ts" },
-  // The reconciliation CronJob runs from the ranking image: it is ranking's repair.
-  ranking: { main: "services/ranking/src/main.ts", reconcile: "services/ranking/src/reconcile-job.ts" },
+  // The operator CLI rides in the images whose pods hold the datastores'
+  // addresses (`kubectl exec deploy/scoreboard-score -- node scoreboard.mjs`).
+  // migrate.mjs and reconcile.mjs are the same CLI under a subcommand's name
+  // (cli/main.ts): the migration Job runs from score's image, as score owns
+  // the schema; the reconciliation CronJob from ranking's, as it is ranking's repair.
+  score: { main: "services/score/src/main.ts", scoreboard: "cli/main.ts", migrate: "cli/main.ts" },
+  ranking: { main: "services/ranking/src/main.ts", scoreboard: "cli/main.ts", reconcile: "cli/main.ts" },
   push: { main: "services/push/src/main.ts" },
 };
 

@@ -87,7 +87,7 @@ process.on("exit", () => {
 });
 process.on("SIGTERM", () => void stopAll(0));
 
-run(process.execPath, ["--import", "tsx", "scripts/catalog.ts", "seed-demo"]);
+run(process.execPath, ["--import", "tsx", "cli/main.ts", "catalog", "seed-demo"]);
 for (const p of processes) {
   startProcess(p.name, p.entry);
   // score migrates the database; the rest can start in parallel after it.

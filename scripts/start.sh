@@ -20,7 +20,7 @@ bash scripts/infra.sh start
 if [ -z "${DATABASE_URL:-}" ] || [ -z "${REDIS_URL:-}" ] || [ -z "${NATS_URL:-}" ]; then
   eval "$(bash scripts/infra.sh env | sed 's/^/export /')"
 fi
-# The CLIs (token, catalog, dead-letters) read .env.local, so they reach the
+# The `scoreboard` CLI (npm run token, catalog, ...) reads .env.local, so it reaches the
 # same infrastructure from any terminal.
 if ! grep -qs '^DATABASE_URL=' .env.local; then
   bash scripts/infra.sh env >> .env.local

@@ -77,7 +77,7 @@ function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr:
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ["--import", "tsx", "scripts/dead-letters.ts", ...args],
+      ["--import", "tsx", "cli/main.ts", "dead-letters", ...args],
       { cwd: root, env: { PATH: process.env.PATH, HOME: process.env.HOME, NATS_URL: natsUrl, ...sealEnv }, timeout: 30_000 },
       (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
@@ -264,7 +264,7 @@ describe("sealed score events", () => {
     const bad = await Promise.all(usages.map((args) => cli(...args)));
     for (const [i, result] of bad.entries()) {
       expect(result.code, usages[i]!.join(" ")).toBe(2);
-      expect(result.stderr).toContain("usage: npm run dead-letters");
+      expect(result.stderr).toContain("(scoreboard dead-letters --help for usage)");
     }
   });
 

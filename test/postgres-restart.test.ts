@@ -235,7 +235,7 @@ it("starts score, ranking and push while PostgreSQL and NATS are down: alive and
 it("makes the migrate job wait for PostgreSQL, and say which store did not answer when it gives up", async () => {
   await postgres.kill("SIGKILL");
   try {
-    const run = promisify(execFile)(process.execPath, ["--import", "tsx", "services/score/src/migrate-job.ts"], {
+    const run = promisify(execFile)(process.execPath, ["--import", "tsx", "cli/main.ts", "migrate"], {
       cwd: root,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: mesh.databaseUrl, DATASTORE_WAIT_S: "1" },
     });

@@ -78,7 +78,7 @@ it("announces the boards npm run reconcile repaired, from its own process", asyn
   const stream = await driftedStream("bob", "us", 555);
   try {
     const env = { ...process.env, DATABASE_URL: mesh.databaseUrl, REDIS_URL: redis.url, NATS_URL: inject("infra").natsUrl };
-    const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "services/ranking/src/reconcile-job.ts"], { cwd: root, env });
+    const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "cli/main.ts", "reconcile"], { cwd: root, env });
     expect(stdout, stdout).toContain("repaired bob on region:us: redis 555 -> postgres 10");
     expect(stdout, stdout).toContain("announced 1 repaired board(s) to push");
     await eventually(async () => (stream.score() === 10n ? true : undefined), 10_000, "the repaired score on the stream");

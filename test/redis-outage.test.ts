@@ -142,7 +142,7 @@ it("repairs drift with npm run reconcile and prints what it repaired", async () 
   // Unknown to PostgreSQL.
   await new RedisBoards(client).applyMany([{ userId: "ghost", username: "ghost", score: 5, version: 1, reachedAtMs: Date.now() }], ["global"]);
   const env = { ...process.env, DATABASE_URL: mesh.databaseUrl, REDIS_URL: redis.url };
-  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "services/ranking/src/reconcile-job.ts"], { cwd: root, env });
+  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "cli/main.ts", "reconcile"], { cwd: root, env });
   expect(stdout, stdout).toContain("repaired ua on global: redis 999 -> postgres 10");
   expect(stdout, stdout).toContain("repaired ub on global: redis missing -> postgres 20");
   expect(stdout, stdout).toContain("repaired ghost on global: redis 5 -> postgres removed");

@@ -1,5 +1,5 @@
 import { context, isSpanContextValid, trace } from "@opentelemetry/api";
-import { pino, type Logger } from "pino";
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from "pino";
 
 export type { Logger };
 
@@ -18,15 +18,17 @@ const redactPaths = [
   "*.password",
 ];
 
-export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "info"): Logger {
-  return pino({
+/** `destination`: stdout unless given; the CLI logs to stderr so its stdout stays the command's output. */
+export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "info", destination?: DestinationStream): Logger {
+  const options: LoggerOptions = {
     level,
     base: { service },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: redactPaths, censor: "[redacted]" },
     formatters: { level: (label) => ({ level: label }) },
     mixin: activeTraceIds,
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 // A line logged inside a span names it, so logs and traces join up. Without
