@@ -16,11 +16,11 @@ export const bundleEntries: Record<Deployable, Record<string, string>> = {
   gateway: { main: "gateway/src/main.ts" },
   // The operator CLI rides in the images whose pods hold the datastores'
   // addresses (`kubectl exec deploy/scoreboard-score -- node scoreboard.mjs`).
-  // migrate.mjs and reconcile.mjs are the same CLI under a subcommand's name
-  // (cli/main.ts): the migration Job runs from score's image, as score owns
-  // the schema; the reconciliation CronJob from ranking's, as it is ranking's repair.
-  score: { main: "services/score/src/main.ts", scoreboard: "cli/main.ts", migrate: "cli/main.ts" },
-  ranking: { main: "services/ranking/src/main.ts", scoreboard: "cli/main.ts", reconcile: "cli/main.ts" },
+  // The chart's one-shot jobs run it too: the migration Job from score's image
+  // (`scoreboard.mjs migrate`, score owns the schema), the reconciliation
+  // CronJob from ranking's (`scoreboard.mjs reconcile`, ranking's repair).
+  score: { main: "services/score/src/main.ts", scoreboard: "cli/main.ts" },
+  ranking: { main: "services/ranking/src/main.ts", scoreboard: "cli/main.ts" },
   push: { main: "services/push/src/main.ts" },
 };
 

@@ -199,12 +199,12 @@ describe("helm chart", () => {
   it("migrates before an upgrade and reconciles daily", () => {
     const job = findObject(prod, "Job", "scoreboard-migrate") as any;
     expect(job.metadata.annotations["helm.sh/hook"]).toBe("pre-install,pre-upgrade");
-    expect(job.spec.template.spec.containers[0].command).toEqual(["node", "migrate.mjs"]);
+    expect(job.spec.template.spec.containers[0].command).toEqual(["node", "scoreboard.mjs", "migrate"]);
     // An in-cluster PostgreSQL only exists after install.
     expect((findObject(dev, "Job", "scoreboard-migrate") as any).metadata.annotations["helm.sh/hook"]).toBe("post-install,pre-upgrade");
     const cron = findObject(prod, "CronJob", "scoreboard-reconcile") as any;
     expect(cron.spec.schedule.split(" ").slice(2)).toEqual(["*", "*", "*"]);
-    expect(cron.spec.jobTemplate.spec.template.spec.containers[0].command).toEqual(["node", "reconcile.mjs"]);
+    expect(cron.spec.jobTemplate.spec.template.spec.containers[0].command).toEqual(["node", "scoreboard.mjs", "reconcile"]);
     // It announces what it repaired, so it needs NATS as well as the stores.
     expect(cron.spec.jobTemplate.spec.template.spec.containers[0].env.map((e: { name: string }) => e.name)).toEqual(
       expect.arrayContaining(["DATABASE_URL", "REDIS_URL", "NATS_URL"]),
@@ -213,8 +213,8 @@ describe("helm chart", () => {
     const tuned = findObject(renderChart([], ["ranking.env.DAILY_BOARD_RETENTION_DAYS=14"]), "CronJob", "scoreboard-reconcile") as any;
     expect(tuned.spec.jobTemplate.spec.template.spec.containers[0].env).toContainEqual({ name: "DAILY_BOARD_RETENTION_DAYS", value: "14" });
     // The images carry those entry points.
-    expect(Object.keys(bundleEntries.score)).toContain("migrate");
-    expect(Object.keys(bundleEntries.ranking)).toContain("reconcile");
+    expect(Object.keys(bundleEntries.score)).toContain("scoreboard");
+    expect(Object.keys(bundleEntries.ranking)).toContain("scoreboard");
   });
 
   it("creates the JetStream streams as the values say, R3 in production, and fsyncs the dev NATS on every write", () => {
@@ -335,8 +335,8 @@ describe("image bundles", () => {
       GATEWAY_HOST: "127.0.0.1",
       SCORE_URL: `http://127.0.0.1:${ports.scoreGrpc}`,
     };
-    const run = (name: Deployable, file: string) => {
-      const child = spawn(process.execPath, [file], { cwd: join(out, name), env, stdio: ["ignore", "pipe", "pipe"] });
+    const run = (name: Deployable, ...args: string[]) => {
+      const child = spawn(process.execPath, args, { cwd: join(out, name), env, stdio: ["ignore", "pipe", "pipe"] });
       let log = "";
       child.stdout!.on("data", (c: Buffer) => (log += c.toString()));
       child.stderr!.on("data", (c: Buffer) => (log += c.toString()));
@@ -344,8 +344,8 @@ describe("image bundles", () => {
       return { child, log: () => log };
     };
 
-    // The migration Job's entry: a no-op on a migrated database, and it exits.
-    const migrate = run("score", "migrate.mjs");
+    // The migration Job's command: a no-op on a migrated database, and it exits.
+    const migrate = run("score", "scoreboard.mjs", "migrate");
     const [code] = (await once(migrate.child, "exit")) as [number];
     expect(code, migrate.log()).toBe(0);
     expect(migrate.log()).toContain("schema up to date");

@@ -2,7 +2,7 @@
 // (every user's total on the global and their region's board, every live
 // period board), repairs drift and reports what it repaired. `scoreboard
 // reconcile [--rebuild]` runs it, by hand and as the chart's CronJob (`node
-// reconcile.mjs` in ranking's image: the CLI under that name). With NATS_URL set (the
+// scoreboard.mjs reconcile` in ranking's image). With NATS_URL set (the
 // CronJob sets it), the repaired boards are announced to push as ranking
 // announces its own changes, so open streams show the repair at once.
 // PostgreSQL or Redis still starting or restarting is waited for, up to

@@ -1,7 +1,7 @@
 // Score's schema as a one-shot job: applies every pending migration, the
 // grant's functions and the audit log's partitions. `scoreboard migrate` runs
 // it, by hand and as the chart's pre-install/pre-upgrade Job (`node
-// migrate.mjs` in score's image: the CLI under that name), so a new schema is in place
+// scoreboard.mjs migrate` in score's image), so a new schema is in place
 // before any new score pod starts. Score still migrates at start, which is a
 // no-op by then and keeps `npm start` working without this step. PostgreSQL
 // still starting or restarting is waited for, up to DATASTORE_WAIT_S (60 s);
