@@ -71,8 +71,10 @@ it("takes grants to the board while one of the three NATS servers is down", asyn
   try {
     // The grant commits to PostgreSQL whatever NATS does; the board shows that JetStream took it.
     expect((await mesh.submitAction("bea", "quest-1")).status).toBe(200);
-    await eventually(async () => ((await scoreOf("bea")) === 10 ? true : undefined), 30_000, "bea's grant on the board");
+    // Publishes wait for the new leader; ranking's pull notices the lost
+    // consumer leader only after two missed 15 s heartbeats (nats.js consume()).
+    await eventually(async () => ((await scoreOf("bea")) === 10 ? true : undefined), 90_000, "bea's grant on the board");
   } finally {
     await node.restart();
   }
-});
+}, 120_000);
