@@ -70,7 +70,9 @@ try {
   console.log(`                          p50      p90      p99  (ms)`);
   console.log(`grant answered (200)  ${fmt(pct(ackMs, 50))}  ${fmt(pct(ackMs, 90))}  ${fmt(pct(ackMs, 99))}`);
   console.log(`seen on SSE stream    ${fmt(pct(deliveryMs, 50))}  ${fmt(pct(deliveryMs, 90))}  ${fmt(pct(deliveryMs, 99))}`);
-  console.log(`ratio stream/answer   ${(pct(deliveryMs, 50) / pct(ackMs, 50)).toFixed(2).padStart(7)}  ${(pct(deliveryMs, 90) / pct(ackMs, 90)).toFixed(2).padStart(7)}  ${(pct(deliveryMs, 99) / pct(ackMs, 99)).toFixed(2).padStart(7)}`);
+  console.log(
+    `ratio stream/answer   ${(pct(deliveryMs, 50) / pct(ackMs, 50)).toFixed(2).padStart(7)}  ${(pct(deliveryMs, 90) / pct(ackMs, 90)).toFixed(2).padStart(7)}  ${(pct(deliveryMs, 99) / pct(ackMs, 99)).toFixed(2).padStart(7)}`,
+  );
 } finally {
   await mesh.stop();
   await stopAll();

@@ -244,20 +244,30 @@ async function crowd(transport: Transport, gateways: string[], token: string, fi
   const elapsedS = (performance.now() - started) / 1000;
 
   const how = transport === "h1" ? "HTTP/1.1, a connection each" : `HTTP/2, ${streamsPerConnection} streams per connection (${connections.length} connections)`;
-  console.log(`\n${subscribers} subscribers (${Math.ceil(subscribers / 2)} SSE, ${Math.floor(subscribers / 2)} Connect; ${how}) on ${gateways.length} gateway process(es)`);
+  console.log(
+    `\n${subscribers} subscribers (${Math.ceil(subscribers / 2)} SSE, ${Math.floor(subscribers / 2)} Connect; ${how}) on ${gateways.length} gateway process(es)`,
+  );
   console.log(`  delivered messages/s            ${(delivered / elapsedS).toFixed(0)} (${latencies.length} deliveries)`);
   const merged = changesSeen.size < changesMade ? " (the rest came within push's 100 ms window and were merged into the next)" : "";
   console.log(`  changes delivered               ${changesSeen.size} of ${changesMade}${merged}`);
-  console.log(`  grant 200 -> delivery, all subs p50 ${percentile(latencies, 0.5).toFixed(1)} ms  p90 ${percentile(latencies, 0.9).toFixed(1)} ms  p99 ${percentile(latencies, 0.99).toFixed(1)} ms  max ${percentile(latencies, 1).toFixed(1)} ms`);
+  console.log(
+    `  grant 200 -> delivery, all subs p50 ${percentile(latencies, 0.5).toFixed(1)} ms  p90 ${percentile(latencies, 0.9).toFixed(1)} ms  p99 ${percentile(latencies, 0.99).toFixed(1)} ms  max ${percentile(latencies, 1).toFixed(1)} ms`,
+  );
   // A process keeps the heap an earlier crowd grew, so only the first crowd's growth is a figure.
-  const perSubscriber = first ? `${(((gatewayAfter - gatewayBefore) * 1024 * gateways.length) / subscribers).toFixed(1)} KiB` : "not measured (the previous crowd's heap is still held)";
+  const perSubscriber = first
+    ? `${(((gatewayAfter - gatewayBefore) * 1024 * gateways.length) / subscribers).toFixed(1)} KiB`
+    : "not measured (the previous crowd's heap is still held)";
   console.log(`  gateway RSS per subscriber      ${perSubscriber} (first gateway ${gatewayBefore.toFixed(0)} -> ${gatewayAfter.toFixed(0)} MiB)`);
   console.log(`  push RSS (one stream per board per gateway): ${pushBefore.toFixed(0)} -> ${pushAfter.toFixed(0)} MiB`);
   if (process.env.BENCH_DEBUG) {
     const rows = [...perChange].map(([score, l]) => ({ score, n: l.length, min: Math.min(...l), p50: percentile(l, 0.5), max: Math.max(...l) }));
     const answered = [...expected].sort((a, b) => a[1] - b[1]);
-    const gap = (score: number) => { const i = answered.findIndex(([s2]) => s2 === score); return i > 0 ? (answered[i]![1] - answered[i - 1]![1]).toFixed(0) : "-"; };
-    for (const r of rows.sort((a, b) => b.max - a.max).slice(0, 8)) console.log(`  change ${r.score}: n ${r.n} min ${r.min.toFixed(1)} p50 ${r.p50.toFixed(1)} max ${r.max.toFixed(1)} gap ${gap(r.score)}`);
+    const gap = (score: number) => {
+      const i = answered.findIndex(([s2]) => s2 === score);
+      return i > 0 ? (answered[i]![1] - answered[i - 1]![1]).toFixed(0) : "-";
+    };
+    for (const r of rows.sort((a, b) => b.max - a.max).slice(0, 8))
+      console.log(`  change ${r.score}: n ${r.n} min ${r.min.toFixed(1)} p50 ${r.p50.toFixed(1)} max ${r.max.toFixed(1)} gap ${gap(r.score)}`);
     perChange.clear();
   }
   for (const c of closables) c.close();

@@ -39,8 +39,29 @@ COMMIT;
   const url = new URL(mesh.databaseUrl);
   const { stdout } = await run(
     `/usr/lib/postgresql/${bindir}/bin/pgbench`,
-    ["-n", "-M", "prepared", "-c", String(options.concurrency), "-j", "2", "-T", String(options.seconds), "-f", script, "-l", "--log-prefix", join(dir, "log"),
-      "-h", url.hostname, "-p", url.port, "-U", url.username || "postgres", url.pathname.slice(1)],
+    [
+      "-n",
+      "-M",
+      "prepared",
+      "-c",
+      String(options.concurrency),
+      "-j",
+      "2",
+      "-T",
+      String(options.seconds),
+      "-f",
+      script,
+      "-l",
+      "--log-prefix",
+      join(dir, "log"),
+      "-h",
+      url.hostname,
+      "-p",
+      url.port,
+      "-U",
+      url.username || "postgres",
+      url.pathname.slice(1),
+    ],
     { cwd: dir },
   );
   const tps = Number(/tps = ([\d.]+)/.exec(stdout)?.[1]);

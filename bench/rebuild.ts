@@ -72,7 +72,8 @@ try {
     bare.push(performance.now() - t);
   }
   channel.close();
-  const line = (label: string, v: number[]) => console.log(`${label.padEnd(36)} p50 ${percentile(v, 50).toFixed(3)} ms  p99 ${percentile(v, 99).toFixed(3)} ms`);
+  const line = (label: string, v: number[]) =>
+    console.log(`${label.padEnd(36)} p50 ${percentile(v, 50).toFixed(3)} ms  p99 ${percentile(v, 99).toFixed(3)} ms`);
   line("GetRank over gRPC (1M-user board)", rpc);
   line("rank lookup at the Redis adapter", ours);
   line("bare ZREVRANK", bare);

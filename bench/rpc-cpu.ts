@@ -45,7 +45,8 @@ const rows: Row[] = [
   },
   {
     label: "ScoreService.SubmitAction",
-    measures: "the same action with the same idempotency key: after the first grant every call is a replay (token check, sb_grant in PostgreSQL finding the key and answering as the first grant did: gRPC OK, replayed=true), not a new grant",
+    measures:
+      "the same action with the same idempotency key: after the first grant every call is a replay (token check, sb_grant in PostgreSQL finding the key and answering as the first grant did: gRPC OK, replayed=true), not a new grant",
     server: "score",
     method: ScoreService.method.submitAction,
     request: { actionId: "bench-rpc", idempotencyKey: "bench-rpc-1" },
@@ -123,9 +124,19 @@ try {
   // A board to rank on: 50 users, USER among them, through the real event path.
   for (let i = 0; i < 50; i++) {
     const user = `rpc-u${i}`;
-    await transports.score.unary(ScoreService.method.addScore, undefined, 10_000, { authorization: `Bearer ${await mesh.token(user)}` }, { userId: user, delta: BigInt(1 + (i % 5)) });
+    await transports.score.unary(
+      ScoreService.method.addScore,
+      undefined,
+      10_000,
+      { authorization: `Bearer ${await mesh.token(user)}` },
+      { userId: user, delta: BigInt(1 + (i % 5)) },
+    );
   }
-  await eventually(async () => (await transports.ranking.unary(RankingService.method.getRank, undefined, 5_000, headers, { userId: USER }).catch(() => undefined)) && true, 30_000, `${USER} on the global board`);
+  await eventually(
+    async () => (await transports.ranking.unary(RankingService.method.getRank, undefined, 5_000, headers, { userId: USER }).catch(() => undefined)) && true,
+    30_000,
+    `${USER} on the global board`,
+  );
 
   // Each request once through a real gRPC client (a gRPC error would throw):
   // twice, so the second answer is the one every measured call gets (a
@@ -167,14 +178,23 @@ try {
     // h2load itself sees only HTTP 200.
     const ok = countsAfter.ok - countsBefore.ok;
     const other = countsAfter.other - countsBefore.other;
-    const checked = ok + other === 0 ? "not in the server's sb_rpc_requests_total" : other === 0 ? `all ${ok} gRPC OK by the server's count` : `${other} of ${ok + other} NOT gRPC OK by the server's count`;
+    const checked =
+      ok + other === 0
+        ? "not in the server's sb_rpc_requests_total"
+        : other === 0
+          ? `all ${ok} gRPC OK by the server's count`
+          : `${other} of ${ok + other} NOT gRPC OK by the server's count`;
     const failures = [...ours.failures, ...bare.failures.map((f) => `bare: ${f}`)];
     notes.push(`${row.label}: ${row.measures}. ${checked}${failures.length ? `; h2load: ${failures.join(", ")}` : ""}`);
   }
 
-  console.log(`\nh2load, HTTP/2 over loopback, ${clients} connections × ${streams} streams, ~${seconds} s per row and side after ${WARMUP_CALLS} warm-up calls; LOG_LEVEL=info (the shipped default), durable PostgreSQL`);
+  console.log(
+    `\nh2load, HTTP/2 over loopback, ${clients} connections × ${streams} streams, ~${seconds} s per row and side after ${WARMUP_CALLS} warm-up calls; LOG_LEVEL=info (the shipped default), durable PostgreSQL`,
+  );
   console.log(`server CPU = /proc utime+stime of the answering process only (not h2load, not PostgreSQL or Redis), per completed call\n`);
-  console.log(`${"rpc".padEnd(31)}${"calls/s".padStart(9)}${"CPU ms/call".padStart(12)}${"bare/s".padStart(11)}${"bare ms/call".padStart(13)}${"ratio".padStart(9)}`);
+  console.log(
+    `${"rpc".padEnd(31)}${"calls/s".padStart(9)}${"CPU ms/call".padStart(12)}${"bare/s".padStart(11)}${"bare ms/call".padStart(13)}${"ratio".padStart(9)}`,
+  );
   for (const line of results) console.log(line);
   console.log(`\nbare: node:http2 answering the same path with the service's own response bytes and grpc-status 0 (bench/raw-grpc-server.ts)`);
   for (const note of notes) console.log(`- ${note}`);

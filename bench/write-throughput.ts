@@ -99,16 +99,26 @@ try {
   const [stored] = await mesh.sql<{ total: string }>("SELECT coalesce(sum(score), 0)::text AS total FROM scores WHERE user_id LIKE 'bench-u%'");
   const acknowledged = warmup.ok + peak.ok + half.ok;
 
-  console.log(`\nPOST /api/score/{user_id} {"increment":1} through the gateway: REST → score (gRPC AddScore, PostgreSQL grant + outbox) → NATS → ranking (Redis), push`);
-  console.log(`config: LOG_LEVEL=${SHIPPED_LOG_LEVEL} (the shipped default); PostgreSQL ${pgSettings}; ${Object.entries(RATE_LIMITS).map(([k, v]) => `${k}=${v}`).join(", ")}, other limits as shipped`);
-  console.log(`load: wrk, ${userCount} users (one at random per request, its own token and path), ${connections} connections, ${seconds} s per phase after ${warmupSeconds} s warm-up, loopback`);
+  console.log(
+    `\nPOST /api/score/{user_id} {"increment":1} through the gateway: REST → score (gRPC AddScore, PostgreSQL grant + outbox) → NATS → ranking (Redis), push`,
+  );
+  console.log(
+    `config: LOG_LEVEL=${SHIPPED_LOG_LEVEL} (the shipped default); PostgreSQL ${pgSettings}; ${Object.entries(RATE_LIMITS)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(", ")}, other limits as shipped`,
+  );
+  console.log(
+    `load: wrk, ${userCount} users (one at random per request, its own token and path), ${connections} connections, ${seconds} s per phase after ${warmupSeconds} s warm-up, loopback`,
+  );
   const row = (label: string, grants: number, p50: number, p99: number, note = "") =>
     console.log(`${label.padEnd(44)}${fmt(grants)} ${fmt(p50)} ${fmt(p99)}   ${note}`);
   console.log(`\n${"".padEnd(44)}${"grants/s".padStart(9)} ${"p50 ms".padStart(9)} ${"p99 ms".padStart(9)}`);
   row("peak, wrk closed loop", rate(peak), peak.p50Ms, peak.p99Ms, failuresOf(peak));
   row("half peak, paced, latency from due time", rate(half), half.p50Ms, half.p99Ms, `${failuresOf(half)} (target ${(rate(peak) / 2).toFixed(0)}/s)`);
   row(`pgbench bare grant, ${connections} clients`, bare.throughput, bare.p50Ms, bare.p99Ms);
-  console.log(`  score's own AddScore answer time at half peak (its histogram): p50 ${bucketPercentile(bucketsBefore, bucketsAfter, 0.5)}, p99 ${bucketPercentile(bucketsBefore, bucketsAfter, 0.99)}`);
+  console.log(
+    `  score's own AddScore answer time at half peak (its histogram): p50 ${bucketPercentile(bucketsBefore, bucketsAfter, 0.5)}, p99 ${bucketPercentile(bucketsBefore, bucketsAfter, 0.99)}`,
+  );
   // wrk stops counting with requests still in flight (at most one per
   // connection per phase): those are granted but not acknowledged to it.
   const unacknowledged = Number(stored?.total) - acknowledged;
@@ -127,7 +137,9 @@ try {
   for (const [name, ms] of Object.entries(peakMs)) console.log(`  ${name.padEnd(22)}${fmt(ms / grants, 8, 3)}`);
   console.log(`  ${"mesh total".padEnd(22)}${fmt(meshMs / grants, 8, 3)}   (${(meshMs / (peak.seconds * 10)).toFixed(0)}% of one core over the phase)`);
   console.log(`  ${"load generator (wrk)".padEnd(22)}${fmt(peak.cpuMs / grants, 8, 3)}`);
-  console.log(`pgbench bare grant: PostgreSQL ${(bareMs.postgres! / bare.transactions).toFixed(3)} + pgbench ${(bareMs.pgbench! / bare.transactions).toFixed(3)} = ${(bareTotalMs / bare.transactions).toFixed(3)} ms per grant`);
+  console.log(
+    `pgbench bare grant: PostgreSQL ${(bareMs.postgres! / bare.transactions).toFixed(3)} + pgbench ${(bareMs.pgbench! / bare.transactions).toFixed(3)} = ${(bareTotalMs / bare.transactions).toFixed(3)} ms per grant`,
+  );
   const ratio = bareTotalMs / bare.transactions / (meshMs / grants);
   console.log(`ratio pgbench CPU per grant ÷ mesh CPU per grant: ${ratio.toFixed(3)} (the mesh spends ${(1 / ratio).toFixed(1)}× the bare grant's CPU)`);
 } finally {

@@ -44,8 +44,22 @@ export async function runWrk(options: {
   ratePerS?: number;
 }): Promise<WrkResult> {
   const threads = options.ratePerS ? options.connections : options.threads;
-  const args = ["-t", String(threads), "-c", String(options.connections), "-d", `${options.seconds}s`, "--timeout", "10s",
-    "-s", script, options.baseUrl, "--", options.usersFile, String(threads)];
+  const args = [
+    "-t",
+    String(threads),
+    "-c",
+    String(options.connections),
+    "-d",
+    `${options.seconds}s`,
+    "--timeout",
+    "10s",
+    "-s",
+    script,
+    options.baseUrl,
+    "--",
+    options.usersFile,
+    String(threads),
+  ];
   if (options.ratePerS) args.push(String(Math.max(1, Math.round(options.ratePerS))));
   const cpuBefore = exitedChildrenCpuMs();
   const { stdout } = await run("wrk", args, { maxBuffer: 16 << 20 });
@@ -56,7 +70,12 @@ export async function runWrk(options: {
 function parseResult(stdout: string): Omit<WrkResult, "cpuMs"> {
   const line = stdout.split("\n").find((l) => l.startsWith("SB_WRK "));
   if (!line) throw new Error(`wrk printed no result line:\n${stdout}`);
-  const fields = new Map(line.slice(7).split(" ").map((kv) => kv.split("=") as [string, string]));
+  const fields = new Map(
+    line
+      .slice(7)
+      .split(" ")
+      .map((kv) => kv.split("=") as [string, string]),
+  );
   const num = (key: string) => Number(fields.get(key) ?? 0);
   const statuses = new Map<number, number>();
   for (const [key, value] of fields) if (key.startsWith("status_")) statuses.set(Number(key.slice(7)), Number(value));

@@ -55,7 +55,7 @@ export async function bundleDeployable(name: Deployable, outdir: string): Promis
     metafile: true,
   });
   // The ESM marker makes `node main.mjs` and any .js helper agree on the module type.
-  await writeFile(join(outdir, "package.json"), JSON.stringify({ type: "module", private: true }) + "\n");
+  await writeFile(join(outdir, "package.json"), `${JSON.stringify({ type: "module", private: true })}\n`);
   if (name === "gateway") {
     await cp(join(root, "gateway/src/public"), join(outdir, "public"), { recursive: true });
     for (const pkg of gatewayRuntimePackages) {

@@ -52,7 +52,12 @@ export function exportedMetrics(): Map<string, ExportedSeries> {
   const metrics = new ProcessMetrics();
   const series = new Map<string, ExportedSeries>();
   const collect = (getter?: string) => {
-    for (const family of metrics.registry.getMetricsAsArray() as unknown as Array<{ name: string; type: string; labelNames: string[]; upperBounds?: number[] }>) {
+    for (const family of metrics.registry.getMetricsAsArray() as unknown as Array<{
+      name: string;
+      type: string;
+      labelNames: string[];
+      upperBounds?: number[];
+    }>) {
       const labels = new Set(family.labelNames);
       const base = family.type === "histogram" || family.type === "summary";
       const names = base ? [`${family.name}_sum`, `${family.name}_count`] : [family.name];
@@ -89,7 +94,13 @@ export function headingAnchors(markdown: string): Set<string> {
   for (const line of markdown.split("\n")) {
     if (/^\s*```/.test(line)) fenced = !fenced;
     const heading = !fenced && /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(line);
-    if (heading) anchors.add(heading[1]!.toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, "").replace(/\s/g, "-"));
+    if (heading)
+      anchors.add(
+        heading[1]!
+          .toLowerCase()
+          .replace(/[^\p{L}\p{N}\s_-]/gu, "")
+          .replace(/\s/g, "-"),
+      );
   }
   return anchors;
 }

@@ -240,10 +240,12 @@ export const grpcUpstreams: Record<string, Record<string, string>> = {
  */
 export function checkUpstreams(objects: K8sObject[], clusterDomain = "cluster.local"): string[] {
   const problems: string[] = [];
-  const pods = objects.filter((o) => o.kind === "Deployment").map((o) => ({
-    labels: ((o.spec as any).template.metadata.labels ?? {}) as Record<string, string>,
-    container: (podSpecOf(o)!.containers as any[])[0],
-  }));
+  const pods = objects
+    .filter((o) => o.kind === "Deployment")
+    .map((o) => ({
+      labels: ((o.spec as any).template.metadata.labels ?? {}) as Record<string, string>,
+      container: (podSpecOf(o)!.containers as any[])[0],
+    }));
   const podOf = (component: string) => pods.find((p) => p.labels["app.kubernetes.io/component"] === component);
   const policies = objects.filter((o) => o.kind === "NetworkPolicy") as any[];
   for (const [caller, variables] of Object.entries(grpcUpstreams)) {
@@ -276,18 +278,24 @@ export function checkUpstreams(objects: K8sObject[], clusterDomain = "cluster.lo
       }
       const servicePort = (service.spec.ports ?? []).find((p: { port: number }) => p.port === Number(port));
       const containerPort = (to.container.ports ?? []).find((p: { name: string; containerPort: number }) =>
-        typeof servicePort?.targetPort === "string" ? p.name === servicePort.targetPort : p.containerPort === (servicePort?.targetPort ?? servicePort?.port));
+        typeof servicePort?.targetPort === "string" ? p.name === servicePort.targetPort : p.containerPort === (servicePort?.targetPort ?? servicePort?.port),
+      );
       if (containerPort?.name !== "grpc") {
         problems.push(`${where}: port ${port} of Service ${host} is not ${callee}'s gRPC-only port`);
         continue;
       }
       if (policies.length === 0) continue;
       // Allowed when some policy selecting the callee has a rule open to the caller on that port.
-      const admitted = policies.some((policy) =>
-        selects(policy.spec.podSelector.matchLabels, to.labels) &&
-        (policy.spec.ingress ?? []).some((rule: any) =>
-          (!rule.ports?.length || rule.ports.some((p: any) => p.port === containerPort.containerPort || p.port === containerPort.name)) &&
-          (!rule.from?.length || rule.from.some((peer: any) => !peer.namespaceSelector && peer.podSelector && selects(peer.podSelector.matchLabels, from.labels)))));
+      const admitted = policies.some(
+        (policy) =>
+          selects(policy.spec.podSelector.matchLabels, to.labels) &&
+          (policy.spec.ingress ?? []).some(
+            (rule: any) =>
+              (!rule.ports?.length || rule.ports.some((p: any) => p.port === containerPort.containerPort || p.port === containerPort.name)) &&
+              (!rule.from?.length ||
+                rule.from.some((peer: any) => !peer.namespaceSelector && peer.podSelector && selects(peer.podSelector.matchLabels, from.labels))),
+          ),
+      );
       if (!admitted) problems.push(`${where}: no NetworkPolicy lets ${caller} reach ${callee} on port ${containerPort.containerPort}`);
     }
   }
@@ -303,7 +311,10 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     console.log(`${problems.length === 0 ? "ok  " : "FAIL"} ${label}`);
     for (const p of problems) console.log(`     - ${p}`);
   };
-  for (const [label, files] of [["values.yaml", []], ["values-production.yaml", ["values-production.yaml"]]] as const) {
+  for (const [label, files] of [
+    ["values.yaml", []],
+    ["values-production.yaml", ["values-production.yaml"]],
+  ] as const) {
     const lint = lintChart([...files]);
     report(`helm lint (${label})`, lint.code === 0 ? [] : [lint.stdout + lint.stderr]);
     const objects = renderChart([...files]);

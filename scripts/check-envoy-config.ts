@@ -161,7 +161,10 @@ function fieldRuleProblems(message: ReflectMessage, field: DescField, at: string
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   let failed = false;
-  for (const [label, files] of [["values.yaml", []], ["values-production.yaml", ["values-production.yaml"]]] as const) {
+  for (const [label, files] of [
+    ["values.yaml", []],
+    ["values-production.yaml", ["values-production.yaml"]],
+  ] as const) {
     const objects = renderChart([...files]);
     for (const [check, problems] of [
       ["Envoy API", checkEnvoyConfig(objects)],

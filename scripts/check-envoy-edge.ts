@@ -34,14 +34,17 @@ export function checkUpstreamTls(bootstrap: JsonValue): string[] {
     if (!tls.sni) problems.push(`${path}: upstream TLS without sni`);
     if (!validation?.trusted_ca) problems.push(`${path}: upstream TLS does not verify the certificate chain (no trusted_ca)`);
     const names = (validation?.match_typed_subject_alt_names ?? []) as Array<{ san_type?: string; matcher?: { exact?: string; suffix?: string } }>;
-    const namesHost = names.some((n) => n.san_type === "DNS" && (n.matcher?.exact === tls.sni || (n.matcher?.suffix && String(tls.sni).endsWith(n.matcher.suffix))));
+    const namesHost = names.some(
+      (n) => n.san_type === "DNS" && (n.matcher?.exact === tls.sni || (n.matcher?.suffix && String(tls.sni).endsWith(n.matcher.suffix))),
+    );
     if (!namesHost) problems.push(`${path}: upstream TLS does not check that the certificate names ${tls.sni ?? "the host"} (match_typed_subject_alt_names)`);
   }
   const clusters = new Map<string, Json>(((bootstrap as Json)?.static_resources?.clusters ?? []).map((c: Json) => [c.name, c]));
   for (const [jwks, path] of objectsIn(bootstrap)) {
     if (!jwks.http_uri || !("cache_duration" in jwks || "async_fetch" in jwks)) continue;
     if (!String(jwks.http_uri.uri).startsWith("https://")) problems.push(`${path}: JWKS fetched without TLS (${jwks.http_uri.uri})`);
-    if (!typeIs(clusters.get(jwks.http_uri.cluster)?.transport_socket?.typed_config, "UpstreamTlsContext")) problems.push(`${path}: JWKS cluster ${jwks.http_uri.cluster} has no TLS`);
+    if (!typeIs(clusters.get(jwks.http_uri.cluster)?.transport_socket?.typed_config, "UpstreamTlsContext"))
+      problems.push(`${path}: JWKS cluster ${jwks.http_uri.cluster} has no TLS`);
   }
   return problems;
 }
@@ -64,7 +67,8 @@ export function checkAccessLogs(bootstrap: JsonValue): string[] {
           if (["REQ", "RESP", "TRAILER", "REQ_WITHOUT_QUERY"].includes(operator!) && headers.some((h) => credentialHeader.test(h))) {
             problems.push(`${where}: logs the credential header ${args} (${format})`);
           }
-          if (operator === "REQ" && headers.some((h) => pathHeader.test(h))) problems.push(`${where}: logs the path with its query string (${format}); use REQ_WITHOUT_QUERY`);
+          if (operator === "REQ" && headers.some((h) => pathHeader.test(h)))
+            problems.push(`${where}: logs the path with its query string (${format}); use REQ_WITHOUT_QUERY`);
           if (operator === "PATH" && !/\bNQ\b/.test(args)) problems.push(`${where}: %PATH% keeps the query string unless NQ (${format})`);
           if (operator === "DYNAMIC_METADATA" && /jwt_authn/.test(args)) problems.push(`${where}: logs the JWT's payload (${format})`);
         }
@@ -82,15 +86,17 @@ export function checkRateLimits(bootstrap: JsonValue): string[] {
   const routeActions = [...objectsIn(bootstrap)].flatMap(([o]) => (Array.isArray(o.rate_limits) && !typeIs(o, "LocalRateLimit") ? o.rate_limits : []));
   for (const [limit, path] of objectsIn(bootstrap)) {
     if (!typeIs(limit, "LocalRateLimit")) continue;
-    const perClient = ((limit.descriptors ?? []) as Json[]).find((d) =>
-      (d.entries ?? []).some((e: Json) => clientKeys.includes(e.key) && !e.value) && d.token_bucket);
+    const perClient = ((limit.descriptors ?? []) as Json[]).find(
+      (d) => (d.entries ?? []).some((e: Json) => clientKeys.includes(e.key) && !e.value) && d.token_bucket,
+    );
     if (!perClient) {
       problems.push(`${path}: one bucket for every client (add a descriptor keyed on ${clientKeys.join(" or ")} without a value)`);
       continue;
     }
     const key = perClient.entries.find((e: Json) => clientKeys.includes(e.key)).key;
     const actions = (limit.rate_limits ?? routeActions) as Json[];
-    if (!actions.some((r) => (r.actions ?? []).some((a: Json) => key in a))) problems.push(`${path}: no rate_limits action produces the ${key} descriptor, so the per-client bucket is never used`);
+    if (!actions.some((r) => (r.actions ?? []).some((a: Json) => key in a)))
+      problems.push(`${path}: no rate_limits action produces the ${key} descriptor, so the per-client bucket is never used`);
     if (!(Number(limit.max_dynamic_descriptors) > 0)) problems.push(`${path}: max_dynamic_descriptors unset (Envoy keeps 20 clients' buckets)`);
   }
   return problems;
@@ -119,7 +125,9 @@ const seconds = (d: unknown) => (typeof d === "string" && /^\d+(\.\d+)?s$/.test(
 export function checkClientLimits(bootstrap: JsonValue): string[] {
   const problems: string[] = [];
   for (const listener of ((bootstrap as Json)?.static_resources?.listeners ?? []) as Json[]) {
-    const hcms = ((listener.filter_chains ?? []) as Json[]).flatMap((c) => (c.filters ?? []).map((f: Json) => f.typed_config).filter((t: Json) => typeIs(t, "HttpConnectionManager")));
+    const hcms = ((listener.filter_chains ?? []) as Json[]).flatMap((c) =>
+      (c.filters ?? []).map((f: Json) => f.typed_config).filter((t: Json) => typeIs(t, "HttpConnectionManager")),
+    );
     const clusters = hcms.flatMap((h) => [...objectsIn(h.route_config ?? {})].map(([o]) => o.cluster).filter(Boolean));
     if (clusters.every((c) => c === "envoy_admin")) continue;
     const where = `listener ${listener.name}`;
@@ -129,17 +137,24 @@ export function checkClientLimits(bootstrap: JsonValue): string[] {
     for (const hcm of hcms) {
       const common = hcm.common_http_protocol_options ?? {};
       if (!(hcm.max_request_headers_kb > 0)) problems.push(`${where}: max_request_headers_kb unset`);
-      if (!["REJECT_REQUEST", "DROP_HEADER"].includes(common.headers_with_underscores_action)) problems.push(`${where}: headers with underscores are let through (they alias dashed ones upstream)`);
+      if (!["REJECT_REQUEST", "DROP_HEADER"].includes(common.headers_with_underscores_action))
+        problems.push(`${where}: headers with underscores are let through (they alias dashed ones upstream)`);
       if (!(common.max_headers_count > 0)) problems.push(`${where}: max_headers_count unset`);
-      for (const [name, value] of [["request_headers_timeout", hcm.request_headers_timeout], ["stream_idle_timeout", hcm.stream_idle_timeout], ["idle_timeout", common.idle_timeout]]) {
+      for (const [name, value] of [
+        ["request_headers_timeout", hcm.request_headers_timeout],
+        ["stream_idle_timeout", hcm.stream_idle_timeout],
+        ["idle_timeout", common.idle_timeout],
+      ]) {
         if (!(seconds(value) > 0)) problems.push(`${where}: ${name} unset or 0 (a silent client holds its slot for good)`);
       }
       if (!(hcm.http2_protocol_options?.max_concurrent_streams > 0)) problems.push(`${where}: http2 max_concurrent_streams unset`);
-      if (hcm.use_remote_address !== true) problems.push(`${where}: use_remote_address is off, so the client address (rate limits, logs) is whatever X-Forwarded-For claims`);
+      if (hcm.use_remote_address !== true)
+        problems.push(`${where}: use_remote_address is off, so the client address (rate limits, logs) is whatever X-Forwarded-For claims`);
       const filters = ((hcm.http_filters ?? []) as Json[]).map((f) => f.name);
       const buffer = ((hcm.http_filters ?? []) as Json[]).find((f) => f.name === "envoy.filters.http.buffer");
       if (!(buffer?.typed_config?.max_request_bytes > 0)) problems.push(`${where}: no request body limit (buffer filter with max_request_bytes)`);
-      else if (filters.indexOf("envoy.filters.http.buffer") > filters.indexOf("envoy.filters.http.router")) problems.push(`${where}: the buffer filter must come before the router`);
+      else if (filters.indexOf("envoy.filters.http.buffer") > filters.indexOf("envoy.filters.http.router"))
+        problems.push(`${where}: the buffer filter must come before the router`);
     }
   }
   return problems;
@@ -168,10 +183,16 @@ export function checkEnvoyDeployment(objects: K8sObject[], bootstrap: JsonValue)
   const preStop = JSON.stringify(container.lifecycle?.preStop ?? {});
   if (!preStop.includes("POST /drain_listeners?graceful")) problems.push("envoy: the preStop hook does not start a graceful drain");
   if (!preStop.includes(`sleep ${drainS}`)) problems.push(`envoy: the preStop hook does not wait the drain time (${drainS} s)`);
-  if (!(spec.terminationGracePeriodSeconds > drainS)) problems.push(`envoy: terminationGracePeriodSeconds ${spec.terminationGracePeriodSeconds} cuts the ${drainS} s drain short`);
-  const heap = Number((bootstrap as Json)?.overload_manager?.resource_monitors?.find((m: Json) => typeIs(m.typed_config, "FixedHeapConfig"))?.typed_config.max_heap_size_bytes);
+  if (!(spec.terminationGracePeriodSeconds > drainS))
+    problems.push(`envoy: terminationGracePeriodSeconds ${spec.terminationGracePeriodSeconds} cuts the ${drainS} s drain short`);
+  const heap = Number(
+    (bootstrap as Json)?.overload_manager?.resource_monitors?.find((m: Json) => typeIs(m.typed_config, "FixedHeapConfig"))?.typed_config.max_heap_size_bytes,
+  );
   const limit = bytesOf(container.resources?.limits?.memory);
-  if (!(heap <= limit * 0.9)) problems.push(`envoy: max_heap_size_bytes ${heap} leaves under 10 % of the ${container.resources?.limits?.memory} memory limit (the kernel kills Envoy before it sheds load)`);
+  if (!(heap <= limit * 0.9))
+    problems.push(
+      `envoy: max_heap_size_bytes ${heap} leaves under 10 % of the ${container.resources?.limits?.memory} memory limit (the kernel kills Envoy before it sheds load)`,
+    );
   return problems;
 }
 

@@ -101,7 +101,8 @@ async function rpcRoutes(): Promise<GatewayRoute[]> {
       if (value?.kind === "service") services.push(value);
     }
   }
-  if (services.length !== registered.size) throw new Error(`rpc-proxy.ts registers ${[...registered].join(", ")}; found descriptors for ${services.map((s) => s.name).join(", ")}`);
+  if (services.length !== registered.size)
+    throw new Error(`rpc-proxy.ts registers ${[...registered].join(", ")}; found descriptors for ${services.map((s) => s.name).join(", ")}`);
   return services.flatMap((service) =>
     service.methods.map((method) => ({
       method: "POST",
@@ -145,10 +146,13 @@ export function envoyConfig(objects: K8sObject[]): { hcm: any; routes: EnvoyRout
 export function matchRoute(routes: EnvoyRoute[], method: string, path: string): EnvoyRoute | undefined {
   return routes.find(({ match }) => {
     const pathOk =
-      match.path !== undefined ? match.path === path
-      : match.prefix !== undefined ? path.startsWith(match.prefix)
-      : match.safe_regex !== undefined ? new RegExp(`^(?:${match.safe_regex.regex})$`).test(path)
-      : false;
+      match.path !== undefined
+        ? match.path === path
+        : match.prefix !== undefined
+          ? path.startsWith(match.prefix)
+          : match.safe_regex !== undefined
+            ? new RegExp(`^(?:${match.safe_regex.regex})$`).test(path)
+            : false;
     const headersOk = (match.headers ?? []).every((h) => h.name !== ":method" || h.string_match?.exact === undefined || h.string_match.exact === method);
     return pathOk && headersOk;
   });
@@ -199,7 +203,9 @@ export async function checkEnvoyRoutes(objects: K8sObject[], chartHeartbeatMs?: 
   const idleS = seconds(hcm.stream_idle_timeout);
   const silenceS = longestStreamSilenceS(chartHeartbeatMs);
   if (!(idleS > silenceS)) problems.push(`stream_idle_timeout ${hcm.stream_idle_timeout} must exceed the longest stream silence (${silenceS} s)`);
-  const bufferFilter = (hcm.http_filters as Array<{ name: string; typed_config?: { max_request_bytes?: number } }>).find((f) => f.name === "envoy.filters.http.buffer");
+  const bufferFilter = (hcm.http_filters as Array<{ name: string; typed_config?: { max_request_bytes?: number } }>).find(
+    (f) => f.name === "envoy.filters.http.buffer",
+  );
   const hcmWebsocket = (hcm.upgrade_configs ?? []).find((u: any) => u.upgrade_type === "websocket");
   if (hcmWebsocket?.enabled !== false) problems.push("WebSocket upgrades should be off by default and on only for the gateway's WebSocket routes");
 
@@ -214,10 +220,12 @@ export async function checkEnvoyRoutes(objects: K8sObject[], chartHeartbeatMs?: 
     }
     const streaming = ["stream", "websocket", "rpc-stream"].includes(gatewayRoute.kind);
     if (streaming && route.route.timeout !== "0s") problems.push(`${label}: a stream needs route timeout 0s, has ${route.route.timeout}`);
-    if (streaming && route.route.idle_timeout && !(seconds(route.route.idle_timeout) > silenceS)) problems.push(`${label}: idle_timeout ${route.route.idle_timeout} is shorter than a heartbeat`);
+    if (streaming && route.route.idle_timeout && !(seconds(route.route.idle_timeout) > silenceS))
+      problems.push(`${label}: idle_timeout ${route.route.idle_timeout} is shorter than a heartbeat`);
     if (!streaming && !(seconds(route.route.timeout) > 0)) problems.push(`${label}: a unary route needs a finite timeout`);
     const lifetime = route.route.max_stream_duration?.max_stream_duration;
-    if (!streaming && !(seconds(lifetime) > seconds(route.route.timeout))) problems.push(`${label}: a unary route needs a max_stream_duration above its timeout (a trickled upload holds it otherwise), has ${lifetime}`);
+    if (!streaming && !(seconds(lifetime) > seconds(route.route.timeout)))
+      problems.push(`${label}: a unary route needs a max_stream_duration above its timeout (a trickled upload holds it otherwise), has ${lifetime}`);
     if (streaming && lifetime && seconds(lifetime) > 0) problems.push(`${label}: a stream with max_stream_duration ${lifetime} is cut while healthy`);
     problems.push(...bodyLimitProblems(label, gatewayRoute, route, bufferFilter?.typed_config?.max_request_bytes));
     const websocket = route.route.upgrade_configs?.some((u) => u.upgrade_type === "websocket" && u.enabled !== false);

@@ -43,7 +43,10 @@ export function findUnknownFields(objects: K8sObject[]): string[] {
   const readFile = host.readFile.bind(host);
   const getSourceFile = host.getSourceFile.bind(host);
   host.readFile = (name) => (name === file ? source : readFile(name));
-  host.fileExists = ((exists) => (name: string) => name === file || exists(name))(host.fileExists.bind(host));
+  host.fileExists = (
+    (exists) => (name: string) =>
+      name === file || exists(name)
+  )(host.fileExists.bind(host));
   host.getSourceFile = (name, language, onError, create) =>
     name === file ? ts.createSourceFile(name, source, language, true) : getSourceFile(name, language, onError, create);
   const program = ts.createProgram([file], options, host);

@@ -37,7 +37,11 @@ const release = obj(
   ["name"],
 );
 const deploy = obj({ helm: obj({ releases: { list: release } }), statusCheck: "boolean", statusCheckDeadlineSeconds: "integer" });
-const portForward = obj({ resourceType: "string", resourceName: "string", namespace: "string", port: "integer", localPort: "integer", address: "string" }, ["resourceType", "resourceName", "port"]);
+const portForward = obj({ resourceType: "string", resourceName: "string", namespace: "string", port: "integer", localPort: "integer", address: "string" }, [
+  "resourceType",
+  "resourceName",
+  "port",
+]);
 const config = obj(
   {
     apiVersion: "string",
@@ -46,7 +50,18 @@ const config = obj(
     build,
     deploy,
     portForward: { list: portForward },
-    profiles: { list: obj({ name: "string", activation: { list: obj({ env: "string", kubeContext: "string", command: "string" }) }, build, deploy, portForward: { list: portForward } }, ["name"]) },
+    profiles: {
+      list: obj(
+        {
+          name: "string",
+          activation: { list: obj({ env: "string", kubeContext: "string", command: "string" }) },
+          build,
+          deploy,
+          portForward: { list: portForward },
+        },
+        ["name"],
+      ),
+    },
   },
   ["apiVersion", "kind"],
 );
@@ -93,7 +108,10 @@ export function checkSkaffold(text = readFileSync(join(root, "skaffold.yaml"), "
 
   const values = parse(readFileSync(join(chartDir, "values.yaml"), "utf8"));
   const ours = ["gateway", "score", "ranking", "push"];
-  const sections = [{ at: "skaffold", build: doc.build, deploy: doc.deploy }, ...(doc.profiles ?? []).map((p: any) => ({ at: `profile ${p.name}`, build: p.build, deploy: p.deploy }))];
+  const sections = [
+    { at: "skaffold", build: doc.build, deploy: doc.deploy },
+    ...(doc.profiles ?? []).map((p: any) => ({ at: `profile ${p.name}`, build: p.build, deploy: p.deploy })),
+  ];
   for (const { at, build, deploy } of sections) {
     const images = new Set<string>();
     for (const a of build?.artifacts ?? []) {
@@ -119,7 +137,8 @@ export function checkSkaffold(text = readFileSync(join(root, "skaffold.yaml"), "
   const profiles = new Map<string, any>((doc.profiles ?? []).map((p: any) => [p.name, p]));
   for (const name of ["dev", "prod"]) if (!profiles.has(name)) problems.push(`profile ${name} is missing`);
   const dev = profiles.get("dev");
-  if (dev && !dev.portForward?.some((f: any) => f.resourceName?.endsWith("-gateway") && f.localPort === 8080)) problems.push("profile dev must forward the gateway to localhost:8080");
+  if (dev && !dev.portForward?.some((f: any) => f.resourceName?.endsWith("-gateway") && f.localPort === 8080))
+    problems.push("profile dev must forward the gateway to localhost:8080");
   const prod = profiles.get("prod");
   const prodFiles: string[] = prod?.deploy?.helm?.releases?.[0]?.valuesFiles ?? [];
   if (prod && !prodFiles.some((f) => f.endsWith("values-production.yaml"))) problems.push("profile prod must use values-production.yaml");

@@ -74,8 +74,16 @@ describe("alert rules", () => {
       ["ScoreboardWriteLatencyBudgetBurn", "scoreboard:write_slow", "0.99"],
     ] as const) {
       const expr = rules.find((r) => r.alert === alert)!.expr.replace(/\s+/g, " ");
-      expect(expr).toMatch(new RegExp(`${ratio}:ratio_rate1h\\{[^}]*\\} > \\(14\\.4 \\* \\(1 - ${target}\\)\\) and ${ratio}:ratio_rate5m\\{[^}]*\\} > \\(14\\.4 \\* \\(1 - ${target}\\)\\)`));
-      expect(expr).toMatch(new RegExp(`${ratio}:ratio_rate6h\\{[^}]*\\} > \\(6 \\* \\(1 - ${target}\\)\\) and ${ratio}:ratio_rate30m\\{[^}]*\\} > \\(6 \\* \\(1 - ${target}\\)\\)`));
+      expect(expr).toMatch(
+        new RegExp(
+          `${ratio}:ratio_rate1h\\{[^}]*\\} > \\(14\\.4 \\* \\(1 - ${target}\\)\\) and ${ratio}:ratio_rate5m\\{[^}]*\\} > \\(14\\.4 \\* \\(1 - ${target}\\)\\)`,
+        ),
+      );
+      expect(expr).toMatch(
+        new RegExp(
+          `${ratio}:ratio_rate6h\\{[^}]*\\} > \\(6 \\* \\(1 - ${target}\\)\\) and ${ratio}:ratio_rate30m\\{[^}]*\\} > \\(6 \\* \\(1 - ${target}\\)\\)`,
+        ),
+      );
       for (const window of ["5m", "30m", "1h", "6h"]) {
         const recorded = rules.find((r) => r.record === `${ratio}:ratio_rate${window}`);
         expect(recorded?.expr, `${ratio} over ${window}`).toContain(`[${window}]`);
@@ -90,7 +98,11 @@ describe("alert rules", () => {
   });
 
   it("fail on a misspelt metric, a parse error, an unknown label or bucket, and a missing runbook section", () => {
-    const misspelt = withRule(prod, "ScoreboardOutboxStalled", (r) => (r.expr = r.expr.replace("sb_outbox_oldest_unpublished_age_seconds", "sb_outbox_oldest_unpublished_age_second")));
+    const misspelt = withRule(
+      prod,
+      "ScoreboardOutboxStalled",
+      (r) => (r.expr = r.expr.replace("sb_outbox_oldest_unpublished_age_seconds", "sb_outbox_oldest_unpublished_age_second")),
+    );
     expect(checkAlertRules(misspelt)).toEqual([expect.stringContaining("ScoreboardOutboxStalled: sb_outbox_oldest_unpublished_age_second is not exported")]);
 
     const broken = withRule(prod, "ScoreboardDeadLetters", (r) => (r.expr = r.expr.replace(") > 0", " > 0")));
@@ -101,9 +113,15 @@ describe("alert rules", () => {
 
     const offBucket = structuredClone(prod);
     for (const rule of rulesOf(offBucket)) rule.expr = rule.expr.replaceAll('le="0.25"', 'le="0.3"');
-    expect(checkAlertRules(offBucket)).toContainEqual(expect.stringMatching(/scoreboard:write_slow:ratio_rate5m: sb_http_duration_seconds_bucket\{le="0.3"\} is not one of its buckets/));
+    expect(checkAlertRules(offBucket)).toContainEqual(
+      expect.stringMatching(/scoreboard:write_slow:ratio_rate5m: sb_http_duration_seconds_bucket\{le="0.3"\} is not one of its buckets/),
+    );
 
-    const noSection = withRule(prod, "ScoreboardPodNotReady", (r) => (r.annotations!.runbook_url = r.annotations!.runbook_url!.replace("#scoreboardpodnotready", "#scoreboardpodsnotready")));
+    const noSection = withRule(
+      prod,
+      "ScoreboardPodNotReady",
+      (r) => (r.annotations!.runbook_url = r.annotations!.runbook_url!.replace("#scoreboardpodnotready", "#scoreboardpodsnotready")),
+    );
     expect(checkAlertRules(noSection)).toEqual(["ScoreboardPodNotReady: runbook_url #scoreboardpodsnotready is no heading of docs/operations.md"]);
 
     const noSeverity = withRule(prod, "ScoreboardPodNotReady", (r) => delete r.labels!.severity);

@@ -43,7 +43,12 @@ it("reaches the same board whatever order the events arrive in", async () => {
 });
 
 it("pages and ranks highest first with 1-based ranks", async () => {
-  for (const [user, score] of [["a", 5], ["b", 50], ["c", 20], ["d", 40]] as const) {
+  for (const [user, score] of [
+    ["a", 5],
+    ["b", 50],
+    ["c", 20],
+    ["d", 40],
+  ] as const) {
     await boards.apply(state(user, score, 1), ["global"]);
   }
   expect((await boards.page("global", 0, 2)).map((e) => [e.rank, e.userId, e.score])).toEqual([
@@ -63,7 +68,10 @@ it("answers GetRank with the neighbourhood around a user", async () => {
   const { createClient, createRouterTransport } = await import("@connectrpc/connect");
   const { RankingService } = await import("@scoreboard/gen/scoreboard/v1/ranking_pb");
   for (let i = 1; i <= 9; i++) await boards.apply(state(`n${i}`, i * 10, 1), ["global"]);
-  const client = createClient(RankingService, createRouterTransport((r) => r.service(RankingService, createRankingService(boards))));
+  const client = createClient(
+    RankingService,
+    createRouterTransport((r) => r.service(RankingService, createRankingService(boards))),
+  );
   const mid = await client.getRank({ userId: "n5", around: 2 });
   expect(mid.entry?.rank).toBe(5n);
   expect(mid.neighbourhood.map((e) => [Number(e.rank), e.userId])).toEqual([

@@ -14,7 +14,18 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { Scopes, TokenVerifier, requireRole, requireScope } from "@scoreboard/platform/auth";
-import { chartDir, findObject, helm, lintChart, parseManifests, podSpecOf, renderChart, root, validateObjects, type K8sObject } from "../scripts/check-chart.js";
+import {
+  chartDir,
+  findObject,
+  helm,
+  lintChart,
+  parseManifests,
+  podSpecOf,
+  renderChart,
+  root,
+  validateObjects,
+  type K8sObject,
+} from "../scripts/check-chart.js";
 
 const production = ["values-production.yaml"];
 const ours = ["gateway", "score", "ranking", "push"];
@@ -23,7 +34,9 @@ const digest = (n: number) => `sha256:${String(n).repeat(64)}`;
 const componentOf = (labels: Record<string, string> | undefined) => labels?.["app.kubernetes.io/component"];
 const deployment = (objects: K8sObject[], component: string) => findObject(objects, "Deployment", `scoreboard-${component}`) as any;
 const containerImages = (objects: K8sObject[]) =>
-  Object.fromEntries(objects.flatMap((o) => (podSpecOf(o)?.containers as any[] | undefined)?.map((c) => [`${o.kind}/${o.metadata.name}`, c.image as string]) ?? []));
+  Object.fromEntries(
+    objects.flatMap((o) => (podSpecOf(o)?.containers as any[] | undefined)?.map((c) => [`${o.kind}/${o.metadata.name}`, c.image as string]) ?? []),
+  );
 /** Renders with a values file written from YAML text (maps --set cannot express). */
 function renderWith(yaml: string, files: string[] = []): K8sObject[] {
   const dir = mkdtempSync(join(tmpdir(), "sb-values-"));
@@ -52,14 +65,24 @@ describe("chart pods", () => {
         if (!spec) continue;
         const account = accounts.get(spec.serviceAccountName as string);
         expect(account, `${o.kind}/${o.metadata.name} runs as ${String(spec.serviceAccountName)}`).toBeDefined();
-        const podLabels = (o.kind === "Pod" ? o.metadata : (o.spec as any).template?.metadata ?? (o.spec as any).jobTemplate.spec.template.metadata).labels;
+        const podLabels = (o.kind === "Pod" ? o.metadata : ((o.spec as any).template?.metadata ?? (o.spec as any).jobTemplate.spec.template.metadata)).labels;
         expect(componentOf(account.metadata.labels), `${o.kind}/${o.metadata.name}`).toBe(componentOf(podLabels));
         expect(spec.automountServiceAccountToken).toBe(false);
       }
     }
-    expect([...new Set(dev.filter((o) => o.kind === "ServiceAccount").map((o) => componentOf(o.metadata.labels)))].sort()).toEqual(
-      ["envoy", "gateway", "migrate", "nats", "postgres", "push", "ranking", "reconcile", "redis", "score", "test"],
-    );
+    expect([...new Set(dev.filter((o) => o.kind === "ServiceAccount").map((o) => componentOf(o.metadata.labels)))].sort()).toEqual([
+      "envoy",
+      "gateway",
+      "migrate",
+      "nats",
+      "postgres",
+      "push",
+      "ranking",
+      "reconcile",
+      "redis",
+      "score",
+      "test",
+    ]);
     // The migration hook runs before the release's objects exist: its account is a hook, created before the Job.
     for (const objects of [dev, prod]) {
       const account = findObject(objects, "ServiceAccount", "scoreboard-migrate").metadata.annotations!;
@@ -71,13 +94,17 @@ describe("chart pods", () => {
     const careless = structuredClone(deployment(dev, "push"));
     delete careless.spec.template.spec.serviceAccountName;
     careless.spec.template.spec.automountServiceAccountToken = true;
-    expect(await validateObjects([careless])).toEqual(expect.arrayContaining([
-      "Deployment/scoreboard-push: runs as the default ServiceAccount",
-      "Deployment/scoreboard-push: mounts an API token (automountServiceAccountToken must be false)",
-    ]));
+    expect(await validateObjects([careless])).toEqual(
+      expect.arrayContaining([
+        "Deployment/scoreboard-push: runs as the default ServiceAccount",
+        "Deployment/scoreboard-push: mounts an API token (automountServiceAccountToken must be false)",
+      ]),
+    );
     // A cloud IAM role for one component reaches that component only.
     const annotated = renderWith("serviceAccounts: { annotations: { score: { eks.amazonaws.com/role-arn: arn:aws:iam::1:role/score } } }\n");
-    expect(findObject(annotated, "ServiceAccount", "scoreboard-score").metadata.annotations).toEqual({ "eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/score" });
+    expect(findObject(annotated, "ServiceAccount", "scoreboard-score").metadata.annotations).toEqual({
+      "eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/score",
+    });
     expect(findObject(annotated, "ServiceAccount", "scoreboard-ranking").metadata.annotations).toBeUndefined();
   });
 
@@ -91,13 +118,16 @@ describe("chart pods", () => {
     expect(minor, nats).toBe("10");
     expect(Number(patch)).toBeGreaterThanOrEqual(23);
 
-    const pinned = renderChart([], [
-      "image.registry=registry.example.com/sb",
-      ...ours.map((c, i) => `image.digests.${c}=${digest(i + 1)}`),
-      `envoy.image.digest=${digest(5)}`,
-      `inCluster.postgres.image.digest=${digest(6)}`,
-      `inCluster.redis.image.digest=${digest(7)}`,
-    ]);
+    const pinned = renderChart(
+      [],
+      [
+        "image.registry=registry.example.com/sb",
+        ...ours.map((c, i) => `image.digests.${c}=${digest(i + 1)}`),
+        `envoy.image.digest=${digest(5)}`,
+        `inCluster.postgres.image.digest=${digest(6)}`,
+        `inCluster.redis.image.digest=${digest(7)}`,
+      ],
+    );
     const images = containerImages(pinned);
     ours.forEach((c, i) => expect(images[`Deployment/scoreboard-${c}`]).toBe(`registry.example.com/sb/scoreboard-${c}:${version}@${digest(i + 1)}`));
     expect(images["Deployment/scoreboard-envoy"]).toMatch(new RegExp(`^envoyproxy/envoy:v1\\.37\\.\\d+@${digest(5)}$`));
@@ -108,7 +138,7 @@ describe("chart pods", () => {
     expect(images["CronJob/scoreboard-reconcile"]).toBe(images["Deployment/scoreboard-ranking"]);
     expect(images["Pod/scoreboard-test"]).toBe(images["Deployment/scoreboard-gateway"]);
     expect(await validateObjects(pinned)).toEqual([]);
-    for (const bad of ["image.digests.score=sha256:abc", "image.digests.worker=" + digest(1), "inCluster.nats.image.digest=latest"]) {
+    for (const bad of ["image.digests.score=sha256:abc", `image.digests.worker=${digest(1)}`, "inCluster.nats.image.digest=latest"]) {
       expect(lintChart([], [bad]).code, bad).not.toBe(0);
     }
   });
@@ -123,18 +153,26 @@ describe("chart pods", () => {
         });
         expect(spec.topologySpreadConstraints).toEqual(
           ["topology.kubernetes.io/zone", "kubernetes.io/hostname"].map((topologyKey) => ({
-            topologyKey, maxSkew: 1, whenUnsatisfiable: "ScheduleAnyway", labelSelector: own, matchLabelKeys: ["pod-template-hash"],
+            topologyKey,
+            maxSkew: 1,
+            whenUnsatisfiable: "ScheduleAnyway",
+            labelSelector: own,
+            matchLabelKeys: ["pod-template-hash"],
           })),
         );
       }
     }
     const strict = renderChart(production, ["spread.podAntiAffinity=required", "spread.topologySpread.whenUnsatisfiable=DoNotSchedule"]);
     const spec = deployment(strict, "push").spec.template.spec;
-    expect(spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].labelSelector.matchLabels["app.kubernetes.io/component"]).toBe("push");
+    expect(spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].labelSelector.matchLabels["app.kubernetes.io/component"]).toBe(
+      "push",
+    );
     expect(spec.topologySpreadConstraints.map((t: any) => t.whenUnsatisfiable)).toEqual(["DoNotSchedule", "DoNotSchedule"]);
     expect(deployment(renderChart([], ["spread.topologySpread.enabled=false"]), "score").spec.template.spec.topologySpreadConstraints).toBeUndefined();
     // An operator's own affinity is kept beside the chart's.
-    const nodeAffinity = { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: "pool", operator: "In", values: ["game"] }] }] } };
+    const nodeAffinity = {
+      requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: "pool", operator: "In", values: ["game"] }] }] },
+    };
     const merged = deployment(renderWith(`affinity: ${JSON.stringify({ nodeAffinity })}\n`), "ranking").spec.template.spec.affinity;
     expect(merged.nodeAffinity).toEqual(nodeAffinity);
     expect(merged.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution).toHaveLength(1);
@@ -166,13 +204,17 @@ describe("chart pods", () => {
     const lint = lintChart(production, sets);
     expect(lint.code, lint.stdout + lint.stderr).toBe(0);
     const objects = renderChart(production, sets);
-    expect(deployment(objects, "gateway").spec.template.spec.containers[0].resources).toMatchObject({ requests: { "ephemeral-storage": "256Mi" }, limits: { "ephemeral-storage": "1Gi" } });
+    expect(deployment(objects, "gateway").spec.template.spec.containers[0].resources).toMatchObject({
+      requests: { "ephemeral-storage": "256Mi" },
+      limits: { "ephemeral-storage": "1Gi" },
+    });
     expect(await validateObjects(objects)).toEqual([]);
     expect(lintChart([], ["gateway.resources.limits.disk=1Gi"]).code).not.toBe(0);
   });
 
   it("renders the same development keys every time, different per release and devSeed, and random ones in production", () => {
-    const secretData = (objects: K8sObject[]) => (findObject(objects, "Secret", objects.find((o) => o.kind === "Secret" && o.metadata.name.endsWith("-secrets"))!.metadata.name) as any).data;
+    const secretData = (objects: K8sObject[]) =>
+      (findObject(objects, "Secret", objects.find((o) => o.kind === "Secret" && o.metadata.name.endsWith("-secrets"))!.metadata.name) as any).data;
     const render = (release: string, sets: string[] = []) => {
       const result = helm(["template", release, chartDir, "--namespace", "scoreboard", ...sets.flatMap((s) => ["--set", s])]);
       expect(result.code, result.stderr).toBe(0);
@@ -181,12 +223,17 @@ describe("chart pods", () => {
     const first = secretData(dev);
     expect(secretData(renderChart())).toEqual(first);
     // So the pods' checksum annotation, and with it the pods, stay put across renders too.
-    expect(deployment(renderChart(), "score").spec.template.metadata.annotations["checksum/secrets"]).toBe(deployment(dev, "score").spec.template.metadata.annotations["checksum/secrets"]);
+    expect(deployment(renderChart(), "score").spec.template.metadata.annotations["checksum/secrets"]).toBe(
+      deployment(dev, "score").spec.template.metadata.annotations["checksum/secrets"],
+    );
     expect(secretData(render("other")).JWT_SECRET).not.toBe(first.JWT_SECRET);
     expect(secretData(renderChart([], ["secrets.devSeed=private"])).EVENT_HMAC_KEYS).not.toBe(first.EVENT_HMAC_KEYS);
     const decoded = (value: string) => Buffer.from(value, "base64").toString();
     expect(decoded(first.JWT_SECRET).length).toBeGreaterThanOrEqual(32);
-    for (const [key, id] of [["EVENT_HMAC_KEYS", "k1"], ["EVENT_ENCRYPTION_KEYS", "e1"]] as const) {
+    for (const [key, id] of [
+      ["EVENT_HMAC_KEYS", "k1"],
+      ["EVENT_ENCRYPTION_KEYS", "e1"],
+    ] as const) {
       const [keyId, material] = decoded(first[key]).split(":");
       expect(keyId).toBe(id);
       expect(Buffer.from(material!, "base64")).toHaveLength(32);
@@ -214,8 +261,16 @@ describe("helm test", () => {
     const envoyPolicy = findObject(dev, "NetworkPolicy", "scoreboard-envoy") as any;
     expect(envoyPolicy.spec.ingress[0]).toEqual({ ports: [{ port: 8443, protocol: "TCP" }] });
 
-    const prodEnv = Object.fromEntries((findObject(renderChart(production, ["tests.tlsServerName=scores.example.com"]), "Pod", "scoreboard-test") as any).spec.containers[0].env.map((e: any) => [e.name, e.value]));
-    expect(prodEnv).toMatchObject({ BASE_URL: "https://scoreboard-envoy.scoreboard.svc.cluster.local:443", EDGE_JWT: "true", TLS_SERVER_NAME: "scores.example.com" });
+    const prodEnv = Object.fromEntries(
+      (findObject(renderChart(production, ["tests.tlsServerName=scores.example.com"]), "Pod", "scoreboard-test") as any).spec.containers[0].env.map(
+        (e: any) => [e.name, e.value],
+      ),
+    );
+    expect(prodEnv).toMatchObject({
+      BASE_URL: "https://scoreboard-envoy.scoreboard.svc.cluster.local:443",
+      EDGE_JWT: "true",
+      TLS_SERVER_NAME: "scores.example.com",
+    });
     const direct = (findObject(renderChart([], ["envoy.enabled=false"]), "Pod", "scoreboard-test") as any).spec.containers[0].env;
     expect(direct.find((e: any) => e.name === "BASE_URL").value).toBe("http://scoreboard-gateway.scoreboard.svc.cluster.local:8080");
     expect(renderChart([], ["tests.enabled=false"]).some((o) => o.kind === "Pod" || o.metadata.name === "scoreboard-test")).toBe(false);
@@ -265,7 +320,9 @@ async function frontDoor() {
       const principal = await verifier.authenticate(req.headers.authorization);
       if (req.url === "/scoreboard.v1.RankingService/GetRank") {
         const score = board.scores.get(JSON.parse(text).userId);
-        return score === undefined ? send(res, 404, { code: "not_found", message: "no score" }) : send(res, 200, { entry: { rank: "1", userId: principal.userId, score: String(score) } });
+        return score === undefined
+          ? send(res, 404, { code: "not_found", message: "no score" })
+          : send(res, 200, { entry: { rank: "1", userId: principal.userId, score: String(score) } });
       }
       if (req.url === "/scoreboard.v1.ScoreService/AddScore") {
         requireScope(principal, Scopes.updateScore);
@@ -295,7 +352,16 @@ async function frontDoor() {
 
 async function runScript(baseUrl: string, extra: Record<string, string> = {}): Promise<{ code: number; log: string }> {
   const child = spawn(process.execPath, [join(chartDir, "files/helm-test.mjs")], {
-    env: { PATH: process.env.PATH, BASE_URL: baseUrl, TEST_USER_ID: "helm-test", JWT_SECRET: secret, JWT_ISSUER: auth.issuer, JWT_AUDIENCE: auth.audience, EDGE_JWT: "false", ...extra },
+    env: {
+      PATH: process.env.PATH,
+      BASE_URL: baseUrl,
+      TEST_USER_ID: "helm-test",
+      JWT_SECRET: secret,
+      JWT_ISSUER: auth.issuer,
+      JWT_AUDIENCE: auth.audience,
+      EDGE_JWT: "false",
+      ...extra,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let log = "";

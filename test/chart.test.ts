@@ -11,7 +11,19 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { bundleDeployable, bundleEntries, type Deployable } from "../scripts/bundle.js";
-import { chartDir, checkReferences, checkUpstreams, findObject, helm, lintChart, podSpecOf, renderChart, root, validateObjects, type K8sObject } from "../scripts/check-chart.js";
+import {
+  chartDir,
+  checkReferences,
+  checkUpstreams,
+  findObject,
+  helm,
+  lintChart,
+  podSpecOf,
+  renderChart,
+  root,
+  validateObjects,
+  type K8sObject,
+} from "../scripts/check-chart.js";
 import { checkEnvoyRoutes, envoyConfig } from "../scripts/check-envoy-routes.js";
 import { checkSkaffold } from "../scripts/check-skaffold.js";
 import { freshMigratedDb } from "./harness/database.js";
@@ -64,7 +76,7 @@ describe("helm chart", () => {
     const copy = mkdtempSync(join(tmpdir(), "sb-chart-"));
     try {
       cpSync(chartDir, copy, { recursive: true });
-      writeFileSync(join(copy, "templates/broken.yaml"), "{{ include \"sb.noSuchTemplate\" . }}\n");
+      writeFileSync(join(copy, "templates/broken.yaml"), '{{ include "sb.noSuchTemplate" . }}\n');
       const result = helm(["template", "scoreboard", copy]);
       expect(result.code).not.toBe(0);
       expect(result.stderr).toContain("sb.noSuchTemplate");
@@ -113,7 +125,9 @@ describe("helm chart", () => {
     const deny = findObject(dev, "NetworkPolicy", "scoreboard-default-deny") as any;
     expect(deny.spec.policyTypes).toEqual(["Ingress"]);
     const allowedFrom = (target: string) =>
-      (findObject(dev, "NetworkPolicy", `scoreboard-${target}`) as any).spec.ingress[0].from.map((f: any) => f.podSelector.matchLabels["app.kubernetes.io/component"]);
+      (findObject(dev, "NetworkPolicy", `scoreboard-${target}`) as any).spec.ingress[0].from.map(
+        (f: any) => f.podSelector.matchLabels["app.kubernetes.io/component"],
+      );
     expect(allowedFrom("gateway")).toEqual(["envoy"]);
     expect(allowedFrom("ranking")).toEqual(["gateway", "push"]);
     expect(allowedFrom("postgres")).toEqual(["score", "ranking", "migrate", "reconcile"]);
@@ -125,7 +139,9 @@ describe("helm chart", () => {
     const target = (component: string, domain = "cluster.local") =>
       `dns:///scoreboard-${component}-pods.scoreboard.svc.${domain}:${values[component].grpcPort}`;
     const envOf = (objects: K8sObject[], component: string): Record<string, string | undefined> =>
-      Object.fromEntries((podSpecOf(findObject(objects, "Deployment", `scoreboard-${component}`))!.containers as any[])[0].env.map((e: any) => [e.name, e.value]));
+      Object.fromEntries(
+        (podSpecOf(findObject(objects, "Deployment", `scoreboard-${component}`))!.containers as any[])[0].env.map((e: any) => [e.name, e.value]),
+      );
     for (const objects of [dev, prod]) {
       for (const component of ["score", "ranking", "push"]) {
         const headless = findObject(objects, "Service", `scoreboard-${component}-pods`) as any;
@@ -176,7 +192,8 @@ describe("helm chart", () => {
     expect(envOf(tuned)).toMatchObject({ REGIONS: "eu,us", CORS_ALLOWED_ORIGINS: "https://game.example.com", DAILY_BOARD_RETENTION_DAYS: "3" });
     expect(envOf(tuned)).not.toHaveProperty("RECONCILE_INTERVAL_MS");
     const gatewayConfig = readFileSync(join(root, "gateway/src/config.ts"), "utf8");
-    for (const name of ["GATEWAY_MAX_CONNECTIONS_PER_IP", "GATEWAY_MAX_STREAMS_PER_IP", "REGIONS", "CORS_ALLOWED_ORIGINS"]) expect(gatewayConfig).toContain(`"${name}"`);
+    for (const name of ["GATEWAY_MAX_CONNECTIONS_PER_IP", "GATEWAY_MAX_STREAMS_PER_IP", "REGIONS", "CORS_ALLOWED_ORIGINS"])
+      expect(gatewayConfig).toContain(`"${name}"`);
     expect(() => renderChart([], ["config.corsAllowedOrigins={https://game.example.com/path}"])).toThrow();
   });
 
@@ -223,8 +240,14 @@ describe("helm chart", () => {
         e.name.startsWith("JETSTREAM_"),
       );
     for (const component of ["score", "ranking"]) {
-      expect(jetstreamEnv(dev, component)).toEqual([{ name: "JETSTREAM_REPLICAS", value: "1" }, { name: "JETSTREAM_STORAGE", value: "file" }]);
-      expect(jetstreamEnv(prod, component)).toEqual([{ name: "JETSTREAM_REPLICAS", value: "3" }, { name: "JETSTREAM_STORAGE", value: "file" }]);
+      expect(jetstreamEnv(dev, component)).toEqual([
+        { name: "JETSTREAM_REPLICAS", value: "1" },
+        { name: "JETSTREAM_STORAGE", value: "file" },
+      ]);
+      expect(jetstreamEnv(prod, component)).toEqual([
+        { name: "JETSTREAM_REPLICAS", value: "3" },
+        { name: "JETSTREAM_STORAGE", value: "file" },
+      ]);
     }
     // The in-cluster NATS is a single server, which refuses streams with more than one replica.
     const lint = lintChart([], ["jetstream.replicas=3"]);
@@ -240,10 +263,21 @@ describe("helm chart", () => {
     const dashboard = JSON.parse(configMap.data["scoreboard.json"]);
     const exprs = JSON.stringify(dashboard.panels.flatMap((p: any) => p.targets ?? []));
     for (const metric of [
-      "sb_rpc_requests_total", "sb_rpc_duration_seconds_bucket", "sb_http_requests_total", "sb_http_duration_seconds_bucket",
-      "sb_jetstream_consumer_pending", "sb_jetstream_consumer_ack_pending", "sb_jetstream_redeliveries_total", "sb_outbox_backlog",
-      "sb_dead_letters_total", "sb_open_streams", "sb_fanout_latency_seconds_bucket", "sb_redis_errors_total", "sb_postgres_errors_total",
-    ]) expect(exprs, metric).toContain(metric);
+      "sb_rpc_requests_total",
+      "sb_rpc_duration_seconds_bucket",
+      "sb_http_requests_total",
+      "sb_http_duration_seconds_bucket",
+      "sb_jetstream_consumer_pending",
+      "sb_jetstream_consumer_ack_pending",
+      "sb_jetstream_redeliveries_total",
+      "sb_outbox_backlog",
+      "sb_dead_letters_total",
+      "sb_open_streams",
+      "sb_fanout_latency_seconds_bucket",
+      "sb_redis_errors_total",
+      "sb_postgres_errors_total",
+    ])
+      expect(exprs, metric).toContain(metric);
     // Metric names the code declares, so a renamed metric fails here rather than on a blank panel.
     const declared = readFileSync(join(root, "packages/platform/src/metrics.ts"), "utf8");
     for (const [, name] of exprs.matchAll(/(sb_[a-z_]+?)(?:_bucket)?\b/g)) expect(declared, name).toContain(`"${name}"`);
@@ -259,7 +293,9 @@ describe("envoy", () => {
     const { config } = envoyConfig(prod);
     const tls = config.static_resources.listeners[0].filter_chains[0].transport_socket;
     expect(tls.name).toBe("envoy.transport_sockets.tls");
-    expect(config.static_resources.clusters.map((c: any) => c.name)).toEqual(expect.arrayContaining(["gateway", "gateway_websocket", "jwks", "otel_collector"]));
+    expect(config.static_resources.clusters.map((c: any) => c.name)).toEqual(
+      expect.arrayContaining(["gateway", "gateway_websocket", "jwks", "otel_collector"]),
+    );
   });
 
   it("answers its own refusals in the gateway's JSON error shape, and gRPC with a plain status", () => {
@@ -281,7 +317,10 @@ describe("envoy", () => {
     const configMap = objects.find((o) => o.metadata.name === "scoreboard-envoy" && o.kind === "ConfigMap") as any;
     const config = parse(configMap.data["envoy.yaml"]);
     const routes = config.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes;
-    routes.splice(routes.findIndex((r: any) => r.name === "write-update-score"), 1);
+    routes.splice(
+      routes.findIndex((r: any) => r.name === "write-update-score"),
+      1,
+    );
     routes.find((r: any) => r.name === "sse-leaderboard").route.timeout = "15s";
     configMap.data["envoy.yaml"] = stringify(config);
     const problems = await checkEnvoyRoutes(objects);
@@ -296,7 +335,9 @@ describe("skaffold.yaml", () => {
   });
 
   it("notices a misspelt field and a missing Dockerfile", () => {
-    const text = readFileSync(join(root, "skaffold.yaml"), "utf8").replace("dockerfile: services/push/Dockerfile", "dockerfile: services/push/Dockerfil").replace("useBuildkit:", "useBuildKit:");
+    const text = readFileSync(join(root, "skaffold.yaml"), "utf8")
+      .replace("dockerfile: services/push/Dockerfile", "dockerfile: services/push/Dockerfil")
+      .replace("useBuildkit:", "useBuildKit:");
     const problems = checkSkaffold(text);
     expect(problems).toContainEqual(expect.stringContaining("useBuildKit: not a field"));
     expect(problems).toContainEqual(expect.stringContaining("services/push/Dockerfil does not exist"));
@@ -353,10 +394,17 @@ describe("image bundles", () => {
     const score = run("score", "main.mjs");
     const gateway = run("gateway", "main.mjs");
     const health = async (port: number) => {
-      const res = await fetch(`http://127.0.0.1:${port}/grpc.health.v1.Health/Check`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+      const res = await fetch(`http://127.0.0.1:${port}/grpc.health.v1.Health/Check`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      });
       return res.ok ? ((await res.json()) as { status?: string }).status : undefined;
     };
-    for (const [port, proc] of [[ports.score, score], [ports.gateway, gateway]] as const) {
+    for (const [port, proc] of [
+      [ports.score, score],
+      [ports.gateway, gateway],
+    ] as const) {
       const deadline = Date.now() + 30_000;
       let status: string | undefined;
       while (status !== "SERVING" && Date.now() < deadline && proc.child.exitCode === null) {

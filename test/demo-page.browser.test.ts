@@ -153,9 +153,7 @@ describe("demo page in a browser (phone viewport)", () => {
     expect(status, JSON.stringify(body)).toBe(200);
     expect(body).toMatchObject({ success: true, newScore: 10, points: 10 });
 
-    const rows = await waitForRows(`${alice.id} at rank 1 with 10`, (r) =>
-      r.some((row) => row.userId === alice.id && row.rank === "1" && row.score === 10),
-    );
+    const rows = await waitForRows(`${alice.id} at rank 1 with 10`, (r) => r.some((row) => row.userId === alice.id && row.rank === "1" && row.score === 10));
     expect(rows).toEqual([{ userId: alice.id, rank: "1", user: alice.name, score: 10 }]);
     expect(await page.isHidden("#empty")).toBe(true);
     expect(navigations).toBe(navigationsBefore);
@@ -219,9 +217,7 @@ describe("demo page in a browser (phone viewport)", () => {
     });
     // The gateway answers with a clean Connect error, so the page can show its message.
     expect(await page.textContent("#result")).toMatch(/already granted/);
-    expect(await mesh!.sql<{ score: string }>("select score::text from scores where user_id = $1", [carol.id])).toEqual([
-      { score: "100" },
-    ]);
+    expect(await mesh!.sql<{ score: string }>("select score::text from scores where user_id = $1", [carol.id])).toEqual([{ score: "100" }]);
     expect((await readRows(page))[0]).toEqual({ userId: carol.id, rank: "1", user: carol.name, score: 100 });
     expect(await page.textContent("#status")).toBe("live");
   });

@@ -188,7 +188,12 @@ function grpcWebTrailer(body: string): Record<string, string> {
   for (let at = 0; at + 5 <= bytes.length; at += 5 + bytes.readUInt32BE(at + 1)) {
     if (bytes[at] === 0x80) {
       const text = bytes.subarray(at + 5, at + 5 + bytes.readUInt32BE(at + 1)).toString();
-      return Object.fromEntries(text.split("\r\n").filter(Boolean).map((l) => [l.slice(0, l.indexOf(":")).trim(), decodeURIComponent(l.slice(l.indexOf(":") + 1).trim())]));
+      return Object.fromEntries(
+        text
+          .split("\r\n")
+          .filter(Boolean)
+          .map((l) => [l.slice(0, l.indexOf(":")).trim(), decodeURIComponent(l.slice(l.indexOf(":") + 1).trim())]),
+      );
     }
   }
   return {};
@@ -261,9 +266,12 @@ const findings: [string, () => Promise<void>][] = [
       expect(connect.growthMb).toBeLessThan(40);
 
       const fastPath = await peakGrowthMb(() =>
-        rawRequest(head("POST", "/scoreboard.v1.PushService/WatchLeaderboard", { "content-type": "application/grpc-web+proto", "content-length": HUNDRED_MB }), {
-          bodyBytes: HUNDRED_MB,
-        }),
+        rawRequest(
+          head("POST", "/scoreboard.v1.PushService/WatchLeaderboard", { "content-type": "application/grpc-web+proto", "content-length": HUNDRED_MB }),
+          {
+            bodyBytes: HUNDRED_MB,
+          },
+        ),
       );
       expect(grpcWebTrailer(fastPath.result.body)["grpc-status"]).toBe("8"); // RESOURCE_EXHAUSTED
       expect(fastPath.growthMb).toBeLessThan(40);
@@ -284,12 +292,15 @@ const findings: [string, () => Promise<void>][] = [
         fill: "[",
       });
       expect(rest.status).toBe(413);
-      const connect = await rawRequest(head("POST", "/scoreboard.v1.RankingService/GetRank", { "content-type": "application/json", "transfer-encoding": "chunked" }), {
-        bodyBytes: eighteenMb,
-        chunked: true,
-        stopOnAnswer: true,
-        fill: "[",
-      });
+      const connect = await rawRequest(
+        head("POST", "/scoreboard.v1.RankingService/GetRank", { "content-type": "application/json", "transfer-encoding": "chunked" }),
+        {
+          bodyBytes: eighteenMb,
+          chunked: true,
+          stopOnAnswer: true,
+          fill: "[",
+        },
+      );
       expect(JSON.parse(connect.body)).toMatchObject({ code: "resource_exhausted" });
       // Refused by size (a parsed "[[[[…" would be a 400 invalid JSON), and
       // the gateway still answers. How much of the body the client had
@@ -361,8 +372,11 @@ const findings: [string, () => Promise<void>][] = [
 
       // The hand-written stream path (Connect JSON) and connect-node's (gRPC) refuse the same way.
       const stream = await rawRequest(
-        head("POST", "/scoreboard.v1.PushService/WatchLeaderboard", { "content-type": "application/connect+json", "content-length": 5 + 22, connection: "close" }) +
-          envelope(Buffer.from('{"board":"region:zz1"}')).toString("latin1"),
+        head("POST", "/scoreboard.v1.PushService/WatchLeaderboard", {
+          "content-type": "application/connect+json",
+          "content-length": 5 + 22,
+          connection: "close",
+        }) + envelope(Buffer.from('{"board":"region:zz1"}')).toString("latin1"),
       );
       expect(stream.body).toContain('"code":"not_found"');
       const grpc = await grpcCall("/scoreboard.v1.PushService/WatchLeaderboard", envelope(Buffer.from([0x0a, 0x04, ...Buffer.from("nope")])));
@@ -380,8 +394,12 @@ const findings: [string, () => Promise<void>][] = [
         expect(refused.status).toBe(429);
         expect(await refused.json()).toMatchObject({ success: false, code: "resource_exhausted" });
         const connect = await rawRequest(
-          head("POST", "/scoreboard.v1.PushService/WatchLeaderboard", { "content-type": "application/connect+json", "content-length": 7, "x-forwarded-for": address, connection: "close" }) +
-            envelope(Buffer.from("{}")).toString("latin1"),
+          head("POST", "/scoreboard.v1.PushService/WatchLeaderboard", {
+            "content-type": "application/connect+json",
+            "content-length": 7,
+            "x-forwarded-for": address,
+            connection: "close",
+          }) + envelope(Buffer.from("{}")).toString("latin1"),
         );
         expect(connect.body).toContain('"code":"resource_exhausted"');
         const ws = new WebSocket(`${mesh.urls.gateway.replace("http", "ws")}/live-updates`, { headers: { "x-forwarded-for": address } });
@@ -399,12 +417,16 @@ const findings: [string, () => Promise<void>][] = [
       } finally {
         open[0]!.close();
       }
-      await eventually(async () => {
-        const again = sse(address);
-        const status = (await again.opened).status;
-        again.close();
-        return status === 200 ? true : undefined;
-      }, 10_000, "a closed stream's place to be free");
+      await eventually(
+        async () => {
+          const again = sse(address);
+          const status = (await again.opened).status;
+          again.close();
+          return status === 200 ? true : undefined;
+        },
+        10_000,
+        "a closed stream's place to be free",
+      );
       for (const stream of open.slice(1)) stream.close();
     },
   ],
@@ -424,7 +446,11 @@ const findings: [string, () => Promise<void>][] = [
         });
         expect(rest.status).toBe(401);
         expect(((await rest.json()) as { message: string }).message).toMatch(message);
-        const rpc = await connectCall("/scoreboard.v1.ScoreService/AddScore", { delta: "1" }, { authorization: `Bearer ${bad}`, "x-forwarded-for": "203.0.113.41" });
+        const rpc = await connectCall(
+          "/scoreboard.v1.ScoreService/AddScore",
+          { delta: "1" },
+          { authorization: `Bearer ${bad}`, "x-forwarded-for": "203.0.113.41" },
+        );
         expect(rpc.status).toBe(401);
         expect(await rpc.json()).toMatchObject({ code: "unauthenticated", message: expect.stringMatching(message) });
       }
@@ -444,8 +470,11 @@ const findings: [string, () => Promise<void>][] = [
       expect(await connect.json()).toMatchObject({ code: "invalid_argument", message: expect.stringContaining("premature EOF") });
 
       const grpcWeb = await rawRequest(
-        head("POST", "/scoreboard.v1.RankingService/GetLeaderboard", { "content-type": "application/grpc-web+proto", "content-length": 5 + truncated.length, connection: "close" }) +
-          envelope(truncated).toString("latin1"),
+        head("POST", "/scoreboard.v1.RankingService/GetLeaderboard", {
+          "content-type": "application/grpc-web+proto",
+          "content-length": 5 + truncated.length,
+          connection: "close",
+        }) + envelope(truncated).toString("latin1"),
       );
       expect(grpcWeb.status).toBe(200);
       expect(grpcWebTrailer(grpcWeb.body)["grpc-status"]).toBe("3");
@@ -459,8 +488,7 @@ const findings: [string, () => Promise<void>][] = [
   [
     "6. failed RPC authentication spends the address's quota: token guessing is throttled on writes and forwarded calls",
     async () => {
-      const guess = (path: string, address: string) =>
-        connectCall(path, {}, { authorization: "Bearer guessed.token.value", "x-forwarded-for": address });
+      const guess = (path: string, address: string) => connectCall(path, {}, { authorization: "Bearer guessed.token.value", "x-forwarded-for": address });
       for (const [path, address] of [
         ["/scoreboard.v1.ScoreService/AddScore", "203.0.113.61"],
         ["/scoreboard.v1.CatalogService/PutAction", "203.0.113.62"],
@@ -475,7 +503,10 @@ const findings: [string, () => Promise<void>][] = [
       for (let i = 0; i < WRITES_PER_ADDRESS; i++) {
         await grpcCall("/scoreboard.v1.ScoreService/AddScore", envelope(Buffer.alloc(0)), { authorization: "Bearer nope", "x-forwarded-for": "203.0.113.63" });
       }
-      const grpc = await grpcCall("/scoreboard.v1.ScoreService/AddScore", envelope(Buffer.alloc(0)), { authorization: "Bearer nope", "x-forwarded-for": "203.0.113.63" });
+      const grpc = await grpcCall("/scoreboard.v1.ScoreService/AddScore", envelope(Buffer.alloc(0)), {
+        authorization: "Bearer nope",
+        "x-forwarded-for": "203.0.113.63",
+      });
       expect(grpc.status).toBe("8");
     },
   ],
@@ -485,13 +516,13 @@ const findings: [string, () => Promise<void>][] = [
       const user = await mesh.token("ct-user");
       for (const type of ["application/jsonp", "", undefined, "text/plain"]) {
         const res = await rawRequest(
-          head("POST", "/api/actions", {
+          `${head("POST", "/api/actions", {
             ...(type === undefined ? {} : { "content-type": type }),
             authorization: `Bearer ${user}`,
             "content-length": 16,
             "x-forwarded-for": "203.0.113.70",
             connection: "close",
-          }) + '{"actionId":"a"}',
+          })}{"actionId":"a"}`,
         );
         expect([type, res.status]).toEqual([type, 415]);
         expect(JSON.parse(res.body)).toMatchObject({ success: false, code: "unsupported_media_type" });
@@ -558,7 +589,10 @@ const findings: [string, () => Promise<void>][] = [
       expect(rpc.headers.get("access-control-allow-origin")).toBe(ALLOWED_ORIGIN);
       expect(rpc.headers.get("access-control-expose-headers")).toContain("Grpc-Status");
       const abort = new AbortController();
-      const stream = await fetch(`${mesh.urls.gateway}/api/leaderboard/stream`, { headers: { origin: ALLOWED_ORIGIN, "x-forwarded-for": "203.0.113.100" }, signal: abort.signal });
+      const stream = await fetch(`${mesh.urls.gateway}/api/leaderboard/stream`, {
+        headers: { origin: ALLOWED_ORIGIN, "x-forwarded-for": "203.0.113.100" },
+        signal: abort.signal,
+      });
       expect(stream.headers.get("access-control-allow-origin")).toBe(ALLOWED_ORIGIN);
       abort.abort();
       const foreignRead = await fetch(`${mesh.urls.gateway}/api/leaderboard`, { headers: { origin: "https://evil.example" } });

@@ -8,7 +8,15 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { findObject, lintChart, renderChart, type K8sObject } from "../scripts/check-chart.js";
 import { checkEnvoyBootstrap, checkEnvoyConfig, renderedBootstrap } from "../scripts/check-envoy-config.js";
-import { checkAccessLogs, checkClientLimits, checkEnvoyDeployment, checkEnvoyEdge, checkOverload, checkRateLimits, checkUpstreamTls } from "../scripts/check-envoy-edge.js";
+import {
+  checkAccessLogs,
+  checkClientLimits,
+  checkEnvoyDeployment,
+  checkEnvoyEdge,
+  checkOverload,
+  checkRateLimits,
+  checkUpstreamTls,
+} from "../scripts/check-envoy-edge.js";
 import { checkEnvoyRoutes } from "../scripts/check-envoy-routes.js";
 
 const production = ["values-production.yaml"];
@@ -42,7 +50,9 @@ describe("envoy config", () => {
     };
     expect(broken((b) => (hcmOf(b).stream_idle_timout = "60s"))).toEqual([expect.stringContaining('key "stream_idle_timout" is unknown')]);
     expect(broken((b) => (hcmOf(b).use_remote_address = "yes"))).toEqual([expect.stringContaining("expected boolean")]);
-    expect(broken((b) => (filterOf(b, "envoy.filters.http.buffer")["@type"] += "s"))).toEqual([expect.stringContaining("envoy.extensions.filters.http.buffer.v3.Buffers is not in the type registry")]);
+    expect(broken((b) => (filterOf(b, "envoy.filters.http.buffer")["@type"] += "s"))).toEqual([
+      expect.stringContaining("envoy.extensions.filters.http.buffer.v3.Buffers is not in the type registry"),
+    ]);
     // Deprecated in the API (Envoy warns now, refuses later): text_format, match_subject_alt_names.
     const mapper = (b: any) => hcmOf(b).local_reply_config.mappers[0];
     expect(broken((b) => (mapper(b).body_format_override = { text_format: "%LOCAL_REPLY_BODY%" }))).toEqual([
@@ -51,7 +61,9 @@ describe("envoy config", () => {
     const prodCopy = structuredClone(prodBootstrap);
     const jwks = prodCopy.static_resources.clusters.find((c: any) => c.name === "jwks").transport_socket.typed_config.common_tls_context.validation_context;
     jwks.match_subject_alt_names = [{ exact: "auth.example.com" }];
-    expect(checkEnvoyBootstrap(prodCopy)).toEqual([expect.stringMatching(/clusters\[\d\]\.transport_socket\.typed_config\.common_tls_context\.validation_context\.match_subject_alt_names is deprecated/)]);
+    expect(checkEnvoyBootstrap(prodCopy)).toEqual([
+      expect.stringMatching(/clusters\[\d\]\.transport_socket\.typed_config\.common_tls_context\.validation_context\.match_subject_alt_names is deprecated/),
+    ]);
     // protoc-gen-validate rules Envoy enforces at load: a stat_prefix must not be empty.
     expect(broken((b) => delete hcmOf(b).stat_prefix)).toEqual([expect.stringContaining("typed_config.stat_prefix must have at least 1 character")]);
   });
@@ -61,8 +73,15 @@ describe("envoy config", () => {
     expect(image(dev)).toMatch(/^envoyproxy\/envoy:v1\.37\.\d+$/);
     const digest = `sha256:${"a".repeat(64)}`;
     expect(image(renderChart([], [`envoy.image.digest=${digest}`]))).toMatch(new RegExp(`^envoyproxy/envoy:v1\\.37\\.\\d+@${digest}$`));
-    expect(checkEnvoyConfig(renderChart([], ["envoy.image.tag=v1.38.2"]))).toContainEqual(expect.stringContaining("is not a release charts/envoy-api/envoy-api-2026-01.binpb describes"));
-    for (const bad of ["envoy.image.tag=latest", "envoy.image.digest=sha256:abc", "envoy.limits.restBodyBytes=1048576", "envoy.jwtAuthn.enabled=true,envoy.jwtAuthn.remoteJwksUri=http://idp.internal/jwks"]) {
+    expect(checkEnvoyConfig(renderChart([], ["envoy.image.tag=v1.38.2"]))).toContainEqual(
+      expect.stringContaining("is not a release charts/envoy-api/envoy-api-2026-01.binpb describes"),
+    );
+    for (const bad of [
+      "envoy.image.tag=latest",
+      "envoy.image.digest=sha256:abc",
+      "envoy.limits.restBodyBytes=1048576",
+      "envoy.jwtAuthn.enabled=true,envoy.jwtAuthn.remoteJwksUri=http://idp.internal/jwks",
+    ]) {
       expect(lintChart([], [bad]).code, bad).not.toBe(0);
     }
   });
@@ -90,22 +109,34 @@ describe("envoy config", () => {
       return copy;
     };
     const log = (b: any) => hcmOf(b).access_log[0].typed_config.log_format.json_format;
-    expect(checkAccessLogs(withChange(devBootstrap, (b) => (log(b).path = "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%")))).toEqual([expect.stringContaining("logs the path with its query string")]);
-    expect(checkAccessLogs(withChange(devBootstrap, (b) => (log(b).auth = "%REQ(AUTHORIZATION)%")))).toEqual([expect.stringContaining("logs the credential header AUTHORIZATION")]);
-    expect(checkAccessLogs(withChange(devBootstrap, (b) => delete hcmOf(b).access_log[0].typed_config.log_format))).toEqual([expect.stringContaining("no explicit format")]);
+    expect(checkAccessLogs(withChange(devBootstrap, (b) => (log(b).path = "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%")))).toEqual([
+      expect.stringContaining("logs the path with its query string"),
+    ]);
+    expect(checkAccessLogs(withChange(devBootstrap, (b) => (log(b).auth = "%REQ(AUTHORIZATION)%")))).toEqual([
+      expect.stringContaining("logs the credential header AUTHORIZATION"),
+    ]);
+    expect(checkAccessLogs(withChange(devBootstrap, (b) => delete hcmOf(b).access_log[0].typed_config.log_format))).toEqual([
+      expect.stringContaining("no explicit format"),
+    ]);
     const jwksTls = (b: any) => b.static_resources.clusters.find((c: any) => c.name === "jwks").transport_socket.typed_config;
     expect(checkUpstreamTls(withChange(prodBootstrap, (b) => delete jwksTls(b).common_tls_context.validation_context.match_typed_subject_alt_names))).toEqual([
       expect.stringContaining("does not check that the certificate names auth.example.com"),
     ]);
-    expect(checkRateLimits(withChange(devBootstrap, (b) => delete filterOf(b, "envoy.filters.http.local_ratelimit").descriptors))).toEqual([expect.stringContaining("one bucket for every client")]);
-    expect(checkRateLimits(withChange(devBootstrap, (b) => delete filterOf(b, "envoy.filters.http.local_ratelimit").rate_limits))).toEqual([expect.stringContaining("the per-client bucket is never used")]);
+    expect(checkRateLimits(withChange(devBootstrap, (b) => delete filterOf(b, "envoy.filters.http.local_ratelimit").descriptors))).toEqual([
+      expect.stringContaining("one bucket for every client"),
+    ]);
+    expect(checkRateLimits(withChange(devBootstrap, (b) => delete filterOf(b, "envoy.filters.http.local_ratelimit").rate_limits))).toEqual([
+      expect.stringContaining("the per-client bucket is never used"),
+    ]);
     expect(checkOverload(withChange(devBootstrap, (b) => delete b.overload_manager))).toHaveLength(4);
-    const limits = checkClientLimits(withChange(devBootstrap, (b) => {
-      delete hcmOf(b).max_request_headers_kb;
-      hcmOf(b).common_http_protocol_options.headers_with_underscores_action = "ALLOW";
-      hcmOf(b).http_filters = hcmOf(b).http_filters.filter((f: any) => f.name !== "envoy.filters.http.buffer");
-      b.static_resources.listeners[0].ignore_global_conn_limit = true;
-    }));
+    const limits = checkClientLimits(
+      withChange(devBootstrap, (b) => {
+        delete hcmOf(b).max_request_headers_kb;
+        hcmOf(b).common_http_protocol_options.headers_with_underscores_action = "ALLOW";
+        hcmOf(b).http_filters = hcmOf(b).http_filters.filter((f: any) => f.name !== "envoy.filters.http.buffer");
+        b.static_resources.listeners[0].ignore_global_conn_limit = true;
+      }),
+    );
     expect(limits).toEqual([
       expect.stringContaining("ignores the global connection limit"),
       expect.stringContaining("max_request_headers_kb unset"),
@@ -145,10 +176,18 @@ describe("envoy config", () => {
   });
 
   it("drains before it exits, within the grace period", () => {
-    for (const [objects, drainS] of [[dev, 15], [prod, 20]] as const) {
+    for (const [objects, drainS] of [
+      [dev, 15],
+      [prod, 20],
+    ] as const) {
       const spec = (findObject(objects, "Deployment", "scoreboard-envoy") as any).spec.template.spec;
       const args: string[] = spec.containers[0].args;
-      expect(args.slice(args.indexOf("--drain-time-s"), args.indexOf("--drain-time-s") + 4)).toEqual(["--drain-time-s", String(drainS), "--drain-strategy", "gradual"]);
+      expect(args.slice(args.indexOf("--drain-time-s"), args.indexOf("--drain-time-s") + 4)).toEqual([
+        "--drain-time-s",
+        String(drainS),
+        "--drain-strategy",
+        "gradual",
+      ]);
       expect(spec.containers[0].lifecycle.preStop.exec.command.at(-1)).toContain(`sleep ${drainS}`);
       expect(spec.terminationGracePeriodSeconds).toBe(drainS + 10);
     }

@@ -67,10 +67,14 @@ async function deadLetters(): Promise<StoredMsg[]> {
 }
 
 async function deadLetterCount(n: number, what: string, timeoutMs = 15_000): Promise<StoredMsg[]> {
-  return eventually(async () => {
-    const letters = await deadLetters();
-    return letters.length === n ? letters : undefined;
-  }, timeoutMs, what);
+  return eventually(
+    async () => {
+      const letters = await deadLetters();
+      return letters.length === n ? letters : undefined;
+    },
+    timeoutMs,
+    what,
+  );
 }
 
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -109,11 +113,7 @@ const forgedEvent = () =>
 describe("sealed score events", () => {
   it("carries a grant to the leaderboard, signed and encrypted on the wire", async () => {
     expect(await grant("ann", "a")).toBe(200);
-    await eventually(
-      async () => ((await leaderboard()).find((e) => e.userId === "ann" && e.score === 5) ? true : undefined),
-      10_000,
-      "ann on the leaderboard",
-    );
+    await eventually(async () => ((await leaderboard()).find((e) => e.userId === "ann" && e.score === 5) ? true : undefined), 10_000, "ann on the leaderboard");
     const stored = await jsm.streams.getMessage(ScoresStream.name, { last_by_subj: Subjects.scoreBatch });
     expect(stored.header.get("Sb-Sig")).toMatch(/^v1;kid=h1;mac=[A-Za-z0-9_-]{43}$/);
     expect(stored.header.get("Sb-Enc")).toMatch(/^v1;alg=A256GCM;kid=e1;iv=[A-Za-z0-9_-]{16}$/);
@@ -175,10 +175,14 @@ describe("sealed score events", () => {
 
     // Ranking moved on (a later grant lands) and never ranked mallory.
     expect(await grant("bob", "b")).toBe(200);
-    const board = await eventually(async () => {
-      const entries = await leaderboard();
-      return entries.some((e) => e.userId === "bob") ? entries : undefined;
-    }, 10_000, "bob after the forgeries");
+    const board = await eventually(
+      async () => {
+        const entries = await leaderboard();
+        return entries.some((e) => e.userId === "bob") ? entries : undefined;
+      },
+      10_000,
+      "bob after the forgeries",
+    );
     expect(board.map((e) => e.userId).sort()).toEqual(["ann", "bob"]);
     expect(Math.max(...board.map((e) => e.score))).toBe(7);
     const consumer = await jsm.consumers.info(ScoresStream.name, "ranking");
@@ -191,10 +195,14 @@ describe("sealed score events", () => {
     expect(await grant("carl", "c")).toBe(200);
     const carlLedgerId = (await mesh.sql<{ id: string }>(`SELECT id::text AS id FROM ledger WHERE user_id = 'carl'`))[0]!.id;
     const carlMsgId = batchMessageId([carlLedgerId]);
-    await eventually(async () => {
-      const pending = await mesh.sql<{ n: number }>("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");
-      return pending[0]!.n === 0 ? true : undefined;
-    }, 10_000, "carl's event in SCORES");
+    await eventually(
+      async () => {
+        const pending = await mesh.sql<{ n: number }>("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");
+        return pending[0]!.n === 0 ? true : undefined;
+      },
+      10_000,
+      "carl's event in SCORES",
+    );
     // ...then ranking comes back to find Redis gone: every attempt fails.
     await redis.kill("SIGTERM");
     await mesh.start("ranking");
@@ -248,10 +256,14 @@ describe("sealed score events", () => {
     const all = await cli("replay-all");
     expect(all.code).toBe(0);
     expect(all.stdout).toContain("replayed 3 dead letters");
-    const after = await eventually(async () => {
-      const letters = await deadLetters();
-      return letters.length === 3 && letters.every((m) => m.seq > before.at(-1)!.seq) ? letters : undefined;
-    }, 15_000, "the replayed forgeries dead-lettered again");
+    const after = await eventually(
+      async () => {
+        const letters = await deadLetters();
+        return letters.length === 3 && letters.every((m) => m.seq > before.at(-1)!.seq) ? letters : undefined;
+      },
+      15_000,
+      "the replayed forgeries dead-lettered again",
+    );
     expect(after.map((m) => m.header.get(DeadLetterHeaders.reason)).sort()).toEqual(["bad-signature", "bad-signature", "missing-signature"]);
     expect((await leaderboard()).some((e) => e.userId === "mallory")).toBe(false);
 
@@ -291,7 +303,11 @@ describe("sealed score events", () => {
 
     const listed = await cli("list");
     expect(listed.code).toBe(0);
-    const rows = listed.stdout.trim().split("\n").slice(1).map((r) => r.split("\t"));
+    const rows = listed.stdout
+      .trim()
+      .split("\n")
+      .slice(1)
+      .map((r) => r.split("\t"));
     expect(rows.map((r) => [r[0], r[3], r[4]])).toEqual(["900001", "900002", "900003"].map((id) => [String(letter!.seq), id, "bad-signature"]));
     const shown = await cli("show", String(letter!.seq));
     expect(shown.code).toBe(0);
@@ -303,7 +319,16 @@ describe("sealed score events", () => {
   });
 
   it("still applies a single sealed ScoreChanged, as releases before batches published them", async () => {
-    const event = create(ScoreChangedSchema, { ledgerId: 800_001n, requestId: "legacy", userId: "lena", username: "Lena", actionId: "a", points: 5n, newScore: 5n, version: 1n });
+    const event = create(ScoreChangedSchema, {
+      ledgerId: 800_001n,
+      requestId: "legacy",
+      userId: "lena",
+      username: "Lena",
+      actionId: "a",
+      points: 5n,
+      newScore: 5n,
+      version: 1n,
+    });
     const sealed = sealer().seal(toBinary(ScoreChangedSchema, event));
     const h = headers();
     for (const [k, v] of Object.entries(sealed.headers)) h.set(k, v);

@@ -52,10 +52,9 @@ async function burst(prefix: string, send: (userId: string, token: string, key: 
 }
 
 async function ledgerAndAudit(prefix: string) {
-  const ledger = await mesh.sql<{ user_id: string; n: number }>(
-    "SELECT user_id, count(*)::int AS n FROM ledger WHERE user_id LIKE $1 GROUP BY user_id",
-    [`${prefix}-%`],
-  );
+  const ledger = await mesh.sql<{ user_id: string; n: number }>("SELECT user_id, count(*)::int AS n FROM ledger WHERE user_id LIKE $1 GROUP BY user_id", [
+    `${prefix}-%`,
+  ]);
   const refused = await mesh.sql<{ reason: string }>("SELECT reason FROM audit_log WHERE user_id LIKE $1 AND outcome = 'refused'", [`${prefix}-%`]);
   return { ledger, refused };
 }
@@ -65,9 +64,15 @@ describe("parallel retries with one Idempotency-Key", () => {
     const answers = await burst("act", (_userId, token, key) => post("/api/actions", { actionId: "quest" }, token, key));
     for (const [userId, list] of answers) {
       const requestIds = new Set(list.map((a) => a.body.requestId));
-      expect(list.map((a) => a.status), userId).toEqual(Array(copies).fill(200));
+      expect(
+        list.map((a) => a.status),
+        userId,
+      ).toEqual(Array(copies).fill(200));
       expect(requestIds.size, userId).toBe(1);
-      expect(list.every((a) => a.body.newScore === 20), userId).toBe(true);
+      expect(
+        list.every((a) => a.body.newScore === 20),
+        userId,
+      ).toBe(true);
     }
     const { ledger, refused } = await ledgerAndAudit("act");
     expect(ledger).toHaveLength(rounds * usersPerRound);
@@ -78,9 +83,15 @@ describe("parallel retries with one Idempotency-Key", () => {
   it("AddScore (POST /api/score/{user_id}): every copy gets the first grant's answer; one grant", async () => {
     const answers = await burst("add", (userId, token, key) => post(`/api/score/${userId}`, { increment: 3 }, token, key));
     for (const [userId, list] of answers) {
-      expect(list.map((a) => a.status), userId).toEqual(Array(copies).fill(200));
+      expect(
+        list.map((a) => a.status),
+        userId,
+      ).toEqual(Array(copies).fill(200));
       expect(new Set(list.map((a) => a.body.request_id)).size, userId).toBe(1);
-      expect(list.every((a) => a.body.newScore === 3), userId).toBe(true);
+      expect(
+        list.every((a) => a.body.newScore === 3),
+        userId,
+      ).toBe(true);
     }
     const { ledger, refused } = await ledgerAndAudit("add");
     expect(ledger).toHaveLength(rounds * usersPerRound);
@@ -97,8 +108,14 @@ describe("parallel retries with one Idempotency-Key", () => {
       expect(ok.length, userId).toBeGreaterThan(0);
       // Only copies of the request that was granted get its answer.
       expect(new Set(ok.map((a) => a.body.increment)).size, userId).toBe(1);
-      expect(ok.every((a) => a.body.newScore === ok[0]!.body.increment), userId).toBe(true);
-      expect(list.filter((a) => a.status !== 200).every((a) => a.status === 400), userId).toBe(true);
+      expect(
+        ok.every((a) => a.body.newScore === ok[0]!.body.increment),
+        userId,
+      ).toBe(true);
+      expect(
+        list.filter((a) => a.status !== 200).every((a) => a.status === 400),
+        userId,
+      ).toBe(true);
     }
     const { ledger } = await ledgerAndAudit("mix");
     expect(ledger.every((r) => r.n === 1)).toBe(true);

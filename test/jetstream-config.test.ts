@@ -38,7 +38,11 @@ async function scoreOf(userId: string): Promise<number | undefined> {
 it("creates the streams on a fresh NATS with the configured replicas and storage", async () => {
   for (const name of [ScoresStream.name, DeadLettersStream.name]) {
     const info = await jsm.streams.info(name);
-    expect(info.config, name).toMatchObject({ num_replicas: 3, storage: "file", subjects: (name === ScoresStream.name ? ScoresStream : DeadLettersStream).subjects });
+    expect(info.config, name).toMatchObject({
+      num_replicas: 3,
+      storage: "file",
+      subjects: (name === ScoresStream.name ? ScoresStream : DeadLettersStream).subjects,
+    });
     // A leader and two followers, each on its own server.
     expect(new Set([info.cluster?.leader, ...(info.cluster?.replicas ?? []).map((r) => r.name)]).size, name).toBe(3);
   }

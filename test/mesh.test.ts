@@ -80,9 +80,7 @@ describe("submitting an action", () => {
     const again = await postAction("daily-login", token);
     expect(again).toMatchObject({ status: 400, body: { success: false, code: "already_exists" } });
 
-    const [score] = await mesh.sql<{ score: number; version: number }>(
-      "SELECT score::int, version::int FROM scores WHERE user_id = 'bob'",
-    );
+    const [score] = await mesh.sql<{ score: number; version: number }>("SELECT score::int, version::int FROM scores WHERE user_id = 'bob'");
     expect(score).toEqual({ score: 5, version: 1 });
     const ledger = await mesh.sql("SELECT 1 FROM ledger WHERE user_id = 'bob'");
     expect(ledger).toHaveLength(1);
@@ -180,12 +178,7 @@ describe("reading the leaderboard", () => {
   });
 
   it("lets buf curl discover the services through gRPC reflection", async () => {
-    const { stdout } = await promisify(execFile)(`${root}node_modules/.bin/buf`, [
-      "curl",
-      "--http2-prior-knowledge",
-      "--list-methods",
-      mesh.urls.push,
-    ]);
+    const { stdout } = await promisify(execFile)(`${root}node_modules/.bin/buf`, ["curl", "--http2-prior-knowledge", "--list-methods", mesh.urls.push]);
     expect(stdout).toContain("scoreboard.v1.PushService/WatchLeaderboard");
     expect(stdout).toContain("grpc.health.v1.Health/Check");
   });

@@ -129,13 +129,13 @@ describe("metrics", () => {
     // The gateway keeps the global top 100 open for good, so push has a
     // watcher once that stream is up; a change before it would be fanned out
     // to nobody and never timed.
-    await eventuallyMetric("push", (t) => ((valueOf(t, "sb_open_streams", { kind: "watch" }) ?? 0) >= 1 ? true : undefined), "the gateway's stream open on push");
-    await grant("bob", "first-win");
-    const push = await eventuallyMetric(
+    await eventuallyMetric(
       "push",
-      (t) => ((valueOf(t, "sb_fanout_latency_seconds_count") ?? 0) >= 1 ? t : undefined),
-      "push to time a fan-out",
+      (t) => ((valueOf(t, "sb_open_streams", { kind: "watch" }) ?? 0) >= 1 ? true : undefined),
+      "the gateway's stream open on push",
     );
+    await grant("bob", "first-win");
+    const push = await eventuallyMetric("push", (t) => ((valueOf(t, "sb_fanout_latency_seconds_count") ?? 0) >= 1 ? t : undefined), "push to time a fan-out");
     const total = valueOf(push, "sb_fanout_latency_seconds_sum")!;
     const count = valueOf(push, "sb_fanout_latency_seconds_count")!;
     expect(total / count).toBeLessThan(5);
@@ -210,10 +210,14 @@ describe("when Redis stops", () => {
     await redis.kill("SIGKILL");
     for (const name of ["gateway", "ranking"] as const) {
       // Failing readiness here would take every replica out of its Service at once.
-      const ready = await eventually(async () => {
-        const r = await readyz(name);
-        return r.body.degraded?.includes("redis") ? r : undefined;
-      }, 15_000, `${name} /readyz to report redis as degraded`);
+      const ready = await eventually(
+        async () => {
+          const r = await readyz(name);
+          return r.body.degraded?.includes("redis") ? r : undefined;
+        },
+        15_000,
+        `${name} /readyz to report redis as degraded`,
+      );
       expect(ready.status).toBe(200);
       expect(ready.body.status).toBe("ready");
       expect(ready.body.failed).toEqual([]);

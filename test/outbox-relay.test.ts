@@ -51,11 +51,7 @@ let nextUser = 0;
 async function addEvent(executor: Db = db, encoded = false) {
   const userId = `u${nextUser++}`;
   await executor.insertInto("users").values({ user_id: userId, username: userId }).execute();
-  const { id } = await executor
-    .insertInto("ledger")
-    .values({ user_id: userId, action_id: "a", points: 1 })
-    .returning("id")
-    .executeTakeFirstOrThrow();
+  const { id } = await executor.insertInto("ledger").values({ user_id: userId, action_id: "a", points: 1 }).returning("id").executeTakeFirstOrThrow();
   await executor
     .insertInto("outbox")
     .values({ ledger_id: id, subject: Subjects.scoreChanged, payload: encoded ? null : new Uint8Array([1]) })

@@ -104,7 +104,7 @@ it("expires period boards from Redis after their retention, with nothing to rese
   }
 });
 
-it("tells watchers of \"daily\" when today's board changes", async () => {
+it('tells watchers of "daily" when today\'s board changes', async () => {
   const push = createClient(PushService, createConnectTransport({ baseUrl: mesh.urls.gateway, httpVersion: "1.1" }));
   const abort = new AbortController();
   const seen: [string, number][][] = [];

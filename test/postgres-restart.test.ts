@@ -64,7 +64,9 @@ it("keeps a pg client that loses its server while checked out from crashing the 
 
 type Acknowledged = AnsweredGrant;
 
-it("loses no acknowledged grant, counts none twice and keeps every process up while PostgreSQL restarts three times under load", { timeout: 240_000 }, async () => {
+it("loses no acknowledged grant, counts none twice and keeps every process up while PostgreSQL restarts three times under load", {
+  timeout: 240_000,
+}, async () => {
   const pids = Object.fromEntries((["score", "ranking", "push", "gateway"] as ServiceName[]).map((name) => [name, mesh.pid(name)]));
   const acknowledged: Acknowledged[] = [];
   const failures: Record<string, number> = {};
@@ -122,15 +124,21 @@ it("loses no acknowledged grant, counts none twice and keeps every process up wh
   // PostgreSQL's totals are what the clients were told, and Redis agrees.
   const expected = new Map<string, number>();
   for (const a of acknowledged) expected.set(a.userId, (expected.get(a.userId) ?? 0) + a.points);
-  const totals = new Map((await mesh.sql<{ user_id: string; score: number }>("SELECT user_id, score::int FROM scores WHERE user_id LIKE 'pgr-%'")).map((r) => [r.user_id, r.score]));
+  const totals = new Map(
+    (await mesh.sql<{ user_id: string; score: number }>("SELECT user_id, score::int FROM scores WHERE user_id LIKE 'pgr-%'")).map((r) => [r.user_id, r.score]),
+  );
   expect(totals).toEqual(expected);
   const redis = new Redis(inject("infra").redisUrl);
   try {
     const users = [...totals.keys()];
-    await eventually(async () => {
-      const scores = await new RedisBoards(redis).scoresOf("global", users);
-      return users.every((userId, i) => scores[i] === totals.get(userId)) ? true : undefined;
-    }, 30_000, "Redis to agree with PostgreSQL");
+    await eventually(
+      async () => {
+        const scores = await new RedisBoards(redis).scoresOf("global", users);
+        return users.every((userId, i) => scores[i] === totals.get(userId)) ? true : undefined;
+      },
+      30_000,
+      "Redis to agree with PostgreSQL",
+    );
   } finally {
     redis.disconnect();
   }
@@ -144,7 +152,11 @@ interface Started {
 }
 
 async function spawnService(name: ServiceName, env: NodeJS.ProcessEnv, port: number): Promise<Started> {
-  const child = spawn(process.execPath, ["--import", "tsx", serviceEntries[name]], { cwd: root, env: { ...mesh.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["--import", "tsx", serviceEntries[name]], {
+    cwd: root,
+    env: { ...mesh.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   extra.children.push(child);
   const output: string[] = [];
   child.stdout!.on("data", (c: Buffer) => output.push(c.toString()));
@@ -205,10 +217,14 @@ it("starts score, ranking and push while PostgreSQL and NATS are down: alive and
 
   await postgres.restart();
   // Score has migrated the new database and now waits for NATS, still not ready.
-  const scoreWaits = await eventually(async () => {
-    const p = await probes(services[0]!);
-    return p.startup?.startsWith("waiting for nats") ? p : undefined;
-  }, 30_000, "score to wait for NATS only");
+  const scoreWaits = await eventually(
+    async () => {
+      const p = await probes(services[0]!);
+      return p.startup?.startsWith("waiting for nats") ? p : undefined;
+    },
+    30_000,
+    "score to wait for NATS only",
+  );
   expect(scoreWaits).toMatchObject({ readyz: 503, health: "NOT_SERVING" });
 
   await extra.nats.restart();
@@ -239,7 +255,10 @@ it("makes the migrate job wait for PostgreSQL, and say which store did not answe
       cwd: root,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: mesh.databaseUrl, DATASTORE_WAIT_S: "1" },
     });
-    const failed = (await run.then(() => undefined, (err: unknown) => err)) as { code?: number; stdout?: string; stderr?: string } | undefined;
+    const failed = (await run.then(
+      () => undefined,
+      (err: unknown) => err,
+    )) as { code?: number; stdout?: string; stderr?: string } | undefined;
     expect(failed?.code).toBe(1);
     expect(`${failed?.stdout}${failed?.stderr}`).toMatch(/migration not run: PostgreSQL did not answer within 1 s \(last error: .*ECONNREFUSED/);
   } finally {

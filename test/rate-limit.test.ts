@@ -56,7 +56,12 @@ describe("on a shared Redis", () => {
     const decisions = await Promise.all(Array.from({ length: 50 }, () => limiter.check(r, "user-1")));
     expect(decisions.filter((d) => d.allowed)).toHaveLength(7);
     expect(decisions.every((d) => !d.degraded)).toBe(true);
-    expect(decisions.filter((d) => d.allowed).map((d) => d.remaining).sort()).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(
+      decisions
+        .filter((d) => d.allowed)
+        .map((d) => d.remaining)
+        .sort(),
+    ).toEqual([0, 1, 2, 3, 4, 5, 6]);
     expect(await redis.zcard(limiter.keyOf(r, "user-1"))).toBe(7); // denied requests left no entries
   });
 
@@ -83,7 +88,10 @@ describe("on a shared Redis", () => {
     expect(denied.retryAfterMs).toBeGreaterThanOrEqual(1);
     expect(denied.retryAfterMs).toBeLessThanOrEqual(300);
     expect(denied.resetMs).toBeGreaterThanOrEqual(denied.retryAfterMs);
-    const again = await pollFor(() => limiter.check(r, "k"), (d) => d.allowed);
+    const again = await pollFor(
+      () => limiter.check(r, "k"),
+      (d) => d.allowed,
+    );
     expect(again).toMatchObject({ allowed: true, retryAfterMs: 0, degraded: false });
   });
 
@@ -91,7 +99,10 @@ describe("on a shared Redis", () => {
     const r = rule(1, 300);
     expect((await limiter.check(r, "hammer")).allowed).toBe(true);
     // Hammering every 20ms: if denials were recorded, the window would never free.
-    const freed = await pollFor(() => limiter.check(r, "hammer"), (d) => d.allowed);
+    const freed = await pollFor(
+      () => limiter.check(r, "hammer"),
+      (d) => d.allowed,
+    );
     expect(freed.allowed).toBe(true);
     expect(await redis.zcard(limiter.keyOf(r, "hammer"))).toBe(1);
     const ttl = await redis.pttl(limiter.keyOf(r, "hammer"));
@@ -104,9 +115,7 @@ describe("on a shared Redis", () => {
     const r = rule(4, 60_000);
     expect((await limiter.check(r, "shared")).allowed).toBe(true);
     expect((await other.check(r, "shared")).allowed).toBe(true);
-    const burst = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? limiter : other).check(r, "shared")),
-    );
+    const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? limiter : other).check(r, "shared")));
     expect(burst.filter((d) => d.allowed)).toHaveLength(2);
     expect(await other.check(r, "shared")).toMatchObject({ allowed: false, degraded: false });
     expect(await limiter.check(r, "shared")).toMatchObject({ allowed: false, degraded: false });
@@ -117,7 +126,11 @@ describe("several rules in one script", () => {
   it("records a request under every rule or none, exactly under concurrency", async () => {
     const byIp = rule(5, 60_000);
     const byUser = rule(2, 60_000);
-    const both = (user: string) => limiter.checkAll([{ rule: byIp, key: "10.1.1.1" }, { rule: byUser, key: user }]);
+    const both = (user: string) =>
+      limiter.checkAll([
+        { rule: byIp, key: "10.1.1.1" },
+        { rule: byUser, key: user },
+      ]);
     const burst = await Promise.all(Array.from({ length: 10 }, () => both("alice")));
     expect(burst.filter(([ip, user]) => ip!.allowed && user!.allowed)).toHaveLength(2);
     // The eight refused by alice's rule spent nothing of the address's.
@@ -125,7 +138,7 @@ describe("several rules in one script", () => {
     expect(await redis.zcard(limiter.keyOf(byUser, "alice"))).toBe(2);
     const others = await Promise.all(["bob", "bob", "carol", "carol", "dave"].map(both));
     expect(others.map(([ip, user]) => ip!.allowed && user!.allowed)).toEqual([true, true, true, false, false]);
-    expect((others[3]!)[0]).toMatchObject({ allowed: false, remaining: 0, degraded: false }); // the address's 5 are spent
+    expect(others[3]![0]).toMatchObject({ allowed: false, remaining: 0, degraded: false }); // the address's 5 are spent
     expect(await redis.zcard(limiter.keyOf(byUser, "carol"))).toBe(1);
   });
 });
@@ -150,7 +163,11 @@ describe("while Redis is down", () => {
     await server.kill();
     const attempts = [];
     for (let i = 0; i < 3; i++) attempts.push(await own.check(local, "u"));
-    expect(attempts.map((d) => [d.allowed, d.degraded])).toEqual([[true, true], [true, true], [false, true]]);
+    expect(attempts.map((d) => [d.allowed, d.degraded])).toEqual([
+      [true, true],
+      [true, true],
+      [false, true],
+    ]);
     expect(attempts[2]!.retryAfterMs).toBeGreaterThanOrEqual(1);
     expect(await own.check(open, "u")).toMatchObject({ allowed: true, degraded: true });
     expect(await own.check(open, "u")).toMatchObject({ allowed: true, degraded: true });
@@ -158,7 +175,10 @@ describe("while Redis is down", () => {
     expect(logger.warn).toHaveBeenCalledOnce();
 
     await server.restart();
-    const back = await pollFor(() => own.check(open, "after"), (d) => !d.degraded);
+    const back = await pollFor(
+      () => own.check(open, "after"),
+      (d) => !d.degraded,
+    );
     expect(back.allowed).toBe(true);
     expect(await own.check(open, "after")).toMatchObject({ allowed: false, degraded: false });
     expect(logger.info).toHaveBeenCalledOnce();

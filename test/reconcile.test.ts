@@ -62,13 +62,17 @@ async function deliver(ledgerId: number): Promise<void> {
     reachedAtMs: row.created_at.getTime(),
   };
   await boards.apply(state, row.region ? ["global", `region:${row.region}`] : ["global"]);
-  await boards.applyPeriods(state, Object.entries(row.period_scores ?? {}).map(([board, score]) => ({ board, score: Number(score) })));
+  await boards.applyPeriods(
+    state,
+    Object.entries(row.period_scores ?? {}).map(([board, score]) => ({ board, score: Number(score) })),
+  );
 }
 
 /** A user's member as PostgreSQL implies it: on the all-time boards, or on a period board. */
 async function member(userId: string, periodBoard?: string): Promise<string> {
   const at = periodBoard
-    ? (await db.selectFrom("period_scores").select("reached_at as at").where("board", "=", periodBoard).where("user_id", "=", userId).executeTakeFirstOrThrow()).at
+    ? (await db.selectFrom("period_scores").select("reached_at as at").where("board", "=", periodBoard).where("user_id", "=", userId).executeTakeFirstOrThrow())
+        .at
     : (await db.selectFrom("scores").select("updated_at as at").where("user_id", "=", userId).executeTakeFirstOrThrow()).at;
   return memberOf(userId, at.getTime());
 }
@@ -118,10 +122,17 @@ it("repairs region boards and removes what PostgreSQL does not place there", asy
   ]);
   expect(result.checked).toBe(3);
   expect(result.boards).toEqual(expect.arrayContaining(["global", "region:apac", "region:eu", "region:us", today()]));
-  expect(await entries("region:eu")).toEqual([[alice, 10], [bob, 20]]);
+  expect(await entries("region:eu")).toEqual([
+    [alice, 10],
+    [bob, 20],
+  ]);
   expect(await entries("region:us")).toEqual([[carol, 30]]);
   expect(await entries("region:apac")).toEqual([]);
-  expect(await entries("global")).toEqual([[alice, 10], [bob, 20], [carol, 30]]);
+  expect(await entries("global")).toEqual([
+    [alice, 10],
+    [bob, 20],
+    [carol, 30],
+  ]);
   expect((await reconcile(db, boards)).repaired).toEqual([]);
 });
 
@@ -140,14 +151,19 @@ it("repairs the current daily board and removes entries PostgreSQL does not have
 
   const result = await reconcile(db, boards);
 
-  expect(sorted(result.repaired)).toEqual(sorted([
-    { userId: "alice", board: daily, redis: 999, postgres: 10 },
-    { userId: "bob", board: daily, redis: null, postgres: 20 },
-    { userId: "ghost", board: daily, redis: 5, postgres: null },
-    { userId: "alice", board: yesterday, redis: 4, postgres: null },
-  ]));
+  expect(sorted(result.repaired)).toEqual(
+    sorted([
+      { userId: "alice", board: daily, redis: 999, postgres: 10 },
+      { userId: "bob", board: daily, redis: null, postgres: 20 },
+      { userId: "ghost", board: daily, redis: 5, postgres: null },
+      { userId: "alice", board: yesterday, redis: 4, postgres: null },
+    ]),
+  );
   expect(result.boards).toEqual(expect.arrayContaining([daily, yesterday, periodAt("weekly", Date.now()).board, periodAt("monthly", Date.now()).board]));
-  expect(await entries(daily)).toEqual([[alice, 10], [bob, 20]]);
+  expect(await entries(daily)).toEqual([
+    [alice, 10],
+    [bob, 20],
+  ]);
   expect(await entries(yesterday)).toEqual([]);
   // Their fields on those boards went with the members, so no later event is taken for stale.
   expect(await redis.hexists(`{sb}:pusers:${daily}`, "ghost")).toBe(0);
@@ -159,7 +175,11 @@ it("does not roll back a grant whose event reached Redis after the PostgreSQL re
   await grant("alice", 10, "eu");
   await rebuildBoards(db, boards, redis);
   // Between reading PostgreSQL and reading Redis, a grant lands in both.
-  const result = await reconcile(db, boards, onceAfter("postgres", "global", async () => deliver(await grant("alice", 20, "eu"))));
+  const result = await reconcile(
+    db,
+    boards,
+    onceAfter("postgres", "global", async () => deliver(await grant("alice", 20, "eu"))),
+  );
   expect(result.repaired).toEqual([]);
   const alice = await member("alice");
   expect(await entries("global")).toEqual([[alice, 30]]);
@@ -173,14 +193,22 @@ it("does not roll back a grant whose event reached Redis between its read and th
   const daily = today();
   await redis.zadd(boardKey("global"), 999, await member("alice"));
   // The global pass sees 999 and repairs from version 1, but version 2 lands first.
-  const first = await reconcile(db, boards, onceAfter("redis", "global", async () => deliver(await grant("alice", 20, "eu"))));
+  const first = await reconcile(
+    db,
+    boards,
+    onceAfter("redis", "global", async () => deliver(await grant("alice", 20, "eu"))),
+  );
   expect(first.repaired).toEqual([]);
   expect(await entries("global")).toEqual([[await member("alice"), 30]]);
   expect(await entries("region:eu")).toEqual([[await member("alice"), 30]]);
 
   // The same on a period board.
   await redis.zadd(boardKey(daily), 999, await member("alice", daily));
-  const second = await reconcile(db, boards, onceAfter("redis", daily, async () => deliver(await grant("alice", 5, "eu"))));
+  const second = await reconcile(
+    db,
+    boards,
+    onceAfter("redis", daily, async () => deliver(await grant("alice", 5, "eu"))),
+  );
   expect(second.repaired).toEqual([]);
   expect(await entries(daily)).toEqual([[await member("alice", daily), 35]]);
   expect(await entries("global")).toEqual([[await member("alice"), 35]]);
@@ -196,11 +224,13 @@ it("overwrites a version PostgreSQL never made, so the user's next event applies
 
   const result = await reconcile(db, boards);
 
-  expect(sorted(result.repaired)).toEqual(sorted([
-    { userId: "alice", board: "global", redis: 500, postgres: 10 },
-    { userId: "alice", board: "region:eu", redis: 500, postgres: 10 },
-    { userId: "alice", board: daily, redis: 500, postgres: 10 },
-  ]));
+  expect(sorted(result.repaired)).toEqual(
+    sorted([
+      { userId: "alice", board: "global", redis: 500, postgres: 10 },
+      { userId: "alice", board: "region:eu", redis: 500, postgres: 10 },
+      { userId: "alice", board: daily, redis: 500, postgres: 10 },
+    ]),
+  );
   expect(await redis.hget(USERS, "alice")).toBe(`1|${(await member("alice")).split("|")[0]}|alice`);
   expect(await entries("global")).toEqual([[await member("alice"), 10]]);
   expect(await entries("region:eu")).toEqual([[await member("alice"), 10]]);

@@ -95,10 +95,14 @@ it("catches up on the batches an earlier release's consumer skipped, once rankin
     // The consumer as releases before batches declared it: single events only.
     await jsm.consumers.update(ScoresStream.name, RankingConsumer.durable_name, { ...RankingConsumer, filter_subject: Subjects.scoreChanged });
     expect((await grant("yan", "quest-2")).status).toBe(200);
-    await eventually(async () => {
-      const pending = await mesh.sql<{ n: number }>("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");
-      return pending[0]!.n === 0 ? true : undefined;
-    }, 10_000, "yan's batch in SCORES");
+    await eventually(
+      async () => {
+        const pending = await mesh.sql<{ n: number }>("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");
+        return pending[0]!.n === 0 ? true : undefined;
+      },
+      10_000,
+      "yan's batch in SCORES",
+    );
     // An old ranking takes a later single event, and with it goes past yan's batch.
     await nc.jetstream().publish(Subjects.scoreChanged, new TextEncoder().encode("a later single event"));
     const old = await nc.jetstream().consumers.get(ScoresStream.name, RankingConsumer.durable_name);

@@ -50,9 +50,11 @@ async function memberIn(client: Redis, userId: string): Promise<string> {
 }
 
 const postgresBoard = async () =>
-  (await mesh.sql<{ playerId: string; score: number }>(
-    `SELECT user_id AS "playerId", score::int FROM scores ORDER BY score DESC, date_trunc('milliseconds', updated_at), user_id COLLATE "C" DESC`,
-  )).map((r) => ({ playerId: r.playerId, score: r.score }));
+  (
+    await mesh.sql<{ playerId: string; score: number }>(
+      `SELECT user_id AS "playerId", score::int FROM scores ORDER BY score DESC, date_trunc('milliseconds', updated_at), user_id COLLATE "C" DESC`,
+    )
+  ).map((r) => ({ playerId: r.playerId, score: r.score }));
 
 it("answers reads from PostgreSQL while Redis is down, then agrees again when it is back", async () => {
   await grant("ua", "a");
@@ -77,11 +79,7 @@ it("answers reads from PostgreSQL while Redis is down, then agrees again when it
   await redis.restart();
   const client = new Redis(redis.url);
   try {
-    await eventually(
-      async () => ((await scoreInRedis(client, "ue")) === 40 ? true : undefined),
-      30_000,
-      "the event made during the outage to reach Redis",
-    );
+    await eventually(async () => ((await scoreInRedis(client, "ue")) === 40 ? true : undefined), 30_000, "the event made during the outage to reach Redis");
   } finally {
     client.disconnect();
   }

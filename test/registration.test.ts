@@ -31,9 +31,7 @@ it("refuses users who are not registered and creates nobody", async () => {
 it("grants registered players and refuses other roles", async () => {
   expect(await grant("reg")).toMatchObject({ status: 200, body: { newScore: 1 } });
   expect(await grant("ban")).toMatchObject({ status: 403 });
-  const audit = await mesh.sql<{ user_id: string; reason: string }>(
-    "SELECT user_id, reason FROM audit_log WHERE outcome = 'refused' ORDER BY id",
-  );
+  const audit = await mesh.sql<{ user_id: string; reason: string }>("SELECT user_id, reason FROM audit_log WHERE outcome = 'refused' ORDER BY id");
   expect(audit).toEqual([
     { user_id: "stranger", reason: "unregistered" },
     { user_id: "ban", reason: "not_a_player" },

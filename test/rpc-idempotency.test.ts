@@ -24,8 +24,7 @@ const transports: Record<string, () => Transport> = {
 const total = async (userId: string) =>
   Number((await mesh.sql<{ score: string }>("SELECT score::text FROM scores WHERE user_id = $1", [userId]))[0]?.score ?? 0);
 
-const grants = async (userId: string) =>
-  Number((await mesh.sql<{ n: string }>("SELECT count(*)::text AS n FROM ledger WHERE user_id = $1", [userId]))[0]!.n);
+const grants = async (userId: string) => Number((await mesh.sql<{ n: string }>("SELECT count(*)::text AS n FROM ledger WHERE user_id = $1", [userId]))[0]!.n);
 
 async function codeOf(call: Promise<unknown>): Promise<Code | undefined> {
   return call.then(

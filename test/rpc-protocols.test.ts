@@ -65,7 +65,16 @@ describe("the same handlers over grpc-js, connect-node and Connect-Web", () => {
     };
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
     });
   });
 
@@ -85,20 +94,36 @@ describe("the same handlers over grpc-js, connect-node and Connect-Web", () => {
     // demo page's CSP rightly refuses inline scripts, so it is bypassed here.
     const page = await browser!.newPage({ bypassCSP: true });
     await page.goto(mesh.urls.gateway, { waitUntil: "load" });
-    const bundle = await build({ stdin: { contents: browserProbe, resolveDir: root, loader: "js" }, bundle: true, write: false, format: "esm", platform: "browser" });
+    const bundle = await build({
+      stdin: { contents: browserProbe, resolveDir: root, loader: "js" },
+      bundle: true,
+      write: false,
+      format: "esm",
+      platform: "browser",
+    });
     await page.addScriptTag({ content: bundle.outputFiles[0]!.text, type: "module" });
     await page.waitForFunction(() => "sbProbe" in window);
-    const third = await page.evaluate(([t]) => (window as unknown as { sbProbe: { addScore(t: string, d: number): Promise<{ newScore: number }> } }).sbProbe.addScore(t!, 4), [token]);
+    const third = await page.evaluate(
+      ([t]) => (window as unknown as { sbProbe: { addScore(t: string, d: number): Promise<{ newScore: number }> } }).sbProbe.addScore(t!, 4),
+      [token],
+    );
     expect(third.newScore).toBe(7);
     expect(new Set([first.requestId, second.requestId])).toHaveProperty("size", 2);
 
     // Ranking applies the events asynchronously; then all three see the same entry.
-    const viaGrpcJs = await eventually(async () => {
-      const res = await grpcJs.ranking.getRank({ board: "global", userId: user });
-      return res.entry?.score === 7n ? res.entry : undefined;
-    }, 15_000, "ranking to apply the three grants");
+    const viaGrpcJs = await eventually(
+      async () => {
+        const res = await grpcJs.ranking.getRank({ board: "global", userId: user });
+        return res.entry?.score === 7n ? res.entry : undefined;
+      },
+      15_000,
+      "ranking to apply the three grants",
+    );
     const viaConnectNode = (await connectNode.ranking.getRank({ board: "global", userId: user })).entry;
-    const viaBrowser = await page.evaluate(([u]) => (window as unknown as { sbProbe: { getRank(u: string): Promise<{ rank: number; score: number }> } }).sbProbe.getRank(u!), [user]);
+    const viaBrowser = await page.evaluate(
+      ([u]) => (window as unknown as { sbProbe: { getRank(u: string): Promise<{ rank: number; score: number }> } }).sbProbe.getRank(u!),
+      [user],
+    );
     expect(viaConnectNode).toEqual(viaGrpcJs);
     expect(viaBrowser).toEqual({ rank: Number(viaGrpcJs.rank), score: 7 });
     await page.close();
@@ -110,14 +135,20 @@ describe("the same handlers over grpc-js, connect-node and Connect-Web", () => {
   });
 
   it("answers reflection and health on every gRPC port", async () => {
-    const expected = { score: ["scoreboard.v1.ScoreService", "scoreboard.v1.CatalogService"], ranking: ["scoreboard.v1.RankingService"], push: ["scoreboard.v1.PushService"] };
+    const expected = {
+      score: ["scoreboard.v1.ScoreService", "scoreboard.v1.CatalogService"],
+      ranking: ["scoreboard.v1.RankingService"],
+      push: ["scoreboard.v1.PushService"],
+    };
     for (const [name, services] of Object.entries(expected) as Array<[keyof typeof expected, string[]]>) {
       // Reflection is a bidi stream: connect-node's gRPC client speaks it to the grpc-js port.
       const reflection = createClient(ServerReflection, createGrpcTransport({ baseUrl: mesh.grpcUrls[name] }));
       const listed: string[] = [];
-      for await (const res of reflection.serverReflectionInfo((async function* () {
-        yield { messageRequest: { case: "listServices" as const, value: "" } };
-      })())) {
+      for await (const res of reflection.serverReflectionInfo(
+        (async function* () {
+          yield { messageRequest: { case: "listServices" as const, value: "" } };
+        })(),
+      )) {
         if (res.messageResponse.case === "listServicesResponse") listed.push(...res.messageResponse.value.service.map((s) => s.name));
       }
       expect(listed, name).toEqual(expect.arrayContaining([...services, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]));

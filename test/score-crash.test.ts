@@ -62,16 +62,23 @@ async function outboxDrained(): Promise<void> {
 /** Waits until Redis's global board holds exactly PostgreSQL's total for every user whose id starts with `prefix`. */
 async function redisAgreesWithPostgres(prefix: string, expected?: Map<string, number>): Promise<void> {
   const pgTotals = new Map(
-    (await mesh.sql<{ user_id: string; score: number }>("SELECT user_id, score::int FROM scores WHERE user_id LIKE $1", [`${prefix}%`])).map((r) => [r.user_id, r.score]),
+    (await mesh.sql<{ user_id: string; score: number }>("SELECT user_id, score::int FROM scores WHERE user_id LIKE $1", [`${prefix}%`])).map((r) => [
+      r.user_id,
+      r.score,
+    ]),
   );
   if (expected) expect(pgTotals).toEqual(expected);
   const redis = new Redis(inject("infra").redisUrl);
   try {
-    await eventually(async () => {
-      const users = [...pgTotals.keys()];
-      const scores = await new RedisBoards(redis).scoresOf("global", users);
-      return users.every((userId, i) => scores[i] === pgTotals.get(userId)) ? true : undefined;
-    }, 30_000, "Redis to agree with PostgreSQL");
+    await eventually(
+      async () => {
+        const users = [...pgTotals.keys()];
+        const scores = await new RedisBoards(redis).scoresOf("global", users);
+        return users.every((userId, i) => scores[i] === pgTotals.get(userId)) ? true : undefined;
+      },
+      30_000,
+      "Redis to agree with PostgreSQL",
+    );
   } finally {
     redis.disconnect();
   }
@@ -150,10 +157,14 @@ it("counts events once that the relay published twice (it died between the publi
   const nc = await connect({ servers: inject("infra").natsUrl });
   try {
     const jsm = await nc.jetstreamManager();
-    await eventually(async () => {
-      const consumer = await jsm.consumers.info(ScoresStream.name, "ranking");
-      return consumer.num_pending === 0 && consumer.num_ack_pending === 0 ? true : undefined;
-    }, 30_000, "ranking to ack every message");
+    await eventually(
+      async () => {
+        const consumer = await jsm.consumers.info(ScoresStream.name, "ranking");
+        return consumer.num_pending === 0 && consumer.num_ack_pending === 0 ? true : undefined;
+      },
+      30_000,
+      "ranking to ack every message",
+    );
   } finally {
     await nc.close();
   }

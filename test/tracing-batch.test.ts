@@ -42,11 +42,15 @@ it("keeps one trace per grant when their events share a JetStream message", asyn
       const chains = grants.map((grant) => {
         const inTrace = receiver.spans.filter((s) => s.traceId === grant.traceId);
         const publish = byName(inTrace, "scoreboard-score", "publish score event", OtlpKind.producer).filter((s) => s.parentSpanId === grant.spanId);
-        const apply = byName(inTrace, "scoreboard-ranking", "apply score event", OtlpKind.consumer).filter((s) => publish.some((p) => p.spanId === s.parentSpanId));
+        const apply = byName(inTrace, "scoreboard-ranking", "apply score event", OtlpKind.consumer).filter((s) =>
+          publish.some((p) => p.spanId === s.parentSpanId),
+        );
         const scripts = inTrace.filter((s) => s.service === "scoreboard-ranking" && s.name === "evalsha" && apply.some((a) => a.spanId === s.parentSpanId));
         return { grant, publish, apply, scripts };
       });
-      return chains.length === USERS.length + 1 && chains.every((c) => c.publish.length === 1 && c.apply.length === 1 && c.scripts.length > 0) ? chains : undefined;
+      return chains.length === USERS.length + 1 && chains.every((c) => c.publish.length === 1 && c.apply.length === 1 && c.scripts.length > 0)
+        ? chains
+        : undefined;
     },
     20_000,
     "a publish, an apply and its Redis scripts under every grant",

@@ -51,7 +51,10 @@ it("traces a grant's SQL and Redis calls in bundled processes", async () => {
     20_000,
     "the grant's SQL and Redis spans",
   );
-  expect(spans.sql[0]).toMatchObject({ kind: OtlpKind.client, attributes: expect.objectContaining({ "db.query.text": expect.stringContaining("sb_grant_batch(") }) });
+  expect(spans.sql[0]).toMatchObject({
+    kind: OtlpKind.client,
+    attributes: expect.objectContaining({ "db.query.text": expect.stringContaining("sb_grant_batch(") }),
+  });
   for (const span of spans.limit) expect(span).toMatchObject({ kind: OtlpKind.client, name: "evalsha" });
   expect(spans.scripts.map((s) => s.name)).toContain("evalsha");
 });

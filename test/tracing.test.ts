@@ -74,9 +74,7 @@ describe("tracing", () => {
       "a whole trace down to push's fan-out",
     );
 
-    expect(new Set(trace.map((s) => s.service))).toEqual(
-      new Set(["scoreboard-gateway", "scoreboard-score", "scoreboard-ranking", "scoreboard-push"]),
-    );
+    expect(new Set(trace.map((s) => s.service))).toEqual(new Set(["scoreboard-gateway", "scoreboard-score", "scoreboard-ranking", "scoreboard-push"]));
     const ids = new Set(trace.map((s) => s.spanId));
     for (const span of trace) {
       if (span.parentSpanId) expect(ids, `${span.service} ${span.name}'s parent`).toContain(span.parentSpanId);

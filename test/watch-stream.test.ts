@@ -52,10 +52,14 @@ describe.each(Object.entries(transports))("WatchLeaderboard over %s", (name, tra
     try {
       await eventually(async () => (stream.updates.length > 0 && other.updates.length > 0 ? true : undefined));
       await grant(user, "b");
-      const last = await eventually(async () => {
-        const found = stream.updates.findLast((u) => !u.heartbeat && u.entries.some((e) => e.userId === user));
-        return found;
-      }, 10_000, `${name} to see ${user}`);
+      const last = await eventually(
+        async () => {
+          const found = stream.updates.findLast((u) => !u.heartbeat && u.entries.some((e) => e.userId === user));
+          return found;
+        },
+        10_000,
+        `${name} to see ${user}`,
+      );
       expect(last.entries.find((e) => e.userId === user)).toMatchObject({ userId: user, username: user, score: 20n });
       expect(last.asOf).toBeDefined();
       for (const updates of [stream.updates, other.updates]) {

@@ -49,9 +49,7 @@ describe("/ws/scoreboard (seed 002)", () => {
     expect(clients[1]!.ws.protocol).toBe("bearer");
     await grant("wsa", "b");
     for (const client of clients) {
-      const message = await eventually(async () =>
-        client.messages.find((m) => (m.top10 as { userId: string }[] | undefined)?.some((e) => e.userId === "wsa")),
-      );
+      const message = await eventually(async () => client.messages.find((m) => (m.top10 as { userId: string }[] | undefined)?.some((e) => e.userId === "wsa")));
       expect(message).toEqual({ event: "leaderboardUpdate", top10: [{ userId: "wsa", username: "WSA", score: 30 }] });
       client.ws.close();
     }

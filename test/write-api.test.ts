@@ -163,9 +163,7 @@ describe("the audit log", () => {
     const token = await mesh.token("audited");
     await post("/api/actions", { actionId: "login" }, token);
     await post("/api/actions", { actionId: "login" }, token);
-    const rows = await mesh.sql<{ outcome: string; reason: string }>(
-      "SELECT outcome, reason FROM audit_log WHERE user_id = 'audited' ORDER BY id",
-    );
+    const rows = await mesh.sql<{ outcome: string; reason: string }>("SELECT outcome, reason FROM audit_log WHERE user_id = 'audited' ORDER BY id");
     expect(rows).toEqual([
       { outcome: "granted", reason: "granted" },
       { outcome: "refused", reason: "already_granted" },
@@ -196,7 +194,10 @@ describe("bad input never gets a 5xx or a partial write", () => {
     cases.push([path, "a body over 16 KiB", JSON.stringify({ ...valid, padding: big })]);
     for (const field of fields) {
       const value = (valid as Record<string, unknown>)[field];
-      const bad = typeof value === "number" ? ["1", 1.5, 1e300, -1e300, Number.MAX_SAFE_INTEGER + 2, true, null, {}] : [42, "", "x".repeat(65), "a\u0000b", "tab\there", [], null];
+      const bad =
+        typeof value === "number"
+          ? ["1", 1.5, 1e300, -1e300, Number.MAX_SAFE_INTEGER + 2, true, null, {}]
+          : [42, "", "x".repeat(65), "a\u0000b", "tab\there", [], null];
       for (const v of bad) cases.push([path, `${field}=${JSON.stringify(v)}`, { ...valid, [field]: v }]);
       const { [field]: _dropped, ...missing } = valid as Record<string, unknown>;
       cases.push([path, `missing ${field}`, missing]);

@@ -74,7 +74,10 @@ describe("batchedScoreWrites", () => {
 
   it("fails every write of a failed batch and resends none (it may have been applied)", async () => {
     let fail = false;
-    const score = fakeScore(() => ({ newScore: 1n }), () => fail);
+    const score = fakeScore(
+      () => ({ newScore: 1n }),
+      () => fail,
+    );
     const client = createClient(ScoreService, batchedScoreWrites(score.transport, { maxInFlight: 1 }));
     score.holdNext();
     const first = client.addScore({ delta: 1n });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, EnvReader } from "@scoreboard/platform/config";
+import { type ConfigError, EnvReader } from "@scoreboard/platform/config";
 import { loadGatewayConfig } from "./config.js";
 
 const base = { JWT_SECRET: "s".repeat(32) };
@@ -23,7 +23,9 @@ describe("the gateway's edge settings", () => {
   });
 
   it("reads origins and regions as lists", () => {
-    const config = loadGatewayConfig(new EnvReader({ ...base, CORS_ALLOWED_ORIGINS: "https://game.example.com, http://localhost:3000", REGIONS: "eu,us-east" }));
+    const config = loadGatewayConfig(
+      new EnvReader({ ...base, CORS_ALLOWED_ORIGINS: "https://game.example.com, http://localhost:3000", REGIONS: "eu,us-east" }),
+    );
     expect(config.corsAllowedOrigins).toEqual(["https://game.example.com", "http://localhost:3000"]);
     expect([...config.boards.regions]).toEqual(["eu", "us-east"]);
   });

@@ -67,7 +67,10 @@ export function loadGatewayConfig(env = new EnvReader()): GatewayConfig {
 /** CORS_ALLOWED_ORIGINS: comma-separated origins, each scheme://host[:port] with nothing after it. */
 function readOrigins(env: EnvReader): string[] {
   const origins: string[] = [];
-  for (const raw of (env.optional("CORS_ALLOWED_ORIGINS") ?? "").split(",").map((o) => o.trim()).filter(Boolean)) {
+  for (const raw of (env.optional("CORS_ALLOWED_ORIGINS") ?? "")
+    .split(",")
+    .map((o) => o.trim())
+    .filter(Boolean)) {
     let url: URL | undefined;
     try {
       url = new URL(raw);
@@ -85,7 +88,10 @@ function readOrigins(env: EnvReader): string[] {
 
 /** REGIONS: the comma-separated regions whose boards (region:<r>) clients may read. */
 function readRegions(env: EnvReader): string[] {
-  const regions = (env.optional("REGIONS") ?? "").split(",").map((r) => r.trim()).filter(Boolean);
+  const regions = (env.optional("REGIONS") ?? "")
+    .split(",")
+    .map((r) => r.trim())
+    .filter(Boolean);
   for (const region of regions) {
     if (!REGION.test(region)) env.problem(`REGIONS: "${region}" must be 1..16 of a-z, 0-9 and '-', starting with a letter`);
   }

@@ -41,11 +41,7 @@ describe("readJsonObject", () => {
     await expect(readJsonObject(request(chunks))).resolves.toEqual({ name: "Zoë 😀" });
   });
 
-  it.each([
-    "application/json",
-    "application/json; charset=utf-8",
-    "Application/JSON",
-  ])("accepts content-type %j", async (type) => {
+  it.each(["application/json", "application/json; charset=utf-8", "Application/JSON"])("accepts content-type %j", async (type) => {
     await expect(readJsonObject(request("{}", { "content-type": type }))).resolves.toEqual({});
   });
 

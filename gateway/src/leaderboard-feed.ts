@@ -119,10 +119,7 @@ class Feed {
     let failures = 0;
     while (!this.abort.signal.aborted) {
       try {
-        for await (const update of this.push.watchLeaderboard(
-          { board: this.board, limit: this.limit },
-          { signal: this.abort.signal },
-        )) {
+        for await (const update of this.push.watchLeaderboard({ board: this.board, limit: this.limit }, { signal: this.abort.signal })) {
           failures = 0;
           if (update.heartbeat) continue; // keep-alive from push, not a state
           this.latest = update;
@@ -147,9 +144,13 @@ class Feed {
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }

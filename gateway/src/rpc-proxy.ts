@@ -63,9 +63,11 @@ export function registerRpcProxy(router: ConnectRouter, options: RpcProxyOptions
   });
   // Score verifies catalog tokens; a refusal it answers counts against the address like ours.
   const throttled = <T>(ctx: HandlerContext, call: () => Promise<T>) =>
-    guard.throttlingRefusedTokens(ctx.values.get(clientAddressKey), () => call().catch(rethrowClean)).catch((err: unknown) => {
-      throw asRpcError(err);
-    });
+    guard
+      .throttlingRefusedTokens(ctx.values.get(clientAddressKey), () => call().catch(rethrowClean))
+      .catch((err: unknown) => {
+        throw asRpcError(err);
+      });
   const gateRead = (ctx: HandlerContext) =>
     guard
       .throttlingRefusedTokens(ctx.values.get(clientAddressKey), () => readGate.check(ctx.requestHeader.get("authorization")))

@@ -75,7 +75,10 @@ interface Protocol {
 }
 
 function protocolOf(req: Request): Protocol | undefined {
-  const contentType = String(req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+  const contentType = String(req.headers["content-type"] ?? "")
+    .split(";")[0]!
+    .trim()
+    .toLowerCase();
   const encoding = req.headers["connect-content-encoding"] ?? req.headers["grpc-encoding"];
   if (encoding && encoding !== "identity") return undefined;
   switch (contentType) {

@@ -3,13 +3,7 @@ import { ConnectError, Code } from "@connectrpc/connect";
 import { TokenVerifier, mintToken } from "@scoreboard/platform/auth";
 import type { AuthConfig } from "@scoreboard/platform/config";
 import { createLogger } from "@scoreboard/platform/logger";
-import {
-  rateLimitHeaders,
-  type RateLimitCheck,
-  type RateLimitDecision,
-  type RateLimiter,
-  type RateLimitRule,
-} from "@scoreboard/platform/rate-limit";
+import { rateLimitHeaders, type RateLimitCheck, type RateLimitDecision, type RateLimiter, type RateLimitRule } from "@scoreboard/platform/rate-limit";
 import type { Request } from "./http.js";
 import { RateLimitedError, WriteGuard } from "./write-guard.js";
 
@@ -18,10 +12,20 @@ const ipRule: RateLimitRule = { name: "writes-ip", limit: 600, windowMs: 60_000,
 const userRule: RateLimitRule = { name: "actions-user", limit: 60, windowMs: 60_000, failMode: "local" };
 
 const allowed = (limit: number, remaining: number): RateLimitDecision => ({
-  allowed: true, limit, remaining, retryAfterMs: 0, resetMs: 60_000, degraded: false,
+  allowed: true,
+  limit,
+  remaining,
+  retryAfterMs: 0,
+  resetMs: 60_000,
+  degraded: false,
 });
 const denied = (limit: number, retryAfterMs: number): RateLimitDecision => ({
-  allowed: false, limit, remaining: 0, retryAfterMs, resetMs: 60_000, degraded: false,
+  allowed: false,
+  limit,
+  remaining: 0,
+  retryAfterMs,
+  resetMs: 60_000,
+  degraded: false,
 });
 
 /** Answers each rule by name and records every call (one call = one Redis round trip). */
@@ -51,8 +55,7 @@ function guardWith(answers: Record<string, RateLimitDecision>) {
   return { guard, limiter };
 }
 
-const request = (authorization?: string) =>
-  ({ headers: authorization ? { authorization } : {}, socket: { remoteAddress: "10.0.0.7" } }) as unknown as Request;
+const request = (authorization?: string) => ({ headers: authorization ? { authorization } : {}, socket: { remoteAddress: "10.0.0.7" } }) as unknown as Request;
 
 async function refusal(call: Promise<unknown>): Promise<unknown> {
   return call.then(
@@ -66,7 +69,12 @@ describe("WriteGuard.admit", () => {
     const user = allowed(60, 59);
     const { guard, limiter } = guardWith({ "writes-ip": allowed(600, 599), "actions-user": user });
     const admitted = await guard.admit(request(`Bearer ${await mintToken(auth, "alice")}`), "rest:004", userRule);
-    expect(limiter.calls).toEqual([[["writes-ip", "10.0.0.7"], ["actions-user", "alice"]]]);
+    expect(limiter.calls).toEqual([
+      [
+        ["writes-ip", "10.0.0.7"],
+        ["actions-user", "alice"],
+      ],
+    ]);
     expect(admitted.principal.userId).toBe("alice");
     expect(admitted.headers).toEqual(rateLimitHeaders(user)); // the route's own limit, as before
   });

@@ -1,5 +1,5 @@
 import { Code, ConnectError, type CallOptions } from "@connectrpc/connect";
-import { TokenVerifier, type Principal } from "@scoreboard/platform/auth";
+import type { TokenVerifier, Principal } from "@scoreboard/platform/auth";
 import { IDEMPOTENCY_KEY_HEADER, idempotencyKeyOf as retryKeyOf } from "@scoreboard/platform/idempotency-key";
 import type { Logger } from "@scoreboard/platform/logger";
 import { rateLimitHeaders, type RateLimitDecision, type RateLimiter, type RateLimitRule } from "@scoreboard/platform/rate-limit";
@@ -25,7 +25,10 @@ export interface AdmittedWrite {
 
 /** Raised when a rate limit refuses a write; carries Retry-After and friends. */
 export class RateLimitedError extends HttpError {
-  constructor(readonly headers: Record<string, string>, scope: string) {
+  constructor(
+    readonly headers: Record<string, string>,
+    scope: string,
+  ) {
     super(429, `rate limit exceeded (${scope}); retry after ${headers["Retry-After"] ?? "a while"} s`, "resource_exhausted");
   }
 }
@@ -124,7 +127,10 @@ export function idempotencyKeyOf(req: Request): string {
 export function clientIp(req: Request, trustedProxyHops: number): string {
   const socketAddress = req.socket?.remoteAddress ?? "unknown";
   if (trustedProxyHops <= 0) return socketAddress;
-  const forwarded = (header(req, "x-forwarded-for") ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  const forwarded = (header(req, "x-forwarded-for") ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   // The last `hops` entries were written by our own proxies; the one before is the client.
   return forwarded[forwarded.length - trustedProxyHops] ?? socketAddress;
 }
@@ -147,4 +153,3 @@ export function isRateLimited(err: unknown): err is RateLimitedError {
 export function asRpcError(err: unknown): unknown {
   return isRateLimited(err) ? new ConnectError(err.message, Code.ResourceExhausted, err.headers) : err;
 }
-

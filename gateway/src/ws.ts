@@ -157,7 +157,9 @@ function serve(ws: WebSocket, dialect: Dialect, options: WebSocketOptions, pingI
 }
 
 const REASONS: Record<number, string> = { 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests" };
-const SECURITY_LINES = Object.entries(SECURITY_HEADERS).map(([name, value]) => `${name}: ${value}\r\n`).join("");
+const SECURITY_LINES = Object.entries(SECURITY_HEADERS)
+  .map(([name, value]) => `${name}: ${value}\r\n`)
+  .join("");
 
 function refuse(socket: Socket, status: number, message: string, code: string): void {
   const body = JSON.stringify({ success: false, code, message });

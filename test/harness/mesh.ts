@@ -78,9 +78,7 @@ export async function startMesh(infra: InfraUrls, extraEnv: Record<string, strin
 
   const ports = { score: await freePort(), ranking: await freePort(), push: await freePort(), gateway: await freePort() };
   const grpcPorts = { score: await freePort(), ranking: await freePort(), push: await freePort() };
-  const urls = Object.fromEntries(
-    Object.entries(ports).map(([name, port]) => [name, `http://127.0.0.1:${port}`]),
-  ) as Record<ServiceName, string>;
+  const urls = Object.fromEntries(Object.entries(ports).map(([name, port]) => [name, `http://127.0.0.1:${port}`])) as Record<ServiceName, string>;
   const auth: AuthConfig = { jwtSecret: randomBytes(32).toString("hex"), issuer: "scoreboard", audience: "scoreboard-api" };
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
@@ -183,11 +181,13 @@ export async function startMesh(infra: InfraUrls, extraEnv: Record<string, strin
     },
     async stop() {
       await Promise.all(
-        replicas.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => {
-          const exited = once(c, "exit");
-          c.kill("SIGTERM");
-          return exited;
-        }),
+        replicas
+          .filter((c) => c.exitCode === null && c.signalCode === null)
+          .map((c) => {
+            const exited = once(c, "exit");
+            c.kill("SIGTERM");
+            return exited;
+          }),
       );
       await Promise.all([...children.keys()].map((name) => kill(name, "SIGTERM")));
       runningMeshes.delete(mesh);

@@ -85,11 +85,17 @@ async function scoreOnBoard(token) {
 }
 
 async function main() {
-  console.log(`front door: ${baseUrl.origin}${tlsServerName ? ` (TLS, verified as ${tlsServerName})` : baseUrl.protocol === "https:" ? " (TLS, certificate not verified: set tests.tlsServerName)" : ""}`);
+  console.log(
+    `front door: ${baseUrl.origin}${tlsServerName ? ` (TLS, verified as ${tlsServerName})` : baseUrl.protocol === "https:" ? " (TLS, certificate not verified: set tests.tlsServerName)" : ""}`,
+  );
   expectStatus("gateway ready through the front door (GET /readyz)", await call("GET", "/readyz"), 200);
 
   const token = jwtSecret ? mintToken() : undefined;
-  const cannotGrant = !token ? "no JWT_SECRET in the release's Secret" : edgeJwt ? "Envoy checks write tokens against the IdP's JWKS (envoy.jwtAuthn), and this token is HS256" : "";
+  const cannotGrant = !token
+    ? "no JWT_SECRET in the release's Secret"
+    : edgeJwt
+      ? "Envoy checks write tokens against the IdP's JWKS (envoy.jwtAuthn), and this token is HS256"
+      : "";
   if (cannotGrant) {
     if (!token && readsRequireScope) {
       console.log("board read skipped: reads need a token and none can be minted");
@@ -121,7 +127,9 @@ async function main() {
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
-  throw new Error(`the board still shows ${seen} for ${userId} ${boardTimeoutMs / 1000} s after the grant (${expected}): check score's outbox, NATS and ranking`);
+  throw new Error(
+    `the board still shows ${seen} for ${userId} ${boardTimeoutMs / 1000} s after the grant (${expected}): check score's outbox, NATS and ranking`,
+  );
 }
 
 main().catch((err) => {

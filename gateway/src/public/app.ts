@@ -15,8 +15,7 @@ function showState(state: BoardState): void {
   // Between retries keep saying "reconnecting…" (and why) until a message arrives.
   if (state.kind === "connecting" && state.attempt > 0) return;
   status.dataset.state = state.kind;
-  status.textContent =
-    state.kind === "live" ? "live" : state.kind === "retrying" ? `reconnecting… (${state.error.rawMessage})` : "connecting…";
+  status.textContent = state.kind === "live" ? "live" : state.kind === "retrying" ? `reconnecting… (${state.error.rawMessage})` : "connecting…";
 }
 
 function render(entries: LeaderboardEntry[]): void {
@@ -46,7 +45,10 @@ function render(entries: LeaderboardEntry[]): void {
 
 document.querySelector<HTMLFormElement>("#submit")!.addEventListener("submit", async (event) => {
   event.preventDefault();
-  const token = document.querySelector<HTMLInputElement>("#token")!.value.trim().replace(/^Bearer\s+/i, "");
+  const token = document
+    .querySelector<HTMLInputElement>("#token")!
+    .value.trim()
+    .replace(/^Bearer\s+/i, "");
   const actionId = document.querySelector<HTMLInputElement>("#action")!.value.trim();
   const result = document.querySelector<HTMLDivElement>("#result")!;
   try {
@@ -57,9 +59,7 @@ document.querySelector<HTMLFormElement>("#submit")!.addEventListener("submit", a
   }
 });
 
-client
-  .watchBoard({ board: "global", limit: 10, onBoard: (update) => render(update.entries), onState: showState })
-  .catch((err: unknown) => {
-    status.dataset.state = "failed";
-    status.textContent = ConnectError.from(err).rawMessage;
-  });
+client.watchBoard({ board: "global", limit: 10, onBoard: (update) => render(update.entries), onState: showState }).catch((err: unknown) => {
+  status.dataset.state = "failed";
+  status.textContent = ConnectError.from(err).rawMessage;
+});

@@ -14,10 +14,7 @@ export function createActionsApi(upstreams: Upstreams, guard: WriteGuard, rules:
         const body = await readJsonObject(req);
         const admitted = await guard.admit(req, "rest:004", rules.actions);
         const actionId = idField(body, "actionId");
-        const granted = await upstreams.score.submitAction(
-          { actionId, idempotencyKey: idempotencyKeyOf(req), actionTicket: ticketOf(body) },
-          admitted.call,
-        );
+        const granted = await upstreams.score.submitAction({ actionId, idempotencyKey: idempotencyKeyOf(req), actionTicket: ticketOf(body) }, admitted.call);
         sendJson(
           res,
           200,

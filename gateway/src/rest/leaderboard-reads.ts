@@ -78,7 +78,7 @@ export function createLeaderboardReads(upstreams: Upstreams, gate: ReadGate, fee
     }
     const headers = { etag: answer.etag, "cache-control": gate.required ? "private, no-cache" : "no-cache" };
     const known = header(req, "if-none-match");
-    if (known && known.split(",").some((tag) => tag.trim() === answer.etag || tag.trim() === "*")) {
+    if (known?.split(",").some((tag) => tag.trim() === answer.etag || tag.trim() === "*")) {
       res.writeHead(304, headers);
       res.end();
       return;
@@ -87,7 +87,8 @@ export function createLeaderboardReads(upstreams: Upstreams, gate: ReadGate, fee
     res.end(answer.body);
   };
 
-  const handler = (dialect: string, render: Render, limitOf: (req: Request) => number = () => 10) =>
+  const handler =
+    (dialect: string, render: Render, limitOf: (req: Request) => number = () => 10) =>
     async (req: Request, res: Response): Promise<void> => {
       try {
         await serve(req, res, dialect, limitOf(req), render);

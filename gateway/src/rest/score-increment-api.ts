@@ -23,12 +23,7 @@ export function createScoreIncrementApi(upstreams: Upstreams, guard: WriteGuard,
         }
         const increment = integerField(body, "increment", 1, maxIncrement);
         const added = await upstreams.score.addScore({ userId, delta: BigInt(increment), idempotencyKey: idempotencyKeyOf(req) }, admitted.call);
-        sendJson(
-          res,
-          200,
-          { success: true, userId, increment, newScore: Number(added.newScore), request_id: added.requestId },
-          admitted.headers,
-        );
+        sendJson(res, 200, { success: true, userId, increment, newScore: Number(added.newScore), request_id: added.requestId }, admitted.headers);
       } catch (err) {
         sendFailure(res, err);
       }

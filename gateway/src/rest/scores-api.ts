@@ -20,10 +20,7 @@ export function createScoresApi(upstreams: Upstreams, guard: WriteGuard, rules: 
         if (userId !== admitted.principal.userId) {
           throw new ConnectError("userId must be the token's subject", Code.PermissionDenied);
         }
-        const granted = await upstreams.score.submitAction(
-          { actionId, idempotencyKey: idempotencyKeyOf(req), actionTicket: ticketOf(body) },
-          admitted.call,
-        );
+        const granted = await upstreams.score.submitAction({ actionId, idempotencyKey: idempotencyKeyOf(req), actionTicket: ticketOf(body) }, admitted.call);
         sendJson(res, 200, { success: true, newScore: Number(granted.newScore), requestId: granted.requestId }, admitted.headers);
       } catch (err) {
         sendFailure(res, err);

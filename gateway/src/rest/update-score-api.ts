@@ -16,10 +16,7 @@ export function createUpdateScoreApi(upstreams: Upstreams, guard: WriteGuard, ru
         const admitted = await guard.admit(req, "rest:003", rules.updateScore);
         const playerId = idField(body, "playerId");
         const scoreDelta = integerField(body, "scoreDelta", -1_000_000, 1_000_000);
-        const added = await upstreams.score.addScore(
-          { userId: playerId, delta: BigInt(scoreDelta), idempotencyKey: idempotencyKeyOf(req) },
-          admitted.call,
-        );
+        const added = await upstreams.score.addScore({ userId: playerId, delta: BigInt(scoreDelta), idempotencyKey: idempotencyKeyOf(req) }, admitted.call);
         sendJson(res, 200, { playerId, newScore: Number(added.newScore), requestId: added.requestId }, admitted.headers);
       } catch (err) {
         sendFailure(res, err);

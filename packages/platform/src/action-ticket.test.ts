@@ -318,15 +318,11 @@ describe("readTicketConfig", () => {
       'GAME_SERVER_PUBLIC_KEYS[4] has "alg" other than RS256, PS256, ES256, ES384, EdDSA, Ed25519',
     ]);
     expect(read({ GAME_SERVER_PUBLIC_KEYS: "{not json" }).problems).toEqual(["GAME_SERVER_PUBLIC_KEYS must be a JSON array of public JWKs"]);
-    expect(read({ GAME_SERVER_PUBLIC_KEYS: JSON.stringify(gameJwk) }).problems).toEqual([
-      "GAME_SERVER_PUBLIC_KEYS must be a JSON array of public JWKs",
-    ]);
+    expect(read({ GAME_SERVER_PUBLIC_KEYS: JSON.stringify(gameJwk) }).problems).toEqual(["GAME_SERVER_PUBLIC_KEYS must be a JSON array of public JWKs"]);
   });
 
   it("checks ranges and the URL scheme", () => {
-    expect(
-      read({ GAME_SERVER_JWKS_URL: "ftp://x/jwks", TICKET_MAX_TTL_S: "0", TICKET_CLOCK_TOLERANCE_S: "301" }).problems,
-    ).toEqual([
+    expect(read({ GAME_SERVER_JWKS_URL: "ftp://x/jwks", TICKET_MAX_TTL_S: "0", TICKET_CLOCK_TOLERANCE_S: "301" }).problems).toEqual([
       'GAME_SERVER_JWKS_URL must use https: or http:, got "ftp:"',
       'TICKET_MAX_TTL_S must be an integer in 1..3600, got "0"',
       'TICKET_CLOCK_TOLERANCE_S must be an integer in 0..300, got "301"',

@@ -2,27 +2,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
-import {
-  SignJWT,
-  createLocalJWKSet,
-  exportJWK,
-  exportSPKI,
-  generateKeyPair,
-  type CryptoKey,
-  type JWK,
-  type JWTHeaderParameters,
-  type JWTPayload,
-} from "jose";
-import {
-  Scopes,
-  TokenVerifier,
-  isValidId,
-  mintToken,
-  requireRole,
-  requireScope,
-  requireSelfOrScope,
-  type Principal,
-} from "./auth.js";
+import { SignJWT, createLocalJWKSet, exportJWK, exportSPKI, generateKeyPair, type CryptoKey, type JWK, type JWTHeaderParameters, type JWTPayload } from "jose";
+import { Scopes, TokenVerifier, isValidId, mintToken, requireRole, requireScope, requireSelfOrScope, type Principal } from "./auth.js";
 import type { AuthConfig } from "./config.js";
 
 const config: AuthConfig = {
@@ -105,10 +86,7 @@ describe("TokenVerifier.authenticate", () => {
       ["two tokens", async () => `Bearer ${await sign(goodClaims())} extra`, /missing bearer token/],
       ["garbage", async () => "Bearer not-a-jwt", /malformed/],
       ["three garbage segments", async () => "Bearer a.b.c", /malformed/],
-      [
-        'alg "none" with an empty signature',
-        async () => `Bearer ${b64url({ alg: "none", typ: "JWT" })}.${b64url(goodClaims())}.`,
-      ],
+      ['alg "none" with an empty signature', async () => `Bearer ${b64url({ alg: "none", typ: "JWT" })}.${b64url(goodClaims())}.`],
       ["signed with another secret", async () => `Bearer ${await sign(goodClaims(), new TextEncoder().encode("x".repeat(48)))}`, /signature/],
       ["HS512 with the right secret", async () => `Bearer ${await sign(goodClaims(), secret, "HS512")}`, /algorithm not allowed/],
       [
@@ -358,12 +336,7 @@ let dual: TokenVerifier;
 let jwksOnly: TokenVerifier;
 
 beforeAll(async () => {
-  [rsa, ec, ed, attacker] = await Promise.all([
-    generateKeyPair("RS256"),
-    generateKeyPair("ES256"),
-    generateKeyPair("EdDSA"),
-    generateKeyPair("RS256"),
-  ]);
+  [rsa, ec, ed, attacker] = await Promise.all([generateKeyPair("RS256"), generateKeyPair("ES256"), generateKeyPair("EdDSA"), generateKeyPair("RS256")]);
   rsaJwk = await publicJwk(rsa.publicKey, "rsa-1", "RS256");
   jwks = await startJwksServer([rsaJwk, await publicJwk(ec.publicKey, "ec-1", "ES256"), await publicJwk(ed.publicKey, "ed-1", "EdDSA")]);
   dual = new TokenVerifier({ ...config, jwksUrl: jwks.url });
@@ -429,7 +402,12 @@ describe("TokenVerifier with a JWKS", () => {
     // [name, verifier, token, message]
     const attacks: Array<[string, () => TokenVerifier, () => Promise<string>, RegExp]> = [
       ['alg "none"', () => dual, async () => `${b64url({ alg: "none", typ: "JWT" })}.${b64url(goodClaims())}.`, /algorithm not allowed/],
-      ['alg "none" with a kid from the JWKS', () => jwksOnly, async () => `${b64url({ alg: "none", kid: "rsa-1" })}.${b64url(goodClaims())}.`, /algorithm not allowed/],
+      [
+        'alg "none" with a kid from the JWKS',
+        () => jwksOnly,
+        async () => `${b64url({ alg: "none", kid: "rsa-1" })}.${b64url(goodClaims())}.`,
+        /algorithm not allowed/,
+      ],
       [
         "HS/RS confusion: HS256 keyed with the RSA public key's PEM (secret configured)",
         () => dual,
@@ -532,12 +510,7 @@ describe("TokenVerifier with a JWKS", () => {
         async () => withHeader(await rs256(), { alg: "HS256", kid: "rsa-1", typ: "JWT" }),
         /signature is invalid/,
       ],
-      [
-        "tampered header (RS256 → none)",
-        () => dual,
-        async () => withHeader(await rs256(), { alg: "none", typ: "JWT" }),
-        /algorithm not allowed/,
-      ],
+      ["tampered header (RS256 → none)", () => dual, async () => withHeader(await rs256(), { alg: "none", typ: "JWT" }), /algorithm not allowed/],
       [
         "tampered header (kid switched to the EC key)",
         () => jwksOnly,

@@ -52,12 +52,9 @@ describe("pageLimit", () => {
     expect(pageLimit(limit)).toBe(limit);
   });
 
-  it.each([MAX_LIMIT + 1, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31 - 1])(
-    "rejects %d with INVALID_ARGUMENT",
-    (limit) => {
-      expect(codeOf(() => pageLimit(limit))).toBe(Code.InvalidArgument);
-    },
-  );
+  it.each([MAX_LIMIT + 1, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31 - 1])("rejects %d with INVALID_ARGUMENT", (limit) => {
+    expect(codeOf(() => pageLimit(limit))).toBe(Code.InvalidArgument);
+  });
 });
 
 describe("knownBoard", () => {

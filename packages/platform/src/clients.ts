@@ -84,18 +84,21 @@ export function serviceConfig(services: DescService[]) {
   );
   return {
     loadBalancingConfig: [{ round_robin: {} }],
-    methodConfig: idempotent.length === 0 ? [] : [
-      {
-        name: idempotent,
-        retryPolicy: {
-          maxAttempts: 3,
-          initialBackoff: "0.05s",
-          maxBackoff: "0.5s",
-          backoffMultiplier: 2,
-          retryableStatusCodes: ["UNAVAILABLE"],
-        },
-      },
-    ],
+    methodConfig:
+      idempotent.length === 0
+        ? []
+        : [
+            {
+              name: idempotent,
+              retryPolicy: {
+                maxAttempts: 3,
+                initialBackoff: "0.05s",
+                maxBackoff: "0.5s",
+                backoffMultiplier: 2,
+                retryableStatusCodes: ["UNAVAILABLE"],
+              },
+            },
+          ],
   };
 }
 
@@ -237,7 +240,15 @@ function outgoingMetadata(header: Headers): grpc.Metadata {
 
 /** What an interceptor sees of any call, unary or stream. */
 function requestCommon(method: DescMethod, signal: AbortSignal | undefined, header: HeadersInit | undefined, contextValues: ContextValues) {
-  return { service: method.parent, method, requestMethod: "POST", url: pathOf(method), signal: signal ?? neverAborted, header: new Headers(header), contextValues };
+  return {
+    service: method.parent,
+    method,
+    requestMethod: "POST",
+    url: pathOf(method),
+    signal: signal ?? neverAborted,
+    header: new Headers(header),
+    contextValues,
+  };
 }
 
 function pathOf(method: DescMethod): string {

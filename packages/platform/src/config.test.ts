@@ -97,10 +97,7 @@ describe("EnvReader problems", () => {
     expect(env.int("HIGH", 6, 5, 10)).toBe(6);
     expect(env.int("EDGE_LOW", 6, 5, 10)).toBe(5);
     expect(env.int("EDGE_HIGH", 6, 5, 10)).toBe(10);
-    expect(problemsOf(env)).toEqual([
-      'LOW must be an integer in 5..10, got "4"',
-      'HIGH must be an integer in 5..10, got "11"',
-    ]);
+    expect(problemsOf(env)).toEqual(['LOW must be an integer in 5..10, got "4"', 'HIGH must be an integer in 5..10, got "11"']);
   });
 
   it("accepts a URL with an allowed protocol and returns it unchanged", () => {
@@ -194,16 +191,12 @@ describe("readAuth", () => {
   });
 
   it("refuses a JWKS URL that is not http(s)", () => {
-    expect(read({ JWT_JWKS_URL: "file:///etc/jwks.json" }, "production").problems).toEqual([
-      'JWT_JWKS_URL must use https: or http:, got "file:"',
-    ]);
+    expect(read({ JWT_JWKS_URL: "file:///etc/jwks.json" }, "production").problems).toEqual(['JWT_JWKS_URL must use https: or http:, got "file:"']);
     expect(read({ JWT_JWKS_URL: "not a url" }, "production").problems).toEqual(["JWT_JWKS_URL is not a URL"]);
   });
 
   it("still checks a secret's length when a JWKS URL is set", () => {
-    expect(read({ JWT_SECRET: "short", JWT_JWKS_URL: JWKS }, "production").problems).toEqual([
-      "JWT_SECRET must be at least 32 bytes",
-    ]);
+    expect(read({ JWT_SECRET: "short", JWT_JWKS_URL: JWKS }, "production").problems).toEqual(["JWT_SECRET must be at least 32 bytes"]);
   });
 
   it("reads JWT_MAX_LIFETIME_S in 60..31536000", () => {
@@ -232,9 +225,7 @@ describe("readAuth", () => {
   it("counts bytes, not characters", () => {
     // 16 two-byte characters are 32 bytes.
     expect(read({ JWT_SECRET: "é".repeat(16) }, "production").problems).toEqual([]);
-    expect(read({ JWT_SECRET: "é".repeat(15) + "e" }, "production").problems).toEqual([
-      "JWT_SECRET must be at least 32 bytes",
-    ]);
+    expect(read({ JWT_SECRET: `${"é".repeat(15)}e` }, "production").problems).toEqual(["JWT_SECRET must be at least 32 bytes"]);
   });
 });
 
@@ -249,10 +240,7 @@ describe("readJetStream", () => {
     expect(readJetStream(new EnvReader({ JETSTREAM_REPLICAS: "3", JETSTREAM_STORAGE: "memory" }))).toEqual({ replicas: 3, storage: "memory" });
     const env = new EnvReader({ JETSTREAM_REPLICAS: "6", JETSTREAM_STORAGE: "disk" });
     readJetStream(env);
-    expect(problemsOf(env)).toEqual([
-      'JETSTREAM_REPLICAS must be an integer in 1..5, got "6"',
-      'JETSTREAM_STORAGE must be one of file, memory, got "disk"',
-    ]);
+    expect(problemsOf(env)).toEqual(['JETSTREAM_REPLICAS must be an integer in 1..5, got "6"', 'JETSTREAM_STORAGE must be one of file, memory, got "disk"']);
   });
 });
 

@@ -34,8 +34,7 @@ function sealer(overrides: Partial<EventSealConfig> = {}): EventSealer {
   });
 }
 
-const encrypting = (overrides: Partial<EventSealConfig> = {}) =>
-  sealer({ encryptionKeys: new Map([["e1", e1]]), encryptionKeyId: "e1", ...overrides });
+const encrypting = (overrides: Partial<EventSealConfig> = {}) => sealer({ encryptionKeys: new Map([["e1", e1]]), encryptionKeyId: "e1", ...overrides });
 
 function reasonOf(fn: () => unknown): EventIntegrityReason | "no error" {
   try {
@@ -111,9 +110,7 @@ describe("EventSealer refuses", () => {
   it("an event without a signature", () => {
     expect(reasonOf(() => sealer().open(payload, {}))).toBe("missing-signature");
     const sealed = encrypting().seal(payload);
-    expect(reasonOf(() => encrypting().open(sealed.data, { [SealHeaders.encryption]: sealed.headers[SealHeaders.encryption]! }))).toBe(
-      "missing-signature",
-    );
+    expect(reasonOf(() => encrypting().open(sealed.data, { [SealHeaders.encryption]: sealed.headers[SealHeaders.encryption]! }))).toBe("missing-signature");
   });
 
   it("tampered data, plain or encrypted, at either end", () => {
@@ -133,18 +130,17 @@ describe("EventSealer refuses", () => {
     const enc = sealed.headers[SealHeaders.encryption]!;
     const otherMac = Buffer.alloc(32, 7).toString("base64url");
     const otherIv = Buffer.alloc(12, 7).toString("base64url");
-    expect(reasonOf(() => s.open(sealed.data, { ...sealed.headers, [SealHeaders.signature]: withField(sig, "mac", otherMac) }))).toBe(
-      "bad-signature",
-    );
+    expect(reasonOf(() => s.open(sealed.data, { ...sealed.headers, [SealHeaders.signature]: withField(sig, "mac", otherMac) }))).toBe("bad-signature");
     // The nonce and key ids are covered by the MAC, so changing them breaks
     // the signature before decryption is even tried.
-    expect(reasonOf(() => s.open(sealed.data, { ...sealed.headers, [SealHeaders.encryption]: withField(enc, "iv", otherIv) }))).toBe(
-      "bad-signature",
-    );
-    const twoAesKeys = encrypting({ encryptionKeys: new Map([["e1", e1], ["e2", e2]]) });
-    expect(
-      reasonOf(() => twoAesKeys.open(sealed.data, { ...sealed.headers, [SealHeaders.encryption]: withField(enc, "kid", "e2") })),
-    ).toBe("bad-signature");
+    expect(reasonOf(() => s.open(sealed.data, { ...sealed.headers, [SealHeaders.encryption]: withField(enc, "iv", otherIv) }))).toBe("bad-signature");
+    const twoAesKeys = encrypting({
+      encryptionKeys: new Map([
+        ["e1", e1],
+        ["e2", e2],
+      ]),
+    });
+    expect(reasonOf(() => twoAesKeys.open(sealed.data, { ...sealed.headers, [SealHeaders.encryption]: withField(enc, "kid", "e2") }))).toBe("bad-signature");
     // Dropping Sb-Enc changes what the MAC covers as well.
     expect(reasonOf(() => s.open(sealed.data, { [SealHeaders.signature]: sig }))).toBe("bad-signature");
   });
@@ -179,15 +175,9 @@ describe("EventSealer refuses", () => {
     const sealed = s.seal(payload);
     const sig = sealed.headers[SealHeaders.signature]!;
     const enc = sealed.headers[SealHeaders.encryption]!;
-    expect(reasonOf(() => s.open(sealed.data, { ...sealed.headers, [SealHeaders.signature]: sig.replace(/^v1/, "v2") }))).toBe(
-      "unsupported-version",
-    );
-    expect(reasonOf(() => s.open(sealed.data, { ...sealed.headers, [SealHeaders.encryption]: enc.replace(/^v1/, "v2") }))).toBe(
-      "unsupported-version",
-    );
-    expect(reasonOf(() => s.open(sealed.data, { ...sealed.headers, [SealHeaders.encryption]: withField(enc, "alg", "A128CBC") }))).toBe(
-      "unsupported-version",
-    );
+    expect(reasonOf(() => s.open(sealed.data, { ...sealed.headers, [SealHeaders.signature]: sig.replace(/^v1/, "v2") }))).toBe("unsupported-version");
+    expect(reasonOf(() => s.open(sealed.data, { ...sealed.headers, [SealHeaders.encryption]: enc.replace(/^v1/, "v2") }))).toBe("unsupported-version");
+    expect(reasonOf(() => s.open(sealed.data, { ...sealed.headers, [SealHeaders.encryption]: withField(enc, "alg", "A128CBC") }))).toBe("unsupported-version");
   });
 
   it("headers that do not parse", () => {
@@ -205,7 +195,10 @@ describe("EventSealer refuses", () => {
       withField(sig, "mac", Buffer.alloc(31).toString("base64url")),
       withField(sig, "kid", "a b"),
     ]) {
-      expect(reasonOf(() => s.open(sealed.data, { [SealHeaders.signature]: bad })), bad).toBe("malformed-seal");
+      expect(
+        reasonOf(() => s.open(sealed.data, { [SealHeaders.signature]: bad })),
+        bad,
+      ).toBe("malformed-seal");
     }
     expect(reasonOf(() => s.open(sealed.data, { ...sealed.headers, "sb-sig": sig }))).toBe("malformed-seal");
   });
@@ -213,7 +206,13 @@ describe("EventSealer refuses", () => {
 
 describe("key rotation", () => {
   const before = sealer({ hmacKeys: new Map([["k1", k1]]), hmacKeyId: "k1" });
-  const during = sealer({ hmacKeys: new Map([["k1", k1], ["k2", k2]]), hmacKeyId: "k2" });
+  const during = sealer({
+    hmacKeys: new Map([
+      ["k1", k1],
+      ["k2", k2],
+    ]),
+    hmacKeyId: "k2",
+  });
   const after = sealer({ hmacKeys: new Map([["k2", k2]]), hmacKeyId: "k2" });
 
   it("signs with the current key and verifies with every key it holds", () => {
@@ -231,7 +230,13 @@ describe("key rotation", () => {
 
   it("rotates encryption keys the same way", () => {
     const old = encrypting().seal(payload);
-    const rotated = encrypting({ encryptionKeys: new Map([["e1", e1], ["e2", e2]]), encryptionKeyId: "e2" });
+    const rotated = encrypting({
+      encryptionKeys: new Map([
+        ["e1", e1],
+        ["e2", e2],
+      ]),
+      encryptionKeyId: "e2",
+    });
     const fresh = rotated.seal(payload);
     expect(fresh.headers[SealHeaders.encryption]).toMatch(/kid=e2;/);
     expect(Buffer.from(rotated.open(old.data, old.headers)).equals(Buffer.from(payload))).toBe(true);
@@ -338,9 +343,7 @@ describe("readEventSealConfig", () => {
   it("needs a signing id among the keys when there are several", () => {
     const keys = `k1:${b64(k1)},k2:${b64(k2)}`;
     expect(read({ EVENT_HMAC_KEYS: keys }).problems).toEqual(["EVENT_HMAC_KEY_ID is required when EVENT_HMAC_KEYS holds more than one key"]);
-    expect(read({ EVENT_HMAC_KEYS: keys, EVENT_HMAC_KEY_ID: "k3" }).problems).toEqual([
-      'EVENT_HMAC_KEY_ID "k3" is not one of the keys in EVENT_HMAC_KEYS',
-    ]);
+    expect(read({ EVENT_HMAC_KEYS: keys, EVENT_HMAC_KEY_ID: "k3" }).problems).toEqual(['EVENT_HMAC_KEY_ID "k3" is not one of the keys in EVENT_HMAC_KEYS']);
     expect(read({ EVENT_HMAC_KEYS: keys, EVENT_HMAC_KEY_ID: "k1", EVENT_ENCRYPTION_KEY_ID: "e1" }).problems).toEqual([
       "EVENT_ENCRYPTION_KEY_ID is set but EVENT_ENCRYPTION_KEYS is not",
     ]);

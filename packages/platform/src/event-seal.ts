@@ -49,13 +49,7 @@ const AES_KEY_BYTES = 32;
 const KEY_ID = /^[A-Za-z0-9._-]{1,64}$/;
 const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/;
 
-export type EventIntegrityReason =
-  | "missing-signature"
-  | "malformed-seal"
-  | "unsupported-version"
-  | "unknown-key"
-  | "bad-signature"
-  | "decryption-failed";
+export type EventIntegrityReason = "missing-signature" | "malformed-seal" | "unsupported-version" | "unknown-key" | "bad-signature" | "decryption-failed";
 
 /** An event that must not be trusted; `reason` is stable and safe to log or store. */
 export class EventIntegrityError extends Error {
@@ -162,14 +156,7 @@ export class EventSealer implements EventSealing, EventOpening {
 
   private mac(key: Uint8Array, kid: string, enc: EncryptionFields | undefined, data: Uint8Array): Buffer {
     const hmac = createHmac("sha256", key);
-    for (const field of [
-      Buffer.from(CONTEXT),
-      Buffer.from(kid),
-      Buffer.from(enc?.alg ?? ""),
-      Buffer.from(enc?.kid ?? ""),
-      enc?.iv ?? Buffer.alloc(0),
-      data,
-    ]) {
+    for (const field of [Buffer.from(CONTEXT), Buffer.from(kid), Buffer.from(enc?.alg ?? ""), Buffer.from(enc?.kid ?? ""), enc?.iv ?? Buffer.alloc(0), data]) {
       const length = Buffer.alloc(4);
       length.writeUInt32BE(field.length);
       hmac.update(length);
@@ -296,7 +283,10 @@ function readKeySet(
     env.problem(message);
   };
   const raw = env.optional(keysName);
-  for (const [index, entry] of (raw ?? "").split(",").map((e) => e.trim()).entries()) {
+  for (const [index, entry] of (raw ?? "")
+    .split(",")
+    .map((e) => e.trim())
+    .entries()) {
     if (!entry) continue;
     const colon = entry.indexOf(":");
     const id = colon < 0 ? "" : entry.slice(0, colon).trim();

@@ -38,7 +38,12 @@ describe("GroupCommit", () => {
       100,
     );
     const blocker = group.submit(0);
-    const results = [1, 2, 3, 4].map((i) => group.submit(i).then((v) => `ok ${v}`, (e: Error) => e.message));
+    const results = [1, 2, 3, 4].map((i) =>
+      group.submit(i).then(
+        (v) => `ok ${v}`,
+        (e: Error) => e.message,
+      ),
+    );
     await blocker;
     expect(await Promise.all(results)).toEqual(["ok 1", "ok 2", "bad item 3", "ok 4"]);
     expect(calls[1]).toEqual([1, 2, 3, 4]);
@@ -76,7 +81,12 @@ describe("GroupCommit", () => {
       { retryEachOnFailure: false },
     );
     const blocker = group.submit(0);
-    const results = [1, 2, 3].map((i) => group.submit(i).then((v) => `ok ${v}`, (e: Error) => e.message));
+    const results = [1, 2, 3].map((i) =>
+      group.submit(i).then(
+        (v) => `ok ${v}`,
+        (e: Error) => e.message,
+      ),
+    );
     await blocker;
     expect(await Promise.all(results)).toEqual(["deadline exceeded", "deadline exceeded", "deadline exceeded"]);
     expect(calls).toEqual([[0], [1, 2, 3]]);
@@ -106,7 +116,12 @@ describe("GroupCommit", () => {
       release();
       await Promise.all([first, ...rest]);
       // The pair failed together in no trace, then each was retried in its own.
-      expect(seen).toEqual([[[0], "a"], [[1, 2], undefined], [[1], "b"], [[2], "c"]]);
+      expect(seen).toEqual([
+        [[0], "a"],
+        [[1, 2], undefined],
+        [[1], "b"],
+        [[2], "c"],
+      ]);
     } finally {
       context.disable();
     }

@@ -76,9 +76,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     server.addService(definition, handlers);
   }
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
-      err ? reject(err) : resolve(bound),
-    ),
+    server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
   );
   return {
     port,
@@ -119,7 +117,6 @@ function parseRequest(schema: DescMessage, bytes: Buffer): unknown {
 }
 
 function adaptMethod(method: DescMethod, fn: MethodFn, options: GrpcServerOptions): grpc.UntypedHandleCall {
-
   switch (method.methodKind) {
     case "unary": {
       const next = unaryCall(method, fn, options.interceptors);
@@ -143,7 +140,14 @@ function adaptMethod(method: DescMethod, fn: MethodFn, options: GrpcServerOption
       const next = withInterceptors(options.interceptors, async (req: StreamRequest): Promise<StreamResponse> => {
         const ctx = new CallContext(req);
         const input = streamingInput ? req.message : await first(req.message);
-        return { stream: true, service: method.parent, method, header: ctx.responseHeader, trailer: ctx.responseTrailer, message: fn(input, ctx) as AsyncIterable<never> } as StreamResponse;
+        return {
+          stream: true,
+          service: method.parent,
+          method,
+          header: ctx.responseHeader,
+          trailer: ctx.responseTrailer,
+          message: fn(input, ctx) as AsyncIterable<never>,
+        } as StreamResponse;
       });
       return ((call: grpc.ServerWritableStream<unknown, unknown>) => {
         const cancellation = new CallCancellation(call, options.shutdownSignal);
@@ -151,7 +155,17 @@ function adaptMethod(method: DescMethod, fn: MethodFn, options: GrpcServerOption
         const input = streamingInput ? requestsOf(call as unknown as grpc.ServerDuplexStream<unknown, unknown>) : single(call.request);
         void (async () => {
           if (!streamingInput && call.request instanceof MalformedRequest) throw malformed(call.request);
-          const res = await next({ stream: true, service: method.parent, method, requestMethod: "POST", url: method.name, signal, header: headersOf(call.metadata), contextValues: createContextValues(), message: input } as never);
+          const res = await next({
+            stream: true,
+            service: method.parent,
+            method,
+            requestMethod: "POST",
+            url: method.name,
+            signal,
+            header: headersOf(call.metadata),
+            contextValues: createContextValues(),
+            message: input,
+          } as never);
           for await (const message of res.message) {
             if (call.cancelled) break;
             if (!call.write(asMessage(method.output, message))) await drained(call, signal);
@@ -175,14 +189,18 @@ function unaryCall(
   fn: MethodFn,
   interceptors: Interceptor[],
 ): (message: unknown, header: Headers, cancellation: { readonly signal: AbortSignal }) => Promise<UnaryResponse> {
-  const next = withInterceptors(
-    interceptors,
-    async (req: UnaryRequest): Promise<UnaryResponse> => {
-      const ctx = new CallContext(req);
-      const output = await fn(req.message, ctx);
-      return { stream: false, service: method.parent, method, header: ctx.sentHeader(), trailer: ctx.sentTrailer(), message: asMessage(method.output, output) } as UnaryResponse;
-    },
-  );
+  const next = withInterceptors(interceptors, async (req: UnaryRequest): Promise<UnaryResponse> => {
+    const ctx = new CallContext(req);
+    const output = await fn(req.message, ctx);
+    return {
+      stream: false,
+      service: method.parent,
+      method,
+      header: ctx.sentHeader(),
+      trailer: ctx.sentTrailer(),
+      message: asMessage(method.output, output),
+    } as UnaryResponse;
+  });
   return (message, header, cancellation) =>
     next({
       stream: false,
@@ -213,7 +231,7 @@ export function localUnaryCall<S extends DescService, M extends keyof ServiceImp
 ): (message: Parameters<ServiceImpl<S>[M]>[0], header: Headers, signal: AbortSignal) => Promise<Awaited<ReturnType<ServiceImpl<S>[M]>>> {
   const method = service.methods.find((m) => m.localName === name);
   const fn = impl[name] as unknown as MethodFn | undefined;
-  if (!method || method.methodKind !== "unary" || !fn) throw new Error(`${service.typeName}/${name} is not a served unary method`);
+  if (method?.methodKind !== "unary" || !fn) throw new Error(`${service.typeName}/${name} is not a served unary method`);
   const call = unaryCall(method, fn.bind(impl), interceptors);
   return async (message, header, signal) => (await call(message, header, { signal })).message as never;
 }
@@ -307,7 +325,11 @@ function asMessage(schema: DescMessage, value: unknown): unknown {
 /** A ConnectError (or anything thrown) as a gRPC status; connect's codes are gRPC's. */
 function statusOf(err: unknown): Partial<grpc.StatusObject> {
   const error = ConnectError.from(err);
-  return { code: error.code as number as grpc.status, details: error.rawMessage, metadata: hasEntries(error.metadata) ? metadataOf(error.metadata) : undefined };
+  return {
+    code: error.code as number as grpc.status,
+    details: error.rawMessage,
+    metadata: hasEntries(error.metadata) ? metadataOf(error.metadata) : undefined,
+  };
 }
 
 function malformed(request: MalformedRequest): Partial<grpc.StatusObject> {

@@ -8,10 +8,13 @@ const RANKING = RankingService.typeName;
 
 function setup() {
   const health = new HealthStatus([RANKING]);
-  const client = createClient(Health, createRouterTransport((router) => {
-    const { service, impl } = health.service();
-    router.service(service, impl);
-  }));
+  const client = createClient(
+    Health,
+    createRouterTransport((router) => {
+      const { service, impl } = health.service();
+      router.service(service, impl);
+    }),
+  );
   return { health, client };
 }
 
@@ -51,17 +54,9 @@ describe("HealthStatus table", () => {
   it("setAll flips every entry", () => {
     const { health } = setup();
     health.setAll(true);
-    expect([health.get(""), health.get(RANKING), health.isServing()]).toEqual([
-      ServingStatus.SERVING,
-      ServingStatus.SERVING,
-      true,
-    ]);
+    expect([health.get(""), health.get(RANKING), health.isServing()]).toEqual([ServingStatus.SERVING, ServingStatus.SERVING, true]);
     health.setAll(false);
-    expect([health.get(""), health.get(RANKING), health.isServing()]).toEqual([
-      ServingStatus.NOT_SERVING,
-      ServingStatus.NOT_SERVING,
-      false,
-    ]);
+    expect([health.get(""), health.get(RANKING), health.isServing()]).toEqual([ServingStatus.NOT_SERVING, ServingStatus.NOT_SERVING, false]);
   });
 });
 

@@ -51,9 +51,7 @@ export class HealthStatus {
       },
       list: () =>
         create(HealthListResponseSchema, {
-          statuses: Object.fromEntries(
-            [...this.statuses].map(([name, status]) => [name, create(HealthCheckResponseSchema, { status })]),
-          ),
+          statuses: Object.fromEntries([...this.statuses].map(([name, status]) => [name, create(HealthCheckResponseSchema, { status })])),
         }),
       watch: (req, ctx) => this.watch(req.service, ctx),
     });

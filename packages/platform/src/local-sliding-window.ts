@@ -21,7 +21,10 @@ export class LocalSlidingWindow {
   private readonly logs = new Map<string, { times: number[]; windowMs: number }>();
   private nextSweep = 0;
 
-  constructor(private readonly maxKeys: number, private readonly now: () => number) {}
+  constructor(
+    private readonly maxKeys: number,
+    private readonly now: () => number,
+  ) {}
 
   view(id: string, windowMs: number): WindowView {
     const now = this.now();

@@ -48,7 +48,13 @@ async function rewriteConnectUnary(res: UniversalServerResponse): Promise<Univer
     status = 400;
     res.header!.set("content-length", String(body.length));
   }
-  return { ...res, status, body: (async function* () { yield body; })() };
+  return {
+    ...res,
+    status,
+    body: (async function* () {
+      yield body;
+    })(),
+  };
 }
 
 function rewriteGrpcTrailer(trailer: Headers): Headers {
@@ -65,7 +71,10 @@ function rewriteGrpcWebTrailer(chunk: Uint8Array): Uint8Array {
   const text = Buffer.from(chunk.subarray(5)).toString("latin1");
   const message = /grpc-message: ?([^\r\n]*)/i.exec(text)?.[1] ?? "";
   if (!/grpc-status: ?13\r?\n/i.test(text) || !decode(message).startsWith(PARSE_FAILURE)) return chunk;
-  return envelope(0x80, Buffer.from(text.replace(/grpc-status: ?13/i, `grpc-status: ${INVALID_ARGUMENT}`).replace(/grpc-status-details-bin:[^\r\n]*\r?\n/i, "")));
+  return envelope(
+    0x80,
+    Buffer.from(text.replace(/grpc-status: ?13/i, `grpc-status: ${INVALID_ARGUMENT}`).replace(/grpc-status-details-bin:[^\r\n]*\r?\n/i, "")),
+  );
 }
 
 /** Connect's end of a stream: an envelope flagged 0x02 holding {"error":{"code","message"}}. */

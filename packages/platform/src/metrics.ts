@@ -62,11 +62,19 @@ export class ProcessMetrics {
   }
 
   get httpDuration(): Histogram<"route" | "method"> {
-    return this.histogram("sb_http_duration_seconds", "Time to answer a REST request (SSE: how long the stream stayed open).", ["route", "method"], LATENCY_BUCKETS);
+    return this.histogram(
+      "sb_http_duration_seconds",
+      "Time to answer a REST request (SSE: how long the stream stayed open).",
+      ["route", "method"],
+      LATENCY_BUCKETS,
+    );
   }
 
   get consumerPending(): Gauge {
-    return this.gauge("sb_jetstream_consumer_pending", "Score event messages (a batch of one relay cycle's events each) in JetStream not yet delivered to the ranking consumer.");
+    return this.gauge(
+      "sb_jetstream_consumer_pending",
+      "Score event messages (a batch of one relay cycle's events each) in JetStream not yet delivered to the ranking consumer.",
+    );
   }
 
   get consumerAckPending(): Gauge {
@@ -79,7 +87,12 @@ export class ProcessMetrics {
 
   get deadLetters(): Counter<"reason"> {
     return this.family("sb_dead_letters_total", () => {
-      const counter = new Counter({ name: "sb_dead_letters_total", help: "Score events moved to SCORES_DLQ, by reason.", labelNames: ["reason"], registers: [this.registry] });
+      const counter = new Counter({
+        name: "sb_dead_letters_total",
+        help: "Score events moved to SCORES_DLQ, by reason.",
+        labelNames: ["reason"],
+        registers: [this.registry],
+      });
       // Every reason from 0, so rate() and alerts see the first dead letter.
       for (const reason of DEAD_LETTER_REASONS) counter.inc({ reason }, 0);
       return counter;
@@ -92,7 +105,10 @@ export class ProcessMetrics {
 
   /** Seconds since the oldest unpublished outbox row was committed: how late ranking is to hear of it (the outbox-stalled alert). */
   get outboxOldestAge(): Gauge {
-    return this.gauge("sb_outbox_oldest_unpublished_age_seconds", "Age of the oldest committed outbox row not yet published to JetStream, 0 when none (sampled).");
+    return this.gauge(
+      "sb_outbox_oldest_unpublished_age_seconds",
+      "Age of the oldest committed outbox row not yet published to JetStream, 0 when none (sampled).",
+    );
   }
 
   /** What SCORES_DLQ holds now; sb_dead_letters_total counts moves by one replica and resets with it. */
@@ -102,7 +118,9 @@ export class ProcessMetrics {
 
   /** 1 while this process serves without a dependency it can do without (Readiness' degradable checks). */
   get degraded(): Gauge<"dependency"> {
-    return this.gauge("sb_degraded", "1 while the process serves in a fallback mode because a degradable dependency fails its check, by dependency.", ["dependency"]);
+    return this.gauge("sb_degraded", "1 while the process serves in a fallback mode because a degradable dependency fails its check, by dependency.", [
+      "dependency",
+    ]);
   }
 
   get openStreams(): Gauge<"kind"> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import { DEFAULT_RETENTION_MS, aliasOf, expiresAtMs, parsePeriodBoard, periodAt, periodBoardsAt, resolveBoard } from "./periods.js";
 
 const at = (iso: string) => Date.parse(iso);
@@ -34,10 +34,18 @@ describe("parsePeriodBoard", () => {
     }
   });
 
-  it.each(["daily:2026-02-30", "daily:2026-13-01", "weekly:2026-w54", "weekly:2026-w00", "weekly:2026-48", "monthly:2026-13", "monthly:2026-1", "global", "region:eu", "daily"])(
-    "does not take %s for a period",
-    (board) => expect(parsePeriodBoard(board)).toBeUndefined(),
-  );
+  it.each([
+    "daily:2026-02-30",
+    "daily:2026-13-01",
+    "weekly:2026-w54",
+    "weekly:2026-w00",
+    "weekly:2026-48",
+    "monthly:2026-13",
+    "monthly:2026-1",
+    "global",
+    "region:eu",
+    "daily",
+  ])("does not take %s for a period", (board) => expect(parsePeriodBoard(board)).toBeUndefined());
 });
 
 describe("resolveBoard", () => {

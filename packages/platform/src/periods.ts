@@ -102,10 +102,7 @@ export function resolveBoard(board: string, retention: PeriodRetention, nowMs = 
   if (!/^(daily|weekly|monthly):/.test(board)) return board;
   const period = parsePeriodBoard(board);
   if (!period) {
-    throw new ConnectError(
-      `board "${board}" is not a period: use daily:YYYY-MM-DD, weekly:YYYY-wWW or monthly:YYYY-MM (UTC)`,
-      Code.InvalidArgument,
-    );
+    throw new ConnectError(`board "${board}" is not a period: use daily:YYYY-MM-DD, weekly:YYYY-wWW or monthly:YYYY-MM (UTC)`, Code.InvalidArgument);
   }
   if (period.startMs > nowMs) throw new ConnectError(`board "${board}" has not started yet`, Code.OutOfRange);
   if (period.endMs + retention[period.kind] <= nowMs) {

@@ -54,7 +54,12 @@ describe("Readiness", () => {
     let redisUp = true;
     let now = 0;
     const readiness = new Readiness({
-      checks: { redis: async () => { if (!redisUp) throw new DependencyDown("down"); }, nats: async () => {} },
+      checks: {
+        redis: async () => {
+          if (!redisUp) throw new DependencyDown("down");
+        },
+        nats: async () => {},
+      },
       degradable: ["redis"],
       degradedGauge: metrics.degraded,
       cacheMs: 1,

@@ -1,14 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import type { Redis } from "ioredis";
-import { ConfigError, EnvReader } from "./config.js";
-import {
-  parseRateLimit,
-  rateLimitHeaders,
-  readRateLimitRules,
-  RedisSlidingWindowLimiter,
-  type RateLimitDecision,
-  type RateLimitRule,
-} from "./rate-limit.js";
+import { type ConfigError, EnvReader } from "./config.js";
+import { parseRateLimit, rateLimitHeaders, readRateLimitRules, RedisSlidingWindowLimiter, type RateLimitDecision, type RateLimitRule } from "./rate-limit.js";
 
 describe("parseRateLimit", () => {
   it.each([
@@ -187,11 +180,21 @@ describe("RedisSlidingWindowLimiter with Redis answering", () => {
     // reply: allowed by all, now (Redis server ms), then per key: allowed, count, oldest, newest
     const { limiter, redis } = setup(() => [1, 10_000, 1, 2, 9_000, 10_000]);
     expect(await limiter.check(rule("local"), "u1")).toEqual({
-      allowed: true, limit: 3, remaining: 1, retryAfterMs: 0, resetMs: 1_000, degraded: false,
+      allowed: true,
+      limit: 3,
+      remaining: 1,
+      retryAfterMs: 0,
+      resetMs: 1_000,
+      degraded: false,
     });
     redis.behaviour = () => [0, 10_000, 0, 3, 9_200, 9_900];
     expect(await limiter.check(rule("local"), "u1")).toEqual({
-      allowed: false, limit: 3, remaining: 0, retryAfterMs: 200, resetMs: 900, degraded: false,
+      allowed: false,
+      limit: 3,
+      remaining: 0,
+      retryAfterMs: 200,
+      resetMs: 900,
+      degraded: false,
     });
   });
 
@@ -219,10 +222,20 @@ describe("RedisSlidingWindowLimiter without Redis", () => {
   it("open allows and closed denies for a second, both degraded", async () => {
     const { limiter } = setup("reject");
     expect(await limiter.check(rule("open"), "u")).toEqual({
-      allowed: true, limit: 3, remaining: 2, retryAfterMs: 0, resetMs: 1_000, degraded: true,
+      allowed: true,
+      limit: 3,
+      remaining: 2,
+      retryAfterMs: 0,
+      resetMs: 1_000,
+      degraded: true,
     });
     expect(await limiter.check(rule("closed"), "u")).toEqual({
-      allowed: false, limit: 3, remaining: 0, retryAfterMs: 1_000, resetMs: 1_000, degraded: true,
+      allowed: false,
+      limit: 3,
+      remaining: 0,
+      retryAfterMs: 1_000,
+      resetMs: 1_000,
+      degraded: true,
     });
   });
 
@@ -234,7 +247,11 @@ describe("RedisSlidingWindowLimiter without Redis", () => {
       results.push(await limiter.check(local, "u"));
       advance(100);
     }
-    expect(results.map((d) => [d.allowed, d.remaining, d.degraded])).toEqual([[true, 2, true], [true, 1, true], [true, 0, true]]);
+    expect(results.map((d) => [d.allowed, d.remaining, d.degraded])).toEqual([
+      [true, 2, true],
+      [true, 1, true],
+      [true, 0, true],
+    ]);
     // Entries at 0, 100, 200; now 300: the oldest frees at 1000.
     expect(await limiter.check(local, "u")).toMatchObject({ allowed: false, remaining: 0, retryAfterMs: 700, resetMs: 900 });
     expect(await limiter.check(local, "other")).toMatchObject({ allowed: true, remaining: 2 });
@@ -363,8 +380,14 @@ describe("RedisSlidingWindowLimiter never lets a caller through more than the li
     const closed = rule("closed", 10, 60_000);
     const { held, behaviour } = heldAnswer(script.run);
     redis.behaviour = behaviour;
-    const late = await limiter.checkAll([{ rule: closed, key: "u" }, { rule: local, key: "u" }]);
-    expect(late.map((d) => [d.allowed, d.degraded])).toEqual([[false, true], [true, true]]); // closed refused it here...
+    const late = await limiter.checkAll([
+      { rule: closed, key: "u" },
+      { rule: local, key: "u" },
+    ]);
+    expect(late.map((d) => [d.allowed, d.degraded])).toEqual([
+      [false, true],
+      [true, true],
+    ]); // closed refused it here...
     held.answer(); // ...but the script ran in Redis and spent one of the two
     await settle();
     redis.behaviour = "reject";
@@ -380,10 +403,20 @@ describe("RedisSlidingWindowLimiter.checkAll", () => {
     redis.behaviour = script.run;
     const byIp = { ...rule("local", 5, 60_000), name: "ip" };
     const byUser = { ...rule("local", 1, 60_000), name: "user" };
-    const both = () => limiter.checkAll([{ rule: byIp, key: "10.0.0.1" }, { rule: byUser, key: "alice" }]);
-    expect((await both()).map((d) => [d.allowed, d.remaining])).toEqual([[true, 4], [true, 0]]);
+    const both = () =>
+      limiter.checkAll([
+        { rule: byIp, key: "10.0.0.1" },
+        { rule: byUser, key: "alice" },
+      ]);
+    expect((await both()).map((d) => [d.allowed, d.remaining])).toEqual([
+      [true, 4],
+      [true, 0],
+    ]);
     expect(redis.calls).toBe(1);
-    expect((await both()).map((d) => [d.allowed, d.remaining])).toEqual([[true, 4], [false, 0]]);
+    expect((await both()).map((d) => [d.allowed, d.remaining])).toEqual([
+      [true, 4],
+      [false, 0],
+    ]);
     expect(redis.calls).toBe(2);
     // The request the user's rule refused did not spend the address's quota.
     expect(script.logs.get(limiter.keyOf(byIp, "10.0.0.1"))).toHaveLength(1);
@@ -393,7 +426,11 @@ describe("RedisSlidingWindowLimiter.checkAll", () => {
   it("without Redis decides each rule by its fail mode and records only what all allow", async () => {
     const { limiter } = setup("reject");
     const local = rule("local", 2, 60_000);
-    const withLocal = (other: RateLimitRule) => limiter.checkAll([{ rule: other, key: "u" }, { rule: local, key: "u" }]);
+    const withLocal = (other: RateLimitRule) =>
+      limiter.checkAll([
+        { rule: other, key: "u" },
+        { rule: local, key: "u" },
+      ]);
     expect((await withLocal(rule("closed", 10))).map((d) => d.allowed)).toEqual([false, true]);
     expect((await withLocal(rule("open", 10))).map((d) => d.allowed)).toEqual([true, true]);
     expect((await withLocal(rule("open", 10))).map((d) => d.allowed)).toEqual([true, true]);

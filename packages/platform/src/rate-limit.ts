@@ -134,10 +134,7 @@ export function parseRateLimit(text: string): { limit: number; windowMs: number 
 }
 
 /** Applies RATE_LIMIT_<NAME> and RATE_LIMIT_<NAME>_FAIL_MODE overrides; bad values become env problems. */
-export function readRateLimitRules<K extends string>(
-  env: EnvReader,
-  defaults: Record<K, RateLimitRule>,
-): Record<K, RateLimitRule> {
+export function readRateLimitRules<K extends string>(env: EnvReader, defaults: Record<K, RateLimitRule>): Record<K, RateLimitRule> {
   const rules = {} as Record<K, RateLimitRule>;
   for (const id of Object.keys(defaults) as K[]) {
     const rule = { ...defaults[id] };
@@ -185,7 +182,10 @@ function isReply(value: unknown, keys: number): value is number[] {
 
 /** Raised when Redis is slower than timeoutMs; the script may still run there later. */
 class TimeoutError extends Error {
-  constructor(message: string, readonly late: Promise<unknown>) {
+  constructor(
+    message: string,
+    readonly late: Promise<unknown>,
+  ) {
     super(message);
   }
 }
@@ -214,7 +214,10 @@ export class RedisSlidingWindowLimiter implements RateLimiter {
   private outage: { since: number; degraded: number } | undefined;
   private probing = false;
 
-  constructor(private readonly redis: Redis, options: RedisSlidingWindowLimiterOptions = {}) {
+  constructor(
+    private readonly redis: Redis,
+    options: RedisSlidingWindowLimiterOptions = {},
+  ) {
     this.prefix = options.prefix ?? "sb:";
     this.timeoutMs = options.timeoutMs ?? 50;
     this.logger = options.logger;
@@ -242,13 +245,15 @@ export class RedisSlidingWindowLimiter implements RateLimiter {
   }
 
   async checkAll(requested: readonly RateLimitCheck[]): Promise<RateLimitDecision[]> {
-    const checks = requested.map(({ rule, key }): Check => ({
-      rule,
-      limit: Number.isFinite(rule.limit) ? Math.max(0, Math.floor(rule.limit)) : 0,
-      windowMs: Number.isFinite(rule.windowMs) ? Math.max(1, Math.ceil(rule.windowMs)) : 1_000,
-      redisKey: this.keyOf(rule, key),
-      local: rule.failMode === "local",
-    }));
+    const checks = requested.map(
+      ({ rule, key }): Check => ({
+        rule,
+        limit: Number.isFinite(rule.limit) ? Math.max(0, Math.floor(rule.limit)) : 0,
+        windowMs: Number.isFinite(rule.windowMs) ? Math.max(1, Math.ceil(rule.windowMs)) : 1_000,
+        redisKey: this.keyOf(rule, key),
+        local: rule.failMode === "local",
+      }),
+    );
     if (checks.length === 0) return [];
     try {
       // During an outage one request at a time probes Redis, and only over a ready connection;

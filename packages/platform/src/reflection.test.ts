@@ -3,11 +3,7 @@ import { createClient, createRouterTransport } from "@connectrpc/connect";
 import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { Health } from "@scoreboard/gen/grpc/health/v1/health_pb";
-import {
-  ServerReflection,
-  ServerReflectionRequestSchema,
-  type ServerReflectionResponse,
-} from "@scoreboard/gen/grpc/reflection/v1/reflection_pb";
+import { ServerReflection, ServerReflectionRequestSchema, type ServerReflectionResponse } from "@scoreboard/gen/grpc/reflection/v1/reflection_pb";
 import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
 import { reflectionService } from "./reflection.js";
@@ -62,12 +58,7 @@ describe("listServices", () => {
     expect(answer.messageResponse.case).toBe("listServicesResponse");
     if (answer.messageResponse.case !== "listServicesResponse") return;
     expect(answer.messageResponse.value.service.map((s) => s.name).sort()).toEqual(
-      [
-        "grpc.health.v1.Health",
-        "grpc.reflection.v1.ServerReflection",
-        "scoreboard.v1.RankingService",
-        "scoreboard.v1.ScoreService",
-      ].sort(),
+      ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "scoreboard.v1.RankingService", "scoreboard.v1.ScoreService"].sort(),
     );
   });
 
@@ -85,11 +76,7 @@ describe("fileContainingSymbol", () => {
     expect(files[0]?.package).toBe("scoreboard.v1");
     expect(files[0]?.service.map((s) => s.name)).toEqual(["RankingService"]);
     expect(files[0]?.dependency.sort()).toEqual(["google/protobuf/timestamp.proto", "scoreboard/v1/leaderboard.proto"]);
-    expect(files.map((f) => f.name).sort()).toEqual([
-      "google/protobuf/timestamp.proto",
-      "scoreboard/v1/leaderboard.proto",
-      "scoreboard/v1/ranking.proto",
-    ]);
+    expect(files.map((f) => f.name).sort()).toEqual(["google/protobuf/timestamp.proto", "scoreboard/v1/leaderboard.proto", "scoreboard/v1/ranking.proto"]);
     expectSelfContained(files);
   });
 
@@ -163,10 +150,6 @@ describe("other requests", () => {
       { case: "fileContainingSymbol", value: "scoreboard.v1.Nope" },
       { case: "fileContainingSymbol", value: "scoreboard.v1.ScoreService" },
     );
-    expect(answers.map((a) => a.messageResponse.case)).toEqual([
-      "listServicesResponse",
-      "errorResponse",
-      "fileDescriptorResponse",
-    ]);
+    expect(answers.map((a) => a.messageResponse.case)).toEqual(["listServicesResponse", "errorResponse", "fileDescriptorResponse"]);
   });
 });

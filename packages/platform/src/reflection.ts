@@ -84,8 +84,8 @@ class DescriptorIndex {
   }
 
   private addFile(file: DescFile): void {
-    if (this.files.has(file.name + ".proto")) return;
-    this.files.set(file.name + ".proto", file);
+    if (this.files.has(`${file.name}.proto`)) return;
+    this.files.set(`${file.name}.proto`, file);
     const addMessage = (message: DescMessage) => {
       this.fileBySymbol.set(message.typeName, file);
       message.nestedMessages.forEach(addMessage);

@@ -315,7 +315,12 @@ function keepUnreadBodyAnswerable(req: Parameters<NodeHandler>[0], res: Paramete
 function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   const answer =
     err.code === "HPE_HEADER_OVERFLOW"
-      ? { status: 431, reason: "Request Header Fields Too Large", code: "request_header_fields_too_large", message: `request headers exceed ${MAX_HEADER_BYTES} bytes` }
+      ? {
+          status: 431,
+          reason: "Request Header Fields Too Large",
+          code: "request_header_fields_too_large",
+          message: `request headers exceed ${MAX_HEADER_BYTES} bytes`,
+        }
       : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
         ? { status: 408, reason: "Request Timeout", code: "request_timeout", message: "the request took too long to arrive" }
         : err.code?.startsWith("HPE_")

@@ -52,10 +52,18 @@ describe("Startup", () => {
 
     const store = failing(3);
     let seen: string | undefined;
-    const waiting = startup.waitFor("postgres", async () => {
-      if (store.calls() === 2) seen = await startup.check().then(() => "ready", (err: Error) => err.message);
-      return store.attempt();
-    }, fast);
+    const waiting = startup.waitFor(
+      "postgres",
+      async () => {
+        if (store.calls() === 2)
+          seen = await startup.check().then(
+            () => "ready",
+            (err: Error) => err.message,
+          );
+        return store.attempt();
+      },
+      fast,
+    );
     await waiting;
     expect(seen).toBe("waiting for postgres: connect ECONNREFUSED 127.0.0.1:5432");
     await expect(call(request("scoreboard.v1.ScoreService"))).rejects.toSatisfy((err) => err instanceof ConnectError && err.code === Code.Unavailable);

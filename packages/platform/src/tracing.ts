@@ -41,7 +41,10 @@ export function isTracing(): boolean {
  */
 export function tracingWanted(env: NodeJS.ProcessEnv = process.env): boolean {
   if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === "true") return false;
-  const exporters = env.OTEL_TRACES_EXPORTER?.split(",").map((s) => s.trim()).filter(Boolean) ?? [];
+  const exporters =
+    env.OTEL_TRACES_EXPORTER?.split(",")
+      .map((s) => s.trim())
+      .filter(Boolean) ?? [];
   if (exporters.length > 0) return !(exporters.length === 1 && exporters[0] === "none");
   return !!(env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim());
 }

@@ -79,7 +79,10 @@ afterEach(() => {
 });
 
 function open(req: { board?: string; limit?: number } = {}) {
-  const client = createClient(PushService, createRouterTransport((router) => router.service(PushService, createPushService(fanout))));
+  const client = createClient(
+    PushService,
+    createRouterTransport((router) => router.service(PushService, createPushService(fanout))),
+  );
   const abort = new AbortController();
   aborts.push(abort);
   const stream = client.watchLeaderboard(req, { signal: abort.signal })[Symbol.asyncIterator]();
@@ -191,7 +194,9 @@ describe("WatchLeaderboard", () => {
     snapshotOf = async () => {
       throw new ConnectError("ranking is unavailable", Code.Unavailable);
     };
-    const err = await open().next().catch((e: unknown) => ConnectError.from(e));
+    const err = await open()
+      .next()
+      .catch((e: unknown) => ConnectError.from(e));
     expect(err).toBeInstanceOf(ConnectError);
     expect((err as ConnectError).code).toBe(Code.Unavailable);
     expect(fanout.watcherCount).toBe(0);
@@ -202,7 +207,9 @@ describe("WatchLeaderboard", () => {
     ["negative limit", { limit: -5 }],
     ["invalid board", { board: "BAD board" }],
   ])("rejects %s with INVALID_ARGUMENT", async (_name, req) => {
-    const err = await open(req).next().catch((e: unknown) => ConnectError.from(e));
+    const err = await open(req)
+      .next()
+      .catch((e: unknown) => ConnectError.from(e));
     expect((err as ConnectError).code).toBe(Code.InvalidArgument);
     expect(loads).toEqual([]);
   });

@@ -1,6 +1,6 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { LeaderboardEntry } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
-import { PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
+import type { PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { boardName, pageLimit } from "@scoreboard/platform/board-params";
 import { latestStateStream } from "@scoreboard/platform/leaderboard-stream";
 import type { OpenCount } from "@scoreboard/platform/metrics";

@@ -9,7 +9,9 @@ import type { Boards, RankedEntry } from "./boards.js";
 
 function fixture() {
   const sent: Array<{ subject: string; message: BoardChanged }> = [];
-  const nats = { publish: (subject: string, data: Uint8Array) => sent.push({ subject, message: fromBinary(BoardChangedSchema, data) }) } as unknown as NatsConnection;
+  const nats = {
+    publish: (subject: string, data: Uint8Array) => sent.push({ subject, message: fromBinary(BoardChangedSchema, data) }),
+  } as unknown as NatsConnection;
   const tops = new Map<string, RankedEntry[]>();
   const boards = { page: async (board: string) => tops.get(board) ?? [] } as unknown as Boards;
   // A window longer than any test: only the leading edge and stop() announce.

@@ -330,7 +330,10 @@ export class RedisBoards implements Boards {
 
   /** Scores of these users on a board, null where absent. */
   async scoresOf(board: string, userIds: string[]): Promise<(number | null)[]> {
-    return this.scoresOfMembers(board, (await this.storedOf(board, userIds)).map((s) => s?.member));
+    return this.scoresOfMembers(
+      board,
+      (await this.storedOf(board, userIds)).map((s) => s?.member),
+    );
   }
 
   /** What the hash a board keeps its members in (USERS or the period board's) holds per user. */

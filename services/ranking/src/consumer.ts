@@ -5,15 +5,7 @@ import { DEFAULT_BOARD } from "@scoreboard/platform/board-params";
 import { EventIntegrityError, type EventOpening } from "@scoreboard/platform/event-seal";
 import type { Logger } from "@scoreboard/platform/logger";
 import { decodeScoreEvents } from "@scoreboard/platform/score-events";
-import {
-  DeadLetterHeaders,
-  DeadLettersStream,
-  RankingConsumer,
-  ScoresStream,
-  Subjects,
-  headerRecord,
-  isNoStream,
-} from "@scoreboard/platform/nats";
+import { DeadLetterHeaders, DeadLettersStream, RankingConsumer, ScoresStream, Subjects, headerRecord, isNoStream } from "@scoreboard/platform/nats";
 import { SpanKind, contextFromNats, contextsFromNatsEach, inSpan, isTracing, type Context, type SpanOptions } from "@scoreboard/platform/tracing";
 import type { DeadLetterReason, Tally } from "@scoreboard/platform/metrics";
 import type { Boards } from "./boards.js";
@@ -201,7 +193,10 @@ export class ScoreEventConsumer {
       // check makes the part that did apply a no-op then.
       const [changed, changedPeriods] = await Promise.all([
         this.options.boards.apply(state, boards),
-        this.options.boards.applyPeriods(state, event.periodScores.map((p) => ({ board: p.board, score: Number(p.score) }))),
+        this.options.boards.applyPeriods(
+          state,
+          event.periodScores.map((p) => ({ board: p.board, score: Number(p.score) })),
+        ),
       ]);
       // Inside the event's span: the announcement continues its trace. Redis
       // has the change whether or not the message's ack is still to come.

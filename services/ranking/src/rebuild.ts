@@ -36,12 +36,7 @@ interface TotalRow {
  * One cursor over one snapshot, not keyset pages: a million users come back
  * three times faster, and the next batch is fetched while Redis takes this one.
  */
-export async function rebuildBoards(
-  db: Db,
-  boards: RedisBoards,
-  redis: Redis,
-  retention: PeriodRetention = DEFAULT_RETENTION_MS,
-): Promise<RebuildResult> {
+export async function rebuildBoards(db: Db, boards: RedisBoards, redis: Redis, retention: PeriodRetention = DEFAULT_RETENTION_MS): Promise<RebuildResult> {
   const started = Date.now();
   await redis.unlink(...LEGACY_KEYS);
   const users = await db.transaction().execute(async (trx) => {
@@ -61,9 +56,7 @@ export async function rebuildBoards(
         if (!group) byRegion.set(region, (group = []));
         group.push({ userId: r.user_id, username: r.username, score: Number(r.score), version: Number(r.version), reachedAtMs: r.updated_at.getTime() });
       }
-      await Promise.all(
-        [...byRegion].map(([region, group]) => boards.applyMany(group, region ? [DEFAULT_BOARD, `region:${region}`] : [DEFAULT_BOARD])),
-      );
+      await Promise.all([...byRegion].map(([region, group]) => boards.applyMany(group, region ? [DEFAULT_BOARD, `region:${region}`] : [DEFAULT_BOARD])));
       count += rows.length;
       rows = await next;
     }

@@ -52,7 +52,10 @@ async function readPeriodTotals(db: Db, board: string, page: { after: string } |
 async function reconcileBatch(db: Db, boards: RedisBoards, board: string, totals: ScoreState[], options: ReconcileOptions): Promise<Drift[]> {
   const userIds = totals.map((t) => t.userId);
   const stored = await boards.storedOf(board, userIds);
-  const scores = await boards.scoresOfMembers(board, stored.map((s) => s?.member));
+  const scores = await boards.scoresOfMembers(
+    board,
+    stored.map((s) => s?.member),
+  );
   await options.afterRead?.("redis", board);
   const seen = new Map(userIds.map((userId, i) => [userId, { stored: stored[i], score: scores[i] ?? null }]));
   const repairs: RepairState[] = [];
@@ -69,9 +72,7 @@ async function reconcileBatch(db: Db, boards: RedisBoards, board: string, totals
     else if (entry!.member !== memberOf(fresh.userId, fresh.reachedAtMs) || score !== fresh.score) repairs.push(fresh);
   }
   const changed = new Set(await boards.repairPeriod(board, repairs));
-  return repairs
-    .filter((r) => changed.has(r.userId))
-    .map((r) => ({ userId: r.userId, board, redis: seen.get(r.userId)!.score, postgres: r.score }));
+  return repairs.filter((r) => changed.has(r.userId)).map((r) => ({ userId: r.userId, board, redis: seen.get(r.userId)!.score, postgres: r.score }));
 }
 
 /** Users with a total on the board belong on it; PostgreSQL places no one elsewhere. */

@@ -107,7 +107,10 @@ async function readRedis(boards: RedisBoards, totals: Total[]): Promise<Seen> {
   const scores = new Map<string, Map<string, number | null>>();
   await Promise.all(
     [...onBoard].map(async ([board, indices]) => {
-      const found = await boards.scoresOfMembers(board, indices.map((i) => stored[i]?.member));
+      const found = await boards.scoresOfMembers(
+        board,
+        indices.map((i) => stored[i]?.member),
+      );
       scores.set(board, new Map(indices.map((i, k) => [userIds[i]!, found[k] ?? null])));
     }),
   );
@@ -163,7 +166,12 @@ async function applyRepairs(boards: RedisBoards, repairs: Repair[], seen: Seen):
   const drifts: Drift[] = [];
   for (const group of byBoards.values()) {
     // All of a user's boards in one call: the script moves the member on each.
-    const changed = new Set(await boards.repair(group.map((r) => r.state), group[0]!.boards));
+    const changed = new Set(
+      await boards.repair(
+        group.map((r) => r.state),
+        group[0]!.boards,
+      ),
+    );
     for (const { state, wrong } of group.filter((r) => changed.has(r.state.userId))) {
       for (const board of wrong) {
         drifts.push({ userId: state.userId, board, redis: seen.scores.get(board)?.get(state.userId) ?? null, postgres: state.score });

@@ -56,7 +56,10 @@ class FakeBoards implements Boards {
 }
 
 function setup(boards: Boards) {
-  return createClient(RankingService, createRouterTransport((router) => router.service(RankingService, createRankingService(boards))));
+  return createClient(
+    RankingService,
+    createRouterTransport((router) => router.service(RankingService, createRankingService(boards))),
+  );
 }
 
 async function codeOf(call: Promise<unknown>): Promise<Code | undefined> {

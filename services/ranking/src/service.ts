@@ -1,6 +1,6 @@
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
+import type { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 import { isValidId } from "@scoreboard/platform/auth";
 import { boardName, pageLimit } from "@scoreboard/platform/board-params";
 import { toConnectError } from "@scoreboard/platform/errors";

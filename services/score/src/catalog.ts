@@ -1,5 +1,5 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { CatalogService, type CatalogAction } from "@scoreboard/gen/scoreboard/v1/catalog_pb";
+import type { CatalogService, CatalogAction } from "@scoreboard/gen/scoreboard/v1/catalog_pb";
 import { Scopes, isValidId, requireScope, type TokenVerifier } from "@scoreboard/platform/auth";
 import type { Db } from "@scoreboard/platform/db";
 import { toConnectError } from "@scoreboard/platform/errors";
@@ -19,11 +19,7 @@ export class CatalogRepository {
   constructor(private readonly db: Db) {}
 
   async list(): Promise<CatalogEntry[]> {
-    const rows = await this.db
-      .selectFrom("actions")
-      .select(["action_id", "points", "description", "requires_ticket"])
-      .orderBy("action_id")
-      .execute();
+    const rows = await this.db.selectFrom("actions").select(["action_id", "points", "description", "requires_ticket"]).orderBy("action_id").execute();
     return rows.map((r) => ({ actionId: r.action_id, points: r.points, description: r.description, requiresTicket: r.requires_ticket }));
   }
 

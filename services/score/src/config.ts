@@ -1,4 +1,14 @@
-import { EnvReader, defaultPorts, readAuth, readCommon, readJetStream, readNatsUrl, type AuthConfig, type CommonConfig, type JetStreamConfig } from "@scoreboard/platform/config";
+import {
+  EnvReader,
+  defaultPorts,
+  readAuth,
+  readCommon,
+  readJetStream,
+  readNatsUrl,
+  type AuthConfig,
+  type CommonConfig,
+  type JetStreamConfig,
+} from "@scoreboard/platform/config";
 import { readEventSealConfig, type EventSealConfig } from "@scoreboard/platform/event-seal";
 import { readTicketConfig, type TicketConfig } from "@scoreboard/platform/action-ticket";
 
@@ -37,8 +47,7 @@ export function loadScoreConfig(env = new EnvReader()): ScoreConfig {
     eventSeal: readEventSealConfig(env, common.mode),
     maxIncrement: env.int("SCORE_MAX_INCREMENT", 5, 1, 1_000_000),
     requireRegistration: env.oneOf("REQUIRE_REGISTRATION", "false", ["true", "false"]) === "true",
-    tickets:
-      env.optional("GAME_SERVER_PUBLIC_KEYS") || env.optional("GAME_SERVER_JWKS_URL") ? readTicketConfig(env) : undefined,
+    tickets: env.optional("GAME_SERVER_PUBLIC_KEYS") || env.optional("GAME_SERVER_JWKS_URL") ? readTicketConfig(env) : undefined,
     outbox: {
       batchSize: env.int("OUTBOX_BATCH_SIZE", 256, 1, 10_000),
       pollIntervalMs: env.int("OUTBOX_POLL_INTERVAL_MS", 1_000, 10, 60_000),

@@ -23,7 +23,9 @@ export async function readOutboxBacklog(db: Db): Promise<OutboxBacklog> {
   const { rows } = await sql<{ backlog: number; oldest_age: number }>`
     SELECT
       (SELECT count(*)::int FROM (SELECT 1 FROM outbox WHERE published_at IS NULL LIMIT ${OUTBOX_BACKLOG_CAP}) unpublished) AS backlog,
-      COALESCE((SELECT EXTRACT(EPOCH FROM now() - created_at)::float8 FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 1), 0) AS oldest_age`.execute(db);
+      COALESCE((SELECT EXTRACT(EPOCH FROM now() - created_at)::float8 FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 1), 0) AS oldest_age`.execute(
+    db,
+  );
   return { rows: Number(rows[0]?.backlog ?? 0), oldestAgeSeconds: Math.max(0, Number(rows[0]?.oldest_age ?? 0)) };
 }
 

@@ -54,7 +54,9 @@ export async function ensureAuditPartitions(db: Kysely<any>, now = new Date(), m
     const exists = await sql<{ found: boolean }>`SELECT to_regclass(${name}) IS NOT NULL AS found`.execute(db);
     if (exists.rows[0]?.found) continue;
     try {
-      await sql`CREATE TABLE ${sql.table(name)} PARTITION OF audit_log FOR VALUES FROM (${sql.lit(from.toISOString())}) TO (${sql.lit(to.toISOString())})`.execute(db);
+      await sql`CREATE TABLE ${sql.table(name)} PARTITION OF audit_log FOR VALUES FROM (${sql.lit(from.toISOString())}) TO (${sql.lit(to.toISOString())})`.execute(
+        db,
+      );
     } catch (err) {
       // Another replica created it first, or rows for that month already sit
       // in the default partition (then they stay there; nothing is lost).

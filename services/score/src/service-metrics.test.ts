@@ -42,7 +42,10 @@ beforeEach(() => {
     onGranted: () => {},
     metrics: { grants: metrics.grants, postgresErrors: metrics.postgresErrors },
   });
-  client = createClient(ScoreService, createRouterTransport((router) => router.service(ScoreService, service)));
+  client = createClient(
+    ScoreService,
+    createRouterTransport((router) => router.service(ScoreService, service)),
+  );
 });
 
 describe("score service metrics", () => {

@@ -58,7 +58,10 @@ beforeEach(() => {
     requireRegistration: false,
     onGranted: () => void (granted += 1),
   });
-  client = createClient(ScoreService, createRouterTransport((router) => router.service(ScoreService, service)));
+  client = createClient(
+    ScoreService,
+    createRouterTransport((router) => router.service(ScoreService, service)),
+  );
 });
 
 async function bearer(userId = "alice", options: Parameters<typeof mintToken>[2] = {}) {

@@ -1,5 +1,5 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
+import type { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
 import { Scopes, isValidId, requireScope, type Principal, type TokenVerifier } from "@scoreboard/platform/auth";
 import { toConnectError } from "@scoreboard/platform/errors";
 import { IDEMPOTENCY_KEY_HEADER, idempotencyKeyOf } from "@scoreboard/platform/idempotency-key";
@@ -97,7 +97,10 @@ export function createScoreService(deps: ScoreServiceDeps): ServiceImpl<typeof S
       // Debug, not info: at the shipped level a line per grant was a cost every
       // write paid; grants are recorded in the ledger and audit_log and counted
       // in sb_grants_total.
-      deps.logger.debug({ operation, userId, ...detail, newScore: outcome.grant.newScore, requestId: outcome.grant.requestId, replayed: outcome.grant.replayed }, "granted");
+      deps.logger.debug(
+        { operation, userId, ...detail, newScore: outcome.grant.newScore, requestId: outcome.grant.requestId, replayed: outcome.grant.replayed },
+        "granted",
+      );
       return outcome.grant;
     }
     // The ledger audited its own refusals in the same statement.

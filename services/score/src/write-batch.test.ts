@@ -22,7 +22,10 @@ describe("ScoreBatchService", () => {
     },
     [counted],
   );
-  const client = createClient(ScoreBatchService, createRouterTransport((router) => router.service(ScoreBatchService, service)));
+  const client = createClient(
+    ScoreBatchService,
+    createRouterTransport((router) => router.service(ScoreBatchService, service)),
+  );
 
   it("serves each write as its own call: its headers, interceptors, answer or error, in order", async () => {
     calls.length = 0;

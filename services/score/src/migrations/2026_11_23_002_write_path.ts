@@ -9,7 +9,10 @@ import { sql, type Kysely } from "kysely";
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema.alterTable("users").addColumn("api_key_hash", "text").execute();
 
-  await db.schema.alterTable("actions").addColumn("requires_ticket", "boolean", (c) => c.notNull().defaultTo(false)).execute();
+  await db.schema
+    .alterTable("actions")
+    .addColumn("requires_ticket", "boolean", (c) => c.notNull().defaultTo(false))
+    .execute();
 
   // action_id NULL = a direct increment; NULLs are distinct, so the
   // (user_id, action_id) uniqueness keeps meaning "each action once".
