@@ -22,8 +22,7 @@ try {
     try {
       for await (const chunk of sse.body! as unknown as AsyncIterable<Uint8Array>) {
         buffer += decoder.decode(chunk, { stream: true });
-        let end;
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
+        for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
           const event = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
           const data = event.split("\n").find((l) => l.startsWith("data: "));

@@ -102,8 +102,7 @@ function sseReader(): (chunk: Buffer) => void {
       return;
     }
     buffer += text;
-    let end;
-    while ((end = buffer.indexOf("\n\n")) >= 0) {
+    for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
       see(leaderScoreIn(buffer.slice(0, end)));
       buffer = buffer.slice(end + 2);
     }

@@ -55,7 +55,7 @@ export function checkEnvoyBootstrap(bootstrap: JsonValue): string[] {
   const registry = envoyRegistry();
   const schema = registry.getMessage("envoy.config.bootstrap.v3.Bootstrap");
   if (!schema) throw new Error(`${envoyApi.file} has no envoy.config.bootstrap.v3.Bootstrap`);
-  let message;
+  let message: ReturnType<typeof fromJson<typeof schema>>;
   try {
     message = fromJson(schema, bootstrap, { registry });
   } catch (err) {
@@ -121,7 +121,9 @@ function walk(message: ReflectMessage, path: string, registry: Registry, problem
     if (field.fieldKind === "list") {
       const items = [...(value as Iterable<unknown>)];
       if (field.listKind === "enum") problems.push(...deprecatedEnum(field, items as number[], at));
-      if (field.listKind === "message") items.forEach((item, i) => walk(item as ReflectMessage, `${at}[${i}]`, registry, problems));
+      if (field.listKind === "message") {
+        for (const [i, item] of items.entries()) walk(item as ReflectMessage, `${at}[${i}]`, registry, problems);
+      }
     }
     if (field.fieldKind === "map" && field.mapKind === "message") {
       for (const [key, item] of value as Iterable<[unknown, unknown]>) walk(item as ReflectMessage, `${at}[${String(key)}]`, registry, problems);

@@ -75,12 +75,15 @@ function checkShape(value: unknown, shape: Shape, path: string, problems: string
   if (shape === "empty") return void is(typeof value === "object" && value !== null && Object.keys(value).length === 0, "{}");
   if ("list" in shape) {
     if (!is(Array.isArray(value), "a list")) return;
-    (value as unknown[]).forEach((item, i) => checkShape(item, shape.list, `${path}[${i}]`, problems));
+    for (const [i, item] of (value as unknown[]).entries()) checkShape(item, shape.list, `${path}[${i}]`, problems);
     return;
   }
   if (!is(typeof value === "object" && value !== null && !Array.isArray(value), "a mapping")) return;
   const entries = Object.entries(value as Record<string, unknown>);
-  if ("map" in shape) return entries.forEach(([k, v]) => checkShape(v, shape.map, `${path}.${k}`, problems));
+  if ("map" in shape) {
+    for (const [k, v] of entries) checkShape(v, shape.map, `${path}.${k}`, problems);
+    return;
+  }
   for (const [key, item] of entries) {
     const field = shape.object[key];
     if (!field) problems.push(`${path}.${key}: not a field of skaffold/v4beta11 here (allowed: ${Object.keys(shape.object).join(", ")})`);

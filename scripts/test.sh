@@ -28,6 +28,9 @@ fi
 step "Protobuf: buf lint and generated code"
 bash scripts/check-generated.sh
 
+step "Lint and format: biome ci (biome.jsonc; npx biome check --write . fixes what it can)"
+npx biome ci --error-on-warnings .
+
 step "TypeScript: tsc --noEmit"
 npx tsc --noEmit -p tsconfig.json
 

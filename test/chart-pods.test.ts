@@ -129,7 +129,8 @@ describe("chart pods", () => {
       ],
     );
     const images = containerImages(pinned);
-    ours.forEach((c, i) => expect(images[`Deployment/scoreboard-${c}`]).toBe(`registry.example.com/sb/scoreboard-${c}:${version}@${digest(i + 1)}`));
+    for (const [i, c] of ours.entries())
+      expect(images[`Deployment/scoreboard-${c}`]).toBe(`registry.example.com/sb/scoreboard-${c}:${version}@${digest(i + 1)}`);
     expect(images["Deployment/scoreboard-envoy"]).toMatch(new RegExp(`^envoyproxy/envoy:v1\\.37\\.\\d+@${digest(5)}$`));
     expect(images["StatefulSet/scoreboard-postgres"]).toBe(`postgres:16-bookworm@${digest(6)}`);
     expect(images["StatefulSet/scoreboard-redis"]).toBe(`redis:7-bookworm@${digest(7)}`);

@@ -349,7 +349,14 @@ describe("image bundles", () => {
   const out = mkdtempSync(join(tmpdir(), "sb-bundles-"));
   const children: ChildProcess[] = [];
   afterAll(async () => {
-    await Promise.all(children.filter((c) => c.exitCode === null).map((c) => (c.kill("SIGTERM"), once(c, "exit"))));
+    await Promise.all(
+      children
+        .filter((c) => c.exitCode === null)
+        .map((c) => {
+          c.kill("SIGTERM");
+          return once(c, "exit");
+        }),
+    );
     rmSync(out, { recursive: true, force: true });
   });
 

@@ -601,8 +601,14 @@ const findings: [string, () => Promise<void>][] = [
       const upgrade = (origin: string) =>
         new Promise<number>((resolve) => {
           const ws = new WebSocket(`${mesh.urls.gateway.replace("http", "ws")}/live-updates`, { origin, headers: { "x-forwarded-for": "203.0.113.101" } });
-          ws.once("unexpected-response", (_req, res) => (resolve(res.statusCode ?? 0), ws.terminate()));
-          ws.once("open", () => (resolve(101), ws.close()));
+          ws.once("unexpected-response", (_req, res) => {
+            resolve(res.statusCode ?? 0);
+            ws.terminate();
+          });
+          ws.once("open", () => {
+            resolve(101);
+            ws.close();
+          });
           ws.once("error", () => resolve(0));
         });
       expect(await upgrade("https://evil.example")).toBe(403);

@@ -51,7 +51,13 @@ function watch(limit = 10) {
       // cancelled at the end of the test
     }
   })();
-  return { updates, stop: async () => (abort.abort(), await done) };
+  return {
+    updates,
+    stop: async () => {
+      abort.abort();
+      await done;
+    },
+  };
 }
 
 describe("submitting an action", () => {
@@ -162,7 +168,10 @@ describe("reading the leaderboard", () => {
     const client = new pkg.scoreboard.v1.RankingService(mesh.urls.ranking.replace("http://", ""), grpc.credentials.createInsecure());
     const call = <T>(method: string, request: object) =>
       new Promise<T>((resolve, reject) =>
-        (client as unknown as Record<string, Function>)[method]!(request, (err: Error | null, res: T) => (err ? reject(err) : resolve(res))),
+        (client as unknown as Record<string, (request: unknown, callback: (err: Error | null, res: T) => void) => void>)[method]!(
+          request,
+          (err: Error | null, res: T) => (err ? reject(err) : resolve(res)),
+        ),
       );
     const page = await call<{ entries: { userId: string; score: string; rank: string }[] }>("GetLeaderboard", { limit: 3 });
     expect(page.entries.map((e) => [e.rank, e.userId, e.score])).toEqual([
@@ -213,7 +222,13 @@ describe("the gateway and replicas", () => {
           // cancelled below
         }
       })();
-      return { updates, stop: async () => (abort.abort(), await done) };
+      return {
+        updates,
+        stop: async () => {
+          abort.abort();
+          await done;
+        },
+      };
     });
     await eventually(async () => (streams.every((s) => s.updates.length > 0) ? true : undefined));
     await postAction("first-win", await mesh.token("fay"));

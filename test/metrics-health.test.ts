@@ -33,7 +33,7 @@ const scrape = async (name: ServiceName) => {
  * The value of the series `name` whose labels include `labels` (in any
  * order), or undefined when the process has no such series.
  */
-function valueOf(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+function seriesValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
   for (const line of text.split("\n")) {
     const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!match || match[1] !== name) continue;
@@ -92,37 +92,39 @@ describe("metrics", () => {
   it("counts the grant at the gateway (by route pattern) and at score (by RPC), with process metrics on every process", async () => {
     const gateway = await eventuallyMetric(
       "gateway",
-      (t) => ((valueOf(t, "sb_http_requests_total", { route: "/api/actions", method: "POST", status: "200" }) ?? 0) >= 1 ? t : undefined),
+      (t) => ((seriesValue(t, "sb_http_requests_total", { route: "/api/actions", method: "POST", status: "200" }) ?? 0) >= 1 ? t : undefined),
       "the gateway to count POST /api/actions",
     );
-    expect(valueOf(gateway, "sb_http_duration_seconds_count", { route: "/api/actions", method: "POST" })).toBeGreaterThanOrEqual(1);
+    expect(seriesValue(gateway, "sb_http_duration_seconds_count", { route: "/api/actions", method: "POST" })).toBeGreaterThanOrEqual(1);
 
     const score = await scrape("score");
-    expect(valueOf(score, "sb_rpc_requests_total", { service: "scoreboard.v1.ScoreService", method: "SubmitAction", code: "ok" })).toBeGreaterThanOrEqual(1);
-    expect(valueOf(score, "sb_rpc_duration_seconds_count", { service: "scoreboard.v1.ScoreService", method: "SubmitAction" })).toBeGreaterThanOrEqual(1);
-    expect(valueOf(score, "sb_grants_total", { result: "granted" })).toBeGreaterThanOrEqual(1);
+    expect(seriesValue(score, "sb_rpc_requests_total", { service: "scoreboard.v1.ScoreService", method: "SubmitAction", code: "ok" })).toBeGreaterThanOrEqual(
+      1,
+    );
+    expect(seriesValue(score, "sb_rpc_duration_seconds_count", { service: "scoreboard.v1.ScoreService", method: "SubmitAction" })).toBeGreaterThanOrEqual(1);
+    expect(seriesValue(score, "sb_grants_total", { result: "granted" })).toBeGreaterThanOrEqual(1);
 
     for (const name of processes) {
       const text = await scrape(name);
-      expect(valueOf(text, "process_cpu_user_seconds_total"), name).toBeGreaterThan(0);
-      expect(valueOf(text, "nodejs_heap_size_used_bytes"), name).toBeGreaterThan(0);
+      expect(seriesValue(text, "process_cpu_user_seconds_total"), name).toBeGreaterThan(0);
+      expect(seriesValue(text, "nodejs_heap_size_used_bytes"), name).toBeGreaterThan(0);
     }
   });
 
   it("reports the outbox backlog (drained to 0) and the ranking consumer's lag and dead letters", async () => {
-    await eventuallyMetric("score", (t) => (valueOf(t, "sb_outbox_backlog") === 0 ? true : undefined), "score's outbox backlog to read 0");
-    expect(valueOf(await scrape("score"), "sb_postgres_errors_total")).toBe(0);
+    await eventuallyMetric("score", (t) => (seriesValue(t, "sb_outbox_backlog") === 0 ? true : undefined), "score's outbox backlog to read 0");
+    expect(seriesValue(await scrape("score"), "sb_postgres_errors_total")).toBe(0);
 
     const ranking = await eventuallyMetric(
       "ranking",
-      (t) => (valueOf(t, "sb_jetstream_consumer_pending") === 0 && valueOf(t, "sb_jetstream_consumer_ack_pending") === 0 ? t : undefined),
+      (t) => (seriesValue(t, "sb_jetstream_consumer_pending") === 0 && seriesValue(t, "sb_jetstream_consumer_ack_pending") === 0 ? t : undefined),
       "ranking's consumer lag to read 0",
     );
-    expect(valueOf(ranking, "sb_jetstream_redeliveries_total")).toBe(0);
+    expect(seriesValue(ranking, "sb_jetstream_redeliveries_total")).toBe(0);
     for (const reason of ["verification", "undecodable", "max_deliveries"]) {
-      expect(valueOf(ranking, "sb_dead_letters_total", { reason }), reason).toBe(0);
+      expect(seriesValue(ranking, "sb_dead_letters_total", { reason }), reason).toBe(0);
     }
-    expect(valueOf(ranking, "sb_redis_errors_total")).toBe(0);
+    expect(seriesValue(ranking, "sb_redis_errors_total")).toBe(0);
   });
 
   it("times push's fan-out of the change and counts its watch streams", async () => {
@@ -131,19 +133,23 @@ describe("metrics", () => {
     // to nobody and never timed.
     await eventuallyMetric(
       "push",
-      (t) => ((valueOf(t, "sb_open_streams", { kind: "watch" }) ?? 0) >= 1 ? true : undefined),
+      (t) => ((seriesValue(t, "sb_open_streams", { kind: "watch" }) ?? 0) >= 1 ? true : undefined),
       "the gateway's stream open on push",
     );
     await grant("bob", "first-win");
-    const push = await eventuallyMetric("push", (t) => ((valueOf(t, "sb_fanout_latency_seconds_count") ?? 0) >= 1 ? t : undefined), "push to time a fan-out");
-    const total = valueOf(push, "sb_fanout_latency_seconds_sum")!;
-    const count = valueOf(push, "sb_fanout_latency_seconds_count")!;
+    const push = await eventuallyMetric(
+      "push",
+      (t) => ((seriesValue(t, "sb_fanout_latency_seconds_count") ?? 0) >= 1 ? t : undefined),
+      "push to time a fan-out",
+    );
+    const total = seriesValue(push, "sb_fanout_latency_seconds_sum")!;
+    const count = seriesValue(push, "sb_fanout_latency_seconds_count")!;
     expect(total / count).toBeLessThan(5);
-    expect(valueOf(push, "sb_open_streams", { kind: "watch" })).toBeGreaterThanOrEqual(1);
+    expect(seriesValue(push, "sb_open_streams", { kind: "watch" })).toBeGreaterThanOrEqual(1);
   });
 
   it("counts an SSE client while it is connected", async () => {
-    const sse = (t: string) => valueOf(t, "sb_open_streams", { kind: "sse" });
+    const sse = (t: string) => seriesValue(t, "sb_open_streams", { kind: "sse" });
     const before = sse(await scrape("gateway"));
     expect(before).toBe(0);
     const abort = new AbortController();
@@ -156,8 +162,8 @@ describe("metrics", () => {
     }
     await eventuallyMetric("gateway", (t) => (sse(t) === 0 ? true : undefined), "sb_open_streams{kind=sse} to go back to 0");
     const gateway = await scrape("gateway");
-    expect(valueOf(gateway, "sb_open_streams", { kind: "websocket" })).toBe(0);
-    expect(valueOf(gateway, "sb_open_streams", { kind: "connect" })).toBe(0);
+    expect(seriesValue(gateway, "sb_open_streams", { kind: "websocket" })).toBe(0);
+    expect(seriesValue(gateway, "sb_open_streams", { kind: "connect" })).toBe(0);
   });
 
   it("labels REST routes by pattern, never by the raw path", async () => {
@@ -169,7 +175,7 @@ describe("metrics", () => {
     expect(res.status).toBe(200);
     const gateway = await eventuallyMetric(
       "gateway",
-      (t) => valueOf(t, "sb_http_requests_total", { route: "/api/score/:userId", method: "POST", status: "200" }),
+      (t) => seriesValue(t, "sb_http_requests_total", { route: "/api/score/:userId", method: "POST", status: "200" }),
       "the increment route to be counted",
     );
     expect(gateway).toBeGreaterThanOrEqual(1);
@@ -197,11 +203,11 @@ describe("dead letters", () => {
     }
     await eventuallyMetric(
       "ranking",
-      (t) => (valueOf(t, "sb_dead_letters_total", { reason: "verification" }) === 1 ? true : undefined),
+      (t) => (seriesValue(t, "sb_dead_letters_total", { reason: "verification" }) === 1 ? true : undefined),
       'sb_dead_letters_total{reason="verification"} to reach 1',
     );
     const ranking = await scrape("ranking");
-    expect(valueOf(ranking, "sb_dead_letters_total", { reason: "undecodable" })).toBe(0);
+    expect(seriesValue(ranking, "sb_dead_letters_total", { reason: "undecodable" })).toBe(0);
   });
 });
 
@@ -231,7 +237,7 @@ describe("when Redis stops", () => {
 
     // Writes go on (the rate limits fall back per replica), and say so.
     await grant("dave", "daily-login");
-    await eventuallyMetric("gateway", (t) => ((valueOf(t, "sb_redis_errors_total") ?? 0) >= 1 ? true : undefined), "the gateway to count Redis errors");
+    await eventuallyMetric("gateway", (t) => ((seriesValue(t, "sb_redis_errors_total") ?? 0) >= 1 ? true : undefined), "the gateway to count Redis errors");
 
     await redis.restart();
     for (const name of ["gateway", "ranking"] as const) {

@@ -31,7 +31,14 @@ beforeAll(async () => {
   await mesh.sql(`INSERT INTO actions (action_id, points) SELECT 'p' || g, 1 + g % 17 FROM generate_series(1, ${ACTIONS}) g`);
 });
 afterAll(async () => {
-  await Promise.all(extra.children.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => (c.kill("SIGKILL"), once(c, "exit"))));
+  await Promise.all(
+    extra.children
+      .filter((c) => c.exitCode === null && c.signalCode === null)
+      .map((c) => {
+        c.kill("SIGKILL");
+        return once(c, "exit");
+      }),
+  );
   await mesh?.stop();
   await Promise.all([postgres?.stop(), extra.nats?.stop(), extra.redis?.stop()]);
 });

@@ -41,7 +41,13 @@ function watch(transport: Transport, board = "global", limit = 100) {
   })().catch((err: unknown) => {
     if (!abort.signal.aborted) throw err;
   });
-  return { updates, stop: async () => (abort.abort(), await done) };
+  return {
+    updates,
+    stop: async () => {
+      abort.abort();
+      await done;
+    },
+  };
 }
 
 describe.each(Object.entries(transports))("WatchLeaderboard over %s", (name, transport) => {

@@ -57,7 +57,9 @@ export function batchedScoreWrites(upstream: Transport, options: BatchedScoreWri
 
   const send = async (req: UnaryRequest): Promise<UnaryResponse> => {
     const headers: Record<string, string> = {};
-    req.header.forEach((value, key) => (headers[key] = value));
+    req.header.forEach((value, key) => {
+      headers[key] = value;
+    });
     const write = create(BatchedWriteSchema, { headers });
     if (req.method === ScoreService.method.submitAction) write.request = { case: "submitAction", value: req.message as never };
     else write.request = { case: "addScore", value: req.message as never };

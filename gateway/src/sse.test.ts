@@ -29,7 +29,12 @@ function update(score: number): LeaderboardUpdate {
 describe("SSE with a client that stops reading", () => {
   it("keeps only the latest state for it, however many changes come, and sends it when it drains", () => {
     let listener: ((u: LeaderboardUpdate) => void) | undefined;
-    const feeds = { subscribe: (_b: string, _l: number, l: (u: LeaderboardUpdate) => void) => ((listener = l), () => {}) } as unknown as LeaderboardFeeds;
+    const feeds = {
+      subscribe: (_b: string, _l: number, l: (u: LeaderboardUpdate) => void) => {
+        listener = l;
+        return () => {};
+      },
+    } as unknown as LeaderboardFeeds;
     const res = new StuckResponse();
     const shutdown = new AbortController();
     serveLeaderboardStream({ httpVersionMajor: 1 } as Request, res as unknown as Response, feeds, {

@@ -10,7 +10,10 @@ export class StreamRegistry {
   /** The one registry of a signal, shared by every kind of stream that ends on it. */
   static of(signal: AbortSignal): StreamRegistry {
     let registry = StreamRegistry.bySignal.get(signal);
-    if (!registry) StreamRegistry.bySignal.set(signal, (registry = new StreamRegistry(signal)));
+    if (!registry) {
+      registry = new StreamRegistry(signal);
+      StreamRegistry.bySignal.set(signal, registry);
+    }
     return registry;
   }
 

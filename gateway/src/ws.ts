@@ -76,8 +76,14 @@ export function createWebSocketUpgrade(options: WebSocketOptions) {
   return (req: IncomingMessage, socket: Socket, head: Buffer): void => {
     const url = new URL(req.url ?? "/", "http://gateway");
     const dialect = dialects[url.pathname];
-    if (!dialect) return refuse(socket, 404, "no such stream", "not_found");
-    if (!options.edge.allowsUpgrade(req)) return refuse(socket, 403, `origin ${req.headers.origin} is not allowed (CORS_ALLOWED_ORIGINS)`, "permission_denied");
+    if (!dialect) {
+      refuse(socket, 404, "no such stream", "not_found");
+      return;
+    }
+    if (!options.edge.allowsUpgrade(req)) {
+      refuse(socket, 403, `origin ${req.headers.origin} is not allowed (CORS_ALLOWED_ORIGINS)`, "permission_denied");
+      return;
+    }
     const address = options.guard.clientAddress(req);
     void options.guard
       .throttlingRefusedTokens(address, () => authorize(req, url, dialect, options))
@@ -124,7 +130,9 @@ function serve(ws: WebSocket, dialect: Dialect, options: WebSocketOptions, pingI
     }
     const messages = dialect.messages(update, previous);
     previous = update.entries;
-    messages.forEach((message, i) => ws.send(JSON.stringify(message), i === messages.length - 1 ? flush : undefined));
+    messages.forEach((message, i) => {
+      ws.send(JSON.stringify(message), i === messages.length - 1 ? flush : undefined);
+    });
   };
   // Called when a send left the socket: a state that waited goes out now.
   const flush = () => {

@@ -198,7 +198,8 @@ export class ActionTicketVerifier {
 
   // Static keys first; a header no static key matches goes to the JWKS.
   private readonly resolveKey = async (header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<CryptoKey> => {
-    const local = await (this.local ??= this.loadLocal());
+    this.local ??= this.loadLocal();
+    const local = await this.local;
     if (local) {
       try {
         return await local(header, token);

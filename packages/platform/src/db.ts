@@ -143,7 +143,7 @@ export function createDb(databaseUrl: string, maxConnections = 10, logger?: Pick
  */
 export interface SchemaMigrations {
   migrations: Record<string, Migration>;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any database these migrations made
+  // biome-ignore lint/suspicious/noExplicitAny: any database these migrations made
   repeatable?: (trx: Kysely<any>) => Promise<unknown>;
 }
 

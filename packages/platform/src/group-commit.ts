@@ -49,7 +49,9 @@ export class GroupCommit<In, Out> {
   private async write(batch: typeof this.queue): Promise<void> {
     try {
       const results = await context.with(batch.length === 1 ? batch[0]!.caller : ROOT_CONTEXT, () => this.writeBatch(batch.map((b) => b.item)));
-      batch.forEach((b, i) => b.resolve(results[i]!));
+      batch.forEach((b, i) => {
+        b.resolve(results[i]!);
+      });
     } catch (err) {
       if (batch.length === 1 || !this.options.retryEachOnFailure) {
         for (const b of batch) b.reject(err);

@@ -17,7 +17,9 @@ export function headersOf(metadata: grpc.Metadata): Headers {
 
 export function metadataOf(headers: Headers): grpc.Metadata {
   const metadata = new grpc.Metadata();
-  headers.forEach((value, key) => metadata.add(key, key.endsWith("-bin") ? Buffer.from(value, "base64") : value));
+  headers.forEach((value, key) => {
+    metadata.add(key, key.endsWith("-bin") ? Buffer.from(value, "base64") : value);
+  });
   return metadata;
 }
 

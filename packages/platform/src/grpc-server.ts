@@ -272,11 +272,13 @@ class CallContext implements HandlerContext {
   }
 
   get responseHeader(): Headers {
-    return (this.header ??= new Headers());
+    this.header ??= new Headers();
+    return this.header;
   }
 
   get responseTrailer(): Headers {
-    return (this.trailer ??= new Headers());
+    this.trailer ??= new Headers();
+    return this.trailer;
   }
 
   /** The response headers a handler set, if it set any. */

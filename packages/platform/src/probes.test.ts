@@ -87,7 +87,15 @@ describe("Readiness", () => {
   it("reuses a result for cacheMs, so probes cannot hammer a datastore", async () => {
     let now = 0;
     let calls = 0;
-    const readiness = new Readiness({ checks: { redis: async () => void (calls += 1) }, cacheMs: 1_000, now: () => now });
+    const readiness = new Readiness({
+      checks: {
+        redis: async () => {
+          calls += 1;
+        },
+      },
+      cacheMs: 1_000,
+      now: () => now,
+    });
     await Promise.all([readiness.report(), readiness.report(), readiness.report()]);
     now = 999;
     await readiness.report();
@@ -101,7 +109,12 @@ describe("Readiness", () => {
     let now = 0;
     let calls = 0;
     const readiness = new Readiness({
-      checks: { postgres: () => ((calls += 1), new Promise(() => {})) },
+      checks: {
+        postgres: () => {
+          calls += 1;
+          return new Promise(() => {});
+        },
+      },
       timeoutMs: 10,
       cacheMs: 1,
       now: () => now,
@@ -116,7 +129,13 @@ describe("Readiness", () => {
 
   it("says shutting down at once when drained, without asking anything", async () => {
     let calls = 0;
-    const readiness = new Readiness({ checks: { nats: async () => void (calls += 1) } });
+    const readiness = new Readiness({
+      checks: {
+        nats: async () => {
+          calls += 1;
+        },
+      },
+    });
     readiness.drain();
     expect(readiness.draining).toBe(true);
     expect(await readiness.report()).toEqual({ status: "shutting down", failed: [], checks: {} });
@@ -127,10 +146,20 @@ describe("Readiness", () => {
 describe("dependency checks", () => {
   it("fails a Redis that is not connected without sending PING (it would sit in the offline queue)", async () => {
     let pinged = false;
-    const redis = { status: "reconnecting", ping: async () => void (pinged = true) } as unknown as Redis;
+    const redis = {
+      status: "reconnecting",
+      ping: async () => {
+        pinged = true;
+      },
+    } as unknown as Redis;
     await expect(redisCheck(redis)()).rejects.toThrow(DependencyDown);
     expect(pinged).toBe(false);
-    const ready = { status: "ready", ping: async () => void (pinged = true) } as unknown as Redis;
+    const ready = {
+      status: "ready",
+      ping: async () => {
+        pinged = true;
+      },
+    } as unknown as Redis;
     await redisCheck(ready)();
     expect(pinged).toBe(true);
   });
@@ -139,7 +168,12 @@ describe("dependency checks", () => {
     let flushed = false;
     const closed = { isClosed: () => true, flush: async () => {} } as unknown as NatsConnection;
     await expect(natsCheck(closed)()).rejects.toThrow("connection closed");
-    const open = { isClosed: () => false, flush: async () => void (flushed = true) } as unknown as NatsConnection;
+    const open = {
+      isClosed: () => false,
+      flush: async () => {
+        flushed = true;
+      },
+    } as unknown as NatsConnection;
     await natsCheck(open)();
     expect(flushed).toBe(true);
   });
@@ -208,8 +242,12 @@ describe("probe handler while draining", () => {
   function fakeResponse() {
     const sent = { status: 0, body: "" };
     const res = {
-      writeHead: (status: number) => void (sent.status = status),
-      end: (body: string) => void (sent.body = body),
+      writeHead: (status: number) => {
+        sent.status = status;
+      },
+      end: (body: string) => {
+        sent.body = body;
+      },
     };
     return { sent, res: res as unknown as Parameters<ReturnType<typeof createProbeHandler>>[1] };
   }

@@ -158,7 +158,7 @@ function slidingWindowScript(clock: () => number) {
 
 /** A behaviour whose answer waits until `answer()` is called. */
 function heldAnswer(script: (...args: unknown[]) => unknown) {
-  const held = { answer: () => undefined as void };
+  const held: { answer: () => void } = { answer: () => {} };
   const behaviour = (...args: unknown[]) =>
     new Promise((resolve) => {
       held.answer = () => resolve(script(...args));
@@ -200,7 +200,10 @@ describe("RedisSlidingWindowLimiter with Redis answering", () => {
 
   it("passes a collision-free key, the rule and a unique member to the script", async () => {
     const seen: unknown[][] = [];
-    const { limiter } = setup((...args) => (seen.push(args), [1, 0, 1, 1, 0, 0]));
+    const { limiter } = setup((...args) => {
+      seen.push(args);
+      return [1, 0, 1, 1, 0, 0];
+    });
     await limiter.check({ ...rule("open"), name: "a" }, "b:c");
     await limiter.check({ ...rule("open"), name: "a:b" }, "c");
     // key count, keys, member, then limit, window and this replica's own count per key

@@ -95,7 +95,7 @@ class DescriptorIndex {
     for (const e of file.enums) this.fileBySymbol.set(e.typeName, file);
     for (const s of file.services) this.fileBySymbol.set(s.typeName, file);
     for (const x of file.extensions) this.fileBySymbol.set(x.typeName, file);
-    file.dependencies.forEach((dep) => this.addFile(dep));
+    for (const dep of file.dependencies) this.addFile(dep);
   }
 }
 

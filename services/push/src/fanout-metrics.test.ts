@@ -20,7 +20,10 @@ type Callback = (err: NatsError | null, msg: Msg) => void;
 function fakeNats() {
   const callbacks: Callback[] = [];
   const nats = {
-    subscribe: (_subject: string, options: { callback: Callback }) => (callbacks.push(options.callback), { unsubscribe: () => {} }),
+    subscribe: (_subject: string, options: { callback: Callback }) => {
+      callbacks.push(options.callback);
+      return { unsubscribe: () => {} };
+    },
     status: (): AsyncIterable<Status> => ({ [Symbol.asyncIterator]: () => ({ next: () => new Promise<IteratorResult<Status>>(() => {}) }) }),
   };
   const announce = (board: string, score: number, asOfMs: number) => {
@@ -63,7 +66,14 @@ describe("open watch streams", () => {
     fanout = new TopNFanout(async () => ({ top: [], asOf: timestampFromMs(Date.now()) }), logger, 3_600_000, 0);
     fanout.start(nats);
     let open = 0;
-    const counter = { inc: () => void (open += 1), dec: () => void (open -= 1) };
+    const counter = {
+      inc: () => {
+        open += 1;
+      },
+      dec: () => {
+        open -= 1;
+      },
+    };
     // A real HTTP/2 server: connect's in-memory router transport (2.3) no
     // longer ends a handler whose client went away, a real server does.
     const server = http2.createServer(connectNodeAdapter({ routes: (router) => router.service(PushService, createPushService(fanout!, 60_000, counter)) }));

@@ -20,7 +20,11 @@ class FakeNats {
   subscribe(subject: string, options: { callback: Callback }) {
     const sub = { subject, callback: options.callback, unsubscribed: false };
     this.subscriptions.push(sub);
-    return { unsubscribe: () => void (sub.unsubscribed = true) };
+    return {
+      unsubscribe: () => {
+        sub.unsubscribed = true;
+      },
+    };
   }
 
   status(): AsyncIterable<Status> {

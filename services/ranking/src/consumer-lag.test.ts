@@ -14,9 +14,17 @@ describe("watchConsumerLag", () => {
     let dlq = { state: { messages: 2 } };
     const jsm = {
       consumers: {
-        info: async (stream: string, durable: string) => (asked.push(`${stream}/${durable}`), info),
+        info: async (stream: string, durable: string) => {
+          asked.push(`${stream}/${durable}`);
+          return info;
+        },
       },
-      streams: { info: async (stream: string) => (asked.push(stream), dlq) },
+      streams: {
+        info: async (stream: string) => {
+          asked.push(stream);
+          return dlq;
+        },
+      },
     } as unknown as JetStreamManager;
     const values = { pending: -1, ackPending: -1, deadLetters: -1 };
     const stop = watchConsumerLag(

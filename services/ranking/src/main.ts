@@ -100,7 +100,8 @@ async function main(): Promise<void> {
   });
 
   // connectNats itself retries its first connection for as long as NATS is away.
-  const nc = (nats = await startup.waitFor("nats", () => connectNats(config.natsUrl, "ranking", logger)));
+  const nc = await startup.waitFor("nats", () => connectNats(config.natsUrl, "ranking", logger));
+  nats = nc;
   const declare = async () => {
     const jsm = await nc.jetstreamManager();
     await ensureStream(jsm, configuredStream(ScoresStream, config.jetstream), logger);
@@ -115,8 +116,9 @@ async function main(): Promise<void> {
       void reconcile(db, redisBoards).then(afterReconciliation, afterReconciliation);
     }
   };
-  const changes = (announcer = new BoardChangeAnnouncer(nc, boards, logger));
-  const events = (consumer = new ScoreEventConsumer({
+  const changes = new BoardChangeAnnouncer(nc, boards, logger);
+  announcer = changes;
+  const events = new ScoreEventConsumer({
     js: nc.jetstream(),
     boards,
     logger,
@@ -125,7 +127,8 @@ async function main(): Promise<void> {
     opener: new EventSealer(config.eventSeal),
     maxDeliver: config.maxDeliver,
     metrics: { redeliveries: metrics.redeliveries, deadLetters: metrics.deadLetters, applyFailures: metrics.redisErrors },
-  }));
+  });
+  consumer = events;
   await startup.waitFor("nats", () => events.start());
   stopSamplingLag = watchConsumerLag(
     await nc.jetstreamManager(),

@@ -53,7 +53,10 @@ export async function rebuildBoards(db: Db, boards: RedisBoards, redis: Redis, r
       for (const r of rows) {
         const region = r.region ?? "";
         let group = byRegion.get(region);
-        if (!group) byRegion.set(region, (group = []));
+        if (!group) {
+          group = [];
+          byRegion.set(region, group);
+        }
         group.push({ userId: r.user_id, username: r.username, score: Number(r.score), version: Number(r.version), reachedAtMs: r.updated_at.getTime() });
       }
       await Promise.all([...byRegion].map(([region, group]) => boards.applyMany(group, region ? [DEFAULT_BOARD, `region:${region}`] : [DEFAULT_BOARD])));

@@ -44,7 +44,10 @@ class FakeBoards implements Boards {
 
   private board(name: string) {
     let board = this.boards.get(name);
-    if (!board) this.boards.set(name, (board = new Map()));
+    if (!board) {
+      board = new Map();
+      this.boards.set(name, board);
+    }
     return board;
   }
 

@@ -194,7 +194,7 @@ $fn$`;
  * Applies the current definitions unless a newer build's are in place; in the
  * caller's transaction, which holds the migration lock. Answers whether it did.
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any database score's migrations made
+// biome-ignore lint/suspicious/noExplicitAny: any database score's migrations made
 export async function applyGrantFunctions(trx: Kysely<any>): Promise<boolean> {
   const { rows } = await sql<{ comment: string | null }>`
     SELECT obj_description(to_regprocedure('sb_grant_batch(jsonb, text)'), 'pg_proc') AS comment`.execute(trx);

@@ -84,7 +84,8 @@ async function main(): Promise<void> {
   if (applied.length > 0) logger.info({ migrations: applied }, "migrations applied");
   await startup.waitFor("postgres", () => ensureAuditPartitions(db), { retryable: isTransientStoreError });
   // connectNats itself retries its first connection for as long as NATS is away.
-  const nc = (nats = await startup.waitFor("nats", () => connectNats(config.natsUrl, "score", logger)));
+  const nc = await startup.waitFor("nats", () => connectNats(config.natsUrl, "score", logger));
+  nats = nc;
   const declareStream = async () => ensureStream(await nc.jetstreamManager(), configuredStream(ScoresStream, config.jetstream), logger);
   await startup.waitFor("nats", declareStream);
   const publisher = new JetStreamPublisher(nc.jetstream(), declareStream, new EventSealer(config.eventSeal));

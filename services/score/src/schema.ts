@@ -45,7 +45,7 @@ export function migrationsCheck(db: Db) {
  * `monthsAhead`, idempotently. Run at score start and by the migrate job; rows of a month without a
  * partition fall into audit_log_default and are never lost.
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any database that ran this migration
+// biome-ignore lint/suspicious/noExplicitAny: any database that ran this migration
 export async function ensureAuditPartitions(db: Kysely<any>, now = new Date(), monthsAhead = 2): Promise<void> {
   for (let i = 0; i <= monthsAhead; i++) {
     const from = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + i, 1));

@@ -56,7 +56,9 @@ beforeEach(() => {
     logger: createLogger("score-test", "silent"),
     maxIncrement: 5,
     requireRegistration: false,
-    onGranted: () => void (granted += 1),
+    onGranted: () => {
+      granted += 1;
+    },
   });
   client = createClient(
     ScoreService,

@@ -56,7 +56,10 @@ export function createScoreService(deps: ScoreServiceDeps): ServiceImpl<typeof S
   const countGrant = (result: GrantResult) => {
     if (!deps.metrics) return;
     let tally = grantCounts.get(result);
-    if (!tally) grantCounts.set(result, (tally = deps.metrics.grants.labels(result)));
+    if (!tally) {
+      tally = deps.metrics.grants.labels(result);
+      grantCounts.set(result, tally);
+    }
     tally.inc();
   };
 
