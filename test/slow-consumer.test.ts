@@ -79,7 +79,7 @@ it("sends a client that stopped reading only what fits, then just the latest sta
     await new Promise((r) => setTimeout(r, 300)); // anything still queued would arrive now
     const received = latestOnly.filter((u) => !u.heartbeat);
     // What was held: the few messages written before the stream pushed back
-    // (Node's 16 KiB write buffer), then the one latest state; not 40.
+    // (the gateway's 16 KiB stream buffer, STREAM_BUFFER_BYTES), then the one latest state; not 40.
     expect(received.length).toBeLessThan(sent / 3);
     expect(leaderScore(received)).toBe(4_000n);
     // Sequence numbers count what this stream was sent: the states it skipped were never queued.

@@ -1,3 +1,20 @@
+import { setDefaultHighWaterMark } from "node:stream";
+
+/**
+ * How much a stream to a client may hold before its write() pushes back and
+ * the rule below keeps only the latest value. Node 22 raised streams' default
+ * from 16 KiB to 64 KiB; at ten thousand open streams that is 640 MB held for
+ * clients that stopped reading, and a stuck client would get four times as
+ * many stale states before the latest one. The gateway keeps the 16 KiB its
+ * streams were sized with, for every stream it makes (HTTP/1.1 responses and
+ * HTTP/2 streams are created by Node, so the default is the one place to say it).
+ */
+export const STREAM_BUFFER_BYTES = 16 * 1024;
+
+export function boundStreamBuffers(): void {
+  setDefaultHighWaterMark(false, STREAM_BUFFER_BYTES);
+}
+
 /** Where a stream's body goes: Node's write() backpressure and its "drain" event. */
 interface Body {
   write(chunk: Buffer | string): boolean;

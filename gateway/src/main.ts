@@ -16,6 +16,7 @@ import { loadGatewayConfig } from "./config.js";
 import { ReadGate } from "./rest/leaderboard-reads.js";
 import { WriteGuard } from "./write-guard.js";
 import { createWebSocketUpgrade } from "./ws.js";
+import { boundStreamBuffers } from "./latest-only.js";
 import { loadDemoPage } from "./demo-page.js";
 import { LeaderboardFeeds } from "./leaderboard-feed.js";
 import { createRestHandler } from "./routes.js";
@@ -29,6 +30,7 @@ import { createContextValues } from "@connectrpc/connect";
 const logger = createLogger("gateway");
 
 async function main(): Promise<void> {
+  boundStreamBuffers();
   await startTracing("gateway");
   const config = loadGatewayConfig();
   const metrics = new ProcessMetrics();
