@@ -18,6 +18,7 @@ const IN_FLIGHT = 64;
  * within the consumer's ack_wait.
  */
 const BUFFERED_MESSAGES = 64;
+const PULL_EXPIRES_MS = 10_000;
 
 export interface ScoreEventConsumerOptions {
   js: JetStreamClient;
@@ -84,7 +85,11 @@ export class ScoreEventConsumer {
   private async subscribe(): Promise<ConsumerMessages> {
     await this.options.declare();
     const consumer = await this.options.js.consumers.get(ScoresStream.name, RankingConsumer.durable_name);
-    this.messages = await consumer.consume({ max_messages: BUFFERED_MESSAGES, abort_on_missing_resource: true });
+    // A pull lives PULL_EXPIRES_MS and the server heartbeats it every half of
+    // that; two missed heartbeats (a NATS server lost, its consumer leader
+    // moved) make the client pull again. nats.js's 30 s default took up to a
+    // minute to notice a lost leader; an idle pull every 10 s costs nothing.
+    this.messages = await consumer.consume({ max_messages: BUFFERED_MESSAGES, expires: PULL_EXPIRES_MS, abort_on_missing_resource: true });
     return this.messages;
   }
 
