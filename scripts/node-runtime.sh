@@ -34,9 +34,16 @@ if [ "$(scoreboard_node_major)" -lt "$SCOREBOARD_NODE_MAJOR" ]; then
     rm -rf "$_tmp" "$_dir"
     mv "$_dir.partial" "$_dir"
   fi
+  # npm reads its global config (a machine's registry, proxy or CA file)
+  # from beside the node that runs it: keep the system's, or npm on this
+  # Node could not reach the registry the system's npm reaches.
+  if [ -z "${NPM_CONFIG_GLOBALCONFIG:-}" ]; then
+    _globalconfig="$(npm config get globalconfig 2>/dev/null || true)"
+    if [ -n "$_globalconfig" ] && [ -f "$_globalconfig" ]; then export NPM_CONFIG_GLOBALCONFIG="$_globalconfig"; fi
+  fi
   export PATH="$_dir/bin:$PATH"
   if [ -z "${NODE_RUNTIME_QUIET:-}" ]; then
     echo "==> Using Node.js $(node --version) from .runtime/ (the system's is older than $SCOREBOARD_NODE_MAJOR)" >&2
   fi
-  unset _root _arch _dir _tmp _system
+  unset _root _arch _dir _tmp _system _globalconfig
 fi
