@@ -122,12 +122,19 @@ export async function startMesh(infra: InfraUrls, extraEnv: Record<string, strin
   const start = async (name: ServiceName, extra: Record<string, string> = {}) => {
     const child = spawnService(name, extra);
     children.set(name, child);
-    const keep = (chunk: Buffer) => {
-      logs[name].push(...chunk.toString("utf8").split("\n").filter(Boolean));
-      if (logs[name].length > 200) logs[name].splice(0, logs[name].length - 200);
+    // Whole lines only: a pipe may cut a log line across two chunks, and a
+    // test that parses the lines must not see either half.
+    const keepLines = () => {
+      let partial = "";
+      return (chunk: Buffer) => {
+        const lines = (partial + chunk.toString("utf8")).split("\n");
+        partial = lines.pop() ?? "";
+        logs[name].push(...lines.filter(Boolean));
+        if (logs[name].length > 200) logs[name].splice(0, logs[name].length - 200);
+      };
     };
-    child.stdout!.on("data", keep);
-    child.stderr!.on("data", keep);
+    child.stdout!.on("data", keepLines());
+    child.stderr!.on("data", keepLines());
     await waitServing(urls[name], child, () => logs[name].slice(-20).join("\n"));
   };
 
