@@ -35,7 +35,8 @@ async function main(): Promise<void> {
   const config = loadGatewayConfig();
   const metrics = new ProcessMetrics();
   const upstreams = connectUpstreams(config.upstreams, { keepaliveTimeMs: config.grpc.keepaliveTimeMs });
-  const redis = createRedis(config.redisUrl, logger);
+  // Concurrent requests' rate-limit checks leave in one write to Redis.
+  const redis = createRedis(config.redisUrl, logger, { autoPipelining: true });
   const verifier = new TokenVerifier(config.auth);
   const readGate = new ReadGate({ requireScope: config.readsRequireScope, verifier });
   const guard = new WriteGuard({
