@@ -24,7 +24,7 @@ import { sql, type Kysely } from "kysely";
  * release restarting during a rollout) leaves them alone rather than putting
  * older rules back.
  */
-export const GRANT_RULES_REVISION = 1;
+export const GRANT_RULES_REVISION = 2;
 
 /**
  * A known Idempotency-Key answers as the first grant did: "replayed" with its
@@ -102,33 +102,45 @@ BEGIN
   END IF;
 
   IF outcome IS NULL THEN
+    -- The new total first, then the ledger row that records it: written once,
+    -- complete (an insert then an update of new_score and version was a
+    -- second heap tuple and WAL record per grant). A grant that turns out not
+    -- to happen rolls its total back with this block's subtransaction.
     BEGIN
-      INSERT INTO ledger AS l (user_id, action_id, kind, points, idempotency_key, ticket_jti, source)
+      INSERT INTO scores AS s (user_id, score, version, updated_at)
+      VALUES (p_user_id, v_points, 1, now())
+      ON CONFLICT (user_id) DO UPDATE
+        SET score = s.score + excluded.score, version = s.version + 1, updated_at = excluded.updated_at
+      RETURNING s.score, s.version INTO v_score, v_version;
+      INSERT INTO ledger AS l (user_id, action_id, kind, points, idempotency_key, ticket_jti, source, new_score, version)
       VALUES (p_user_id, p_action_id, CASE WHEN p_action_id IS NULL THEN 'increment' ELSE 'action' END,
-              v_points, p_idempotency_key, CASE WHEN v_requires_ticket THEN p_ticket_jti END, p_source)
+              v_points, p_idempotency_key, CASE WHEN v_requires_ticket THEN p_ticket_jti END, p_source, v_score, v_version)
       ON CONFLICT (user_id, action_id) DO NOTHING
       RETURNING * INTO v_row;
       IF v_row.id IS NULL THEN
+        RAISE EXCEPTION 'pair taken' USING ERRCODE = 'SBPTK';
+      END IF;
+    EXCEPTION
+      WHEN SQLSTATE 'SBPTK' THEN
         -- The pair is taken. If a concurrent copy of this request took it (the
-        -- insert waited for that transaction, which committed after the look
-        -- above), this is a retry: answer as that grant did, never "already
-        -- granted". This statement sees the commit the insert waited for.
+        -- total's row lock waited for that transaction, which committed after
+        -- the look above), this is a retry: answer as that grant did, never
+        -- "already granted". This statement sees the commit it waited for.
         IF p_idempotency_key IS NOT NULL THEN
           RETURN QUERY SELECT * FROM sb_grant_replay(p_user_id, p_idempotency_key, p_action_id, p_delta);
           IF FOUND THEN RETURN; END IF;
         END IF;
         outcome := 'already_granted';
-      END IF;
-    EXCEPTION WHEN unique_violation THEN
-      IF SQLERRM LIKE '%ledger_ticket_jti_key%' THEN
-        outcome := 'ticket_used';
-      ELSE
-        -- A concurrent request with the same key (an increment, or another
-        -- action) committed first: a retry, or a reused key.
-        RETURN QUERY SELECT * FROM sb_grant_replay(p_user_id, p_idempotency_key, p_action_id, p_delta);
-        IF FOUND THEN RETURN; END IF;
-        RAISE;
-      END IF;
+      WHEN unique_violation THEN
+        IF SQLERRM LIKE '%ledger_ticket_jti_key%' THEN
+          outcome := 'ticket_used';
+        ELSE
+          -- A concurrent request with the same key (an increment, or another
+          -- action) committed first: a retry, or a reused key.
+          RETURN QUERY SELECT * FROM sb_grant_replay(p_user_id, p_idempotency_key, p_action_id, p_delta);
+          IF FOUND THEN RETURN; END IF;
+          RAISE;
+        END IF;
     END;
   END IF;
 
@@ -140,12 +152,6 @@ BEGIN
     RETURN;
   END IF;
 
-  INSERT INTO scores AS s (user_id, score, version, updated_at)
-  VALUES (p_user_id, v_points, 1, v_row.created_at)
-  ON CONFLICT (user_id) DO UPDATE
-    SET score = s.score + excluded.score, version = s.version + 1, updated_at = excluded.updated_at
-  RETURNING s.score, s.version INTO v_score, v_version;
-  UPDATE ledger l SET new_score = v_score, version = v_version WHERE l.id = v_row.id;
   INSERT INTO outbox (ledger_id, subject) VALUES (v_row.id, p_subject);
   INSERT INTO audit_log (user_id, operation, outcome, reason, request_id, detail)
   VALUES (p_user_id, v_operation, 'granted', 'granted', v_row.request_id,
