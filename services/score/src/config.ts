@@ -28,7 +28,7 @@ export interface ScoreConfig extends CommonConfig {
   maxIncrement: number;
   /** Refuse grants for users not in the users table (seed 001) instead of creating them. */
   requireRegistration: boolean;
-  outbox: { batchSize: number; pollIntervalMs: number; retentionMs: number; coalesceMs: number };
+  outbox: { batchSize: number; pollIntervalMs: number; coalesceMs: number };
   /** Game server keys for signed action tickets; without them no catalog entry may require one. */
   tickets: TicketConfig | undefined;
 }
@@ -51,7 +51,6 @@ export function loadScoreConfig(env = new EnvReader()): ScoreConfig {
     outbox: {
       batchSize: env.int("OUTBOX_BATCH_SIZE", 256, 1, 10_000),
       pollIntervalMs: env.int("OUTBOX_POLL_INTERVAL_MS", 1_000, 10, 60_000),
-      retentionMs: env.int("OUTBOX_RETENTION_MS", 24 * 3_600_000, 0),
       coalesceMs: env.int("OUTBOX_COALESCE_MS", 10, 0, 1_000),
     },
   };

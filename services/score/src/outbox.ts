@@ -1,4 +1,3 @@
-import { sql } from "kysely";
 import type { Db } from "@scoreboard/platform/db";
 import type { Logger } from "@scoreboard/platform/logger";
 import { encodeScoreChanged, type EventPublisher, type OutboxEvent } from "./events.js";
@@ -8,8 +7,6 @@ export interface OutboxRelayOptions {
   batchSize: number;
   /** How often to look for rows nobody kicked us about (other replicas, crashes). */
   pollIntervalMs: number;
-  /** Published rows are kept this long for inspection, then deleted. */
-  retentionMs: number;
   /**
    * Under load, cycles start at most this often, so the grants of a burst go
    * out in one batch (one transaction here, one JetStream message) instead of
@@ -21,10 +18,10 @@ export interface OutboxRelayOptions {
 /**
  * Moves committed outbox rows to JetStream, a cycle's rows as one batch
  * message. Rows are claimed with FOR UPDATE SKIP LOCKED inside a transaction
- * that marks them published only after JetStream acknowledged the batch, so
+ * that deletes them only after JetStream acknowledged the batch, so
  * any number of relays can run and a slow transaction's row is never
  * skipped: we select by state, not by "id > last". A crash between the
- * publish and the mark publishes those rows again, perhaps in a batch
+ * publish and the delete publishes those rows again, perhaps in a batch
  * composed differently (an exact retry is deduplicated by Nats-Msg-Id): each
  * event reaches the stream at least once, and counts exactly once because
  * ranking sets absolute totals, newest version winning.
@@ -35,7 +32,6 @@ export class OutboxRelay {
   private again = false;
   private stopped = false;
   private failures = 0;
-  private lastCleanup = 0;
   private lastCycleAt = 0;
 
   constructor(
@@ -95,7 +91,6 @@ export class OutboxRelay {
     try {
       this.again = false;
       await this.drain();
-      await this.cleanup();
       this.failures = 0;
       if (this.again) delay = this.untilWindowEnds();
     } catch (err) {
@@ -136,9 +131,11 @@ export class OutboxRelay {
         .execute();
       if (rows.length === 0) return 0;
       await this.publisher.publish(rows.map(outboxEvent));
+      // Published rows go at once: the ledger keeps what they said and
+      // JetStream what was sent, and a table of published rows kept "for
+      // inspection" cost an update per grant and grew by a day of grants.
       await trx
-        .updateTable("outbox")
-        .set({ published_at: sql`now()` })
+        .deleteFrom("outbox")
         .where(
           "id",
           "in",
@@ -147,15 +144,6 @@ export class OutboxRelay {
         .execute();
       return rows.length;
     });
-  }
-
-  private async cleanup(): Promise<void> {
-    if (Date.now() - this.lastCleanup < 60_000) return;
-    this.lastCleanup = Date.now();
-    await this.db
-      .deleteFrom("outbox")
-      .where("published_at", "<", new Date(Date.now() - this.options.retentionMs))
-      .execute();
   }
 }
 

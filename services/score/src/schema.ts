@@ -11,6 +11,7 @@ import * as periodBoards from "./migrations/2026_11_23_006_period_boards.js";
 import * as outboxTraceContext from "./migrations/2026_11_23_007_outbox_trace_context.js";
 import * as regionWithGrant from "./migrations/2026_11_23_008_region_with_grant.js";
 import * as replayAfterConflict from "./migrations/2026_11_23_009_replay_after_conflict.js";
+import * as outboxDeleteOnPublish from "./migrations/2026_12_06_010_outbox_delete_on_publish.js";
 
 // Score owns the schema: its dated migrations, then the grant's functions
 // re-applied whole (grant-functions.ts). Other services read these tables and
@@ -26,6 +27,7 @@ export const scoreSchema: SchemaMigrations = {
     "2026_11_23_007_outbox_trace_context": outboxTraceContext,
     "2026_11_23_008_region_with_grant": regionWithGrant,
     "2026_11_23_009_replay_after_conflict": replayAfterConflict,
+    "2026_12_06_010_outbox_delete_on_publish": outboxDeleteOnPublish,
   },
   repeatable: applyGrantFunctions,
 };
