@@ -6,6 +6,8 @@ import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { SortOrder, TieRule } from "./boards_pb.js";
+import { file_scoreboard_v1_boards } from "./boards_pb.js";
 import type { LeaderboardEntry } from "./leaderboard_pb.js";
 import { file_scoreboard_v1_leaderboard } from "./leaderboard_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file scoreboard/v1/events.proto.
  */
 export const file_scoreboard_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChpzY29yZWJvYXJkL3YxL2V2ZW50cy5wcm90bxINc2NvcmVib2FyZC52MSKTAgoMU2NvcmVDaGFuZ2VkEhEKCWxlZGdlcl9pZBgBIAEoAxISCgpyZXF1ZXN0X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSEAoIdXNlcm5hbWUYBCABKAkSEQoJYWN0aW9uX2lkGAUgASgJEg4KBnBvaW50cxgGIAEoAxIRCgluZXdfc2NvcmUYByABKAMSDwoHdmVyc2lvbhgIIAEoAxIvCgtvY2N1cnJlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVnaW9uGAogASgJEjEKDXBlcmlvZF9zY29yZXMYCyADKAsyGi5zY29yZWJvYXJkLnYxLlBlcmlvZFNjb3JlIkAKEVNjb3JlQ2hhbmdlZEJhdGNoEisKBmV2ZW50cxgBIAMoCzIbLnNjb3JlYm9hcmQudjEuU2NvcmVDaGFuZ2VkIisKC1BlcmlvZFNjb3JlEg0KBWJvYXJkGAEgASgJEg0KBXNjb3JlGAIgASgDInYKDEJvYXJkQ2hhbmdlZBINCgVib2FyZBgBIAEoCRIsCgN0b3AYAiADKAsyHy5zY29yZWJvYXJkLnYxLkxlYWRlcmJvYXJkRW50cnkSKQoFYXNfb2YYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp, file_scoreboard_v1_leaderboard]);
+  fileDesc("ChpzY29yZWJvYXJkL3YxL2V2ZW50cy5wcm90bxINc2NvcmVib2FyZC52MSLKAgoMU2NvcmVDaGFuZ2VkEhEKCWxlZGdlcl9pZBgBIAEoAxISCgpyZXF1ZXN0X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSEAoIdXNlcm5hbWUYBCABKAkSEQoJYWN0aW9uX2lkGAUgASgJEg4KBnBvaW50cxgGIAEoAxIRCgluZXdfc2NvcmUYByABKAMSDwoHdmVyc2lvbhgIIAEoAxIvCgtvY2N1cnJlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVnaW9uGAogASgJEjEKDXBlcmlvZF9zY29yZXMYCyADKAsyGi5zY29yZWJvYXJkLnYxLlBlcmlvZFNjb3JlEjUKC2JvYXJkX2VudHJ5GAwgASgLMiAuc2NvcmVib2FyZC52MS5Cb2FyZEVudHJ5Q2hhbmdlZCKxAgoRQm9hcmRFbnRyeUNoYW5nZWQSEAoIYm9hcmRfaWQYASABKAkSDgoGc2Vhc29uGAIgASgJEg0KBXNjb3JlGAMgASgDEhAKCHN1YnNjb3JlGAQgASgDEi4KCnJlYWNoZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YBiABKAMSEAoIbWV0YWRhdGEYByABKAkSLAoKc29ydF9vcmRlchgIIAEoDjIYLnNjb3JlYm9hcmQudjEuU29ydE9yZGVyEigKCHRpZV9ydWxlGAkgASgOMhYuc2NvcmVib2FyZC52MS5UaWVSdWxlEi4KCmV4cGlyZXNfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkAKEVNjb3JlQ2hhbmdlZEJhdGNoEisKBmV2ZW50cxgBIAMoCzIbLnNjb3JlYm9hcmQudjEuU2NvcmVDaGFuZ2VkIisKC1BlcmlvZFNjb3JlEg0KBWJvYXJkGAEgASgJEg0KBXNjb3JlGAIgASgDInYKDEJvYXJkQ2hhbmdlZBINCgVib2FyZBgBIAEoCRIsCgN0b3AYAiADKAsyHy5zY29yZWJvYXJkLnYxLkxlYWRlcmJvYXJkRW50cnkSKQoFYXNfb2YYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp, file_scoreboard_v1_boards, file_scoreboard_v1_leaderboard]);
 
 /**
  * ScoreChanged is the durable event of one committed grant. Score publishes
@@ -100,6 +102,15 @@ export type ScoreChanged = Message<"scoreboard.v1.ScoreChanged"> & {
    * @generated from field: repeated scoreboard.v1.PeriodScore period_scores = 11;
    */
   periodScores: PeriodScore[];
+
+  /**
+   * Set when the ledger row is a submission to a defined board
+   * (BoardScoreService.SubmitScore): then new_score, version, region and
+   * period_scores are unset, and only this entry changes.
+   *
+   * @generated from field: scoreboard.v1.BoardEntryChanged board_entry = 12;
+   */
+  boardEntry?: BoardEntryChanged | undefined;
 };
 
 /**
@@ -108,6 +119,82 @@ export type ScoreChanged = Message<"scoreboard.v1.ScoreChanged"> & {
  */
 export const ScoreChangedSchema: GenMessage<ScoreChanged> = /*@__PURE__*/
   messageDesc(file_scoreboard_v1_events, 0);
+
+/**
+ * The state of one user's entry on a defined board's season after a
+ * submission. Absolute, so a redelivery changes nothing.
+ *
+ * @generated from message scoreboard.v1.BoardEntryChanged
+ */
+export type BoardEntryChanged = Message<"scoreboard.v1.BoardEntryChanged"> & {
+  /**
+   * @generated from field: string board_id = 1;
+   */
+  boardId: string;
+
+  /**
+   * @generated from field: string season = 2;
+   */
+  season: string;
+
+  /**
+   * @generated from field: int64 score = 3;
+   */
+  score: bigint;
+
+  /**
+   * @generated from field: int64 subscore = 4;
+   */
+  subscore: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp reached_at = 5;
+   */
+  reachedAt?: Timestamp | undefined;
+
+  /**
+   * Per (board, season, user), +1 per submission that changed the entry:
+   * consumers apply only a newer version.
+   *
+   * @generated from field: int64 version = 6;
+   */
+  version: bigint;
+
+  /**
+   * The JSON object the entry carries; "" for none.
+   *
+   * @generated from field: string metadata = 7;
+   */
+  metadata: string;
+
+  /**
+   * The board's order and tie rule (immutable), so a consumer ranks the
+   * entry without reading the definition.
+   *
+   * @generated from field: scoreboard.v1.SortOrder sort_order = 8;
+   */
+  sortOrder: SortOrder;
+
+  /**
+   * @generated from field: scoreboard.v1.TieRule tie_rule = 9;
+   */
+  tieRule: TieRule;
+
+  /**
+   * When the season stops being readable (its end plus the retained seasons);
+   * unset while it never does.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 10;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message scoreboard.v1.BoardEntryChanged.
+ * Use `create(BoardEntryChangedSchema)` to create a new message.
+ */
+export const BoardEntryChangedSchema: GenMessage<BoardEntryChanged> = /*@__PURE__*/
+  messageDesc(file_scoreboard_v1_events, 1);
 
 /**
  * ScoreChangedBatch is one JetStream message on the subject
@@ -135,7 +222,7 @@ export type ScoreChangedBatch = Message<"scoreboard.v1.ScoreChangedBatch"> & {
  * Use `create(ScoreChangedBatchSchema)` to create a new message.
  */
 export const ScoreChangedBatchSchema: GenMessage<ScoreChangedBatch> = /*@__PURE__*/
-  messageDesc(file_scoreboard_v1_events, 1);
+  messageDesc(file_scoreboard_v1_events, 2);
 
 /**
  * A user's total on one period board.
@@ -159,7 +246,7 @@ export type PeriodScore = Message<"scoreboard.v1.PeriodScore"> & {
  * Use `create(PeriodScoreSchema)` to create a new message.
  */
 export const PeriodScoreSchema: GenMessage<PeriodScore> = /*@__PURE__*/
-  messageDesc(file_scoreboard_v1_events, 2);
+  messageDesc(file_scoreboard_v1_events, 3);
 
 /**
  * BoardChanged is published on core NATS (subject
@@ -192,5 +279,5 @@ export type BoardChanged = Message<"scoreboard.v1.BoardChanged"> & {
  * Use `create(BoardChangedSchema)` to create a new message.
  */
 export const BoardChangedSchema: GenMessage<BoardChanged> = /*@__PURE__*/
-  messageDesc(file_scoreboard_v1_events, 3);
+  messageDesc(file_scoreboard_v1_events, 4);
 
