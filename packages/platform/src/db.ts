@@ -33,7 +33,7 @@ export interface LedgerTable {
   user_id: string;
   /** NULL for a direct increment. */
   action_id: string | null;
-  kind: Generated<"action" | "increment">;
+  kind: Generated<"action" | "increment" | "board">;
   points: number;
   /** The user's total right after this entry: what a retry answers again. */
   new_score: number | null;
@@ -46,6 +46,48 @@ export interface LedgerTable {
   created_at: Generated<Date>;
   /** The user's totals on the period boards this entry counted on, e.g. {"daily:2026-11-23": 30}. */
   period_scores: ColumnType<Record<string, number> | null, never, never>;
+  /** A submission's board, its season and what was submitted (kind "board"); new_score/version are then the entry's. */
+  board_id: ColumnType<string | null, string | null | undefined, never>;
+  season: ColumnType<string | null, string | null | undefined, never>;
+  board_score: ColumnType<number | null, number | null | undefined, never>;
+  subscore: ColumnType<number | null, number | null | undefined, never>;
+  metadata: ColumnType<Record<string, unknown> | null, string | null | undefined, never>;
+  /** Whether the submission changed the entry (a worse "best" does not). */
+  board_changed: ColumnType<boolean | null, boolean | null | undefined, never>;
+}
+
+/** A board's definition (services/score's migration 011; boards.proto's BoardDefinition). */
+export interface BoardDefinitionsTable {
+  board_id: string;
+  title: string;
+  sort_order: "desc" | "asc";
+  operator: "incr" | "decr" | "best" | "set";
+  reset_schedule: Generated<string>;
+  time_zone: Generated<string>;
+  tie_rule: "first" | "subscore";
+  min_score: number | null;
+  max_score: number | null;
+  write_scopes: Generated<string[]>;
+  requires_ticket: Generated<boolean>;
+  metadata_max_bytes: Generated<number>;
+  retained_seasons: Generated<number>;
+  builtin: Generated<boolean>;
+  archived_at: Timestamp | null;
+  revision: Generated<number>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+/** A user's entry on a defined board in one season. */
+export interface BoardEntriesTable {
+  board_id: string;
+  season: string;
+  user_id: string;
+  score: number;
+  subscore: Generated<number>;
+  metadata: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
+  reached_at: Timestamp;
+  version: number;
 }
 
 /** A user's total on one period board (filled by the ledger trigger). */
@@ -94,6 +136,8 @@ export interface Database {
   period_scores: PeriodScoresTable;
   outbox: OutboxTable;
   audit_log: AuditLogTable;
+  board_definitions: BoardDefinitionsTable;
+  board_entries: BoardEntriesTable;
 }
 
 export type Db = Kysely<Database>;

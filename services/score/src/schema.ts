@@ -12,6 +12,7 @@ import * as outboxTraceContext from "./migrations/2026_11_23_007_outbox_trace_co
 import * as regionWithGrant from "./migrations/2026_11_23_008_region_with_grant.js";
 import * as replayAfterConflict from "./migrations/2026_11_23_009_replay_after_conflict.js";
 import * as outboxDeleteOnPublish from "./migrations/2026_12_06_010_outbox_delete_on_publish.js";
+import * as definedBoards from "./migrations/2026_12_06_011_defined_boards.js";
 
 // Score owns the schema: its dated migrations, then the grant's functions
 // re-applied whole (grant-functions.ts). Other services read these tables and
@@ -28,6 +29,7 @@ export const scoreSchema: SchemaMigrations = {
     "2026_11_23_008_region_with_grant": regionWithGrant,
     "2026_11_23_009_replay_after_conflict": replayAfterConflict,
     "2026_12_06_010_outbox_delete_on_publish": outboxDeleteOnPublish,
+    "2026_12_06_011_defined_boards": definedBoards,
   },
   repeatable: applyGrantFunctions,
 };
