@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import type { Redis } from "ioredis";
 import { LeaderboardEntrySchema, type LeaderboardEntry } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
 import { DEFAULT_RETENTION_MS, expiresAtMs, parsePeriodBoard, type PeriodRetention } from "@scoreboard/platform/periods";
+import { RedisDefinedBoards } from "./defined-boards/redis-store.js";
 
 export interface RankedEntry {
   rank: number;
@@ -250,6 +251,8 @@ const globEscape = (literal: string) => literal.replace(/[\\*?[\]{}]/g, "\\$&");
 
 export class RedisBoards implements Boards {
   private readonly redis: RedisWithScripts;
+  /** Defined boards' seasons on the same connection (rebuilds and reconciliation cover both). */
+  readonly defined: RedisDefinedBoards;
 
   constructor(
     redis: Redis,
@@ -259,6 +262,7 @@ export class RedisBoards implements Boards {
     redis.defineCommand("removeEntries", { lua: REMOVE_SCRIPT });
     redis.defineCommand("rankOfUser", { lua: RANK_SCRIPT, numberOfKeys: 3 });
     this.redis = redis as RedisWithScripts;
+    this.defined = new RedisDefinedBoards(redis);
   }
 
   /** An event's state on its boards (global and the user's region); the user leaves any other region board. */

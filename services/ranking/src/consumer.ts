@@ -9,6 +9,7 @@ import { DeadLetterHeaders, DeadLettersStream, RankingConsumer, ScoresStream, Su
 import { SpanKind, contextFromNats, contextsFromNatsEach, inSpan, isTracing, type Context, type SpanOptions } from "@scoreboard/platform/tracing";
 import type { DeadLetterReason, Tally } from "@scoreboard/platform/metrics";
 import type { Boards } from "./boards.js";
+import { applyBoardEntryChanged, type DefinedBoardWrites } from "./defined-boards/events.js";
 
 /** Events applied at once, across messages (see handleAll). */
 const IN_FLIGHT = 64;
@@ -23,6 +24,10 @@ const PULL_EXPIRES_MS = 10_000;
 export interface ScoreEventConsumerOptions {
   js: JetStreamClient;
   boards: Boards;
+  /** Where submissions to defined boards (events with board_entry) go; they never touch `boards`. */
+  definedBoards?: DefinedBoardWrites;
+  /** Told which defined board's season an applied submission changed. */
+  onDefinedBoardChanged?: (boardId: string, season: string) => void;
   logger: Logger;
   /** Told which boards an applied event changed. */
   onBoardsChanged: (boards: string[]) => void;
@@ -185,6 +190,7 @@ export class ScoreEventConsumer {
 
   /** Sets the event's totals where its version is newer; throws when Redis failed (the message is retried whole). */
   private async apply(event: ScoreChanged): Promise<void> {
+    if (event.boardEntry) return this.applyBoardEntry(event);
     const boards = event.region ? [DEFAULT_BOARD, `region:${event.region}`] : [DEFAULT_BOARD];
     const state = {
       userId: event.userId,
@@ -207,6 +213,19 @@ export class ScoreEventConsumer {
       // has the change whether or not the message's ack is still to come.
       const touched = [...(changed ? boards : []), ...changedPeriods];
       if (touched.length > 0) this.options.onBoardsChanged(touched);
+    } catch (err) {
+      this.options.metrics?.applyFailures.inc();
+      throw err;
+    }
+  }
+
+  /** A submission to a defined board: only its season changes (newer version wins, as for totals). */
+  private async applyBoardEntry(event: ScoreChanged): Promise<void> {
+    const { definedBoards, onDefinedBoardChanged } = this.options;
+    // Thrown, not skipped: the message is retried (then dead-lettered), never acked unapplied.
+    if (!definedBoards) throw new Error("a board submission arrived but this consumer has no defined-board store");
+    try {
+      if (await applyBoardEntryChanged(definedBoards, event)) onDefinedBoardChanged?.(event.boardEntry!.boardId, event.boardEntry!.season);
     } catch (err) {
       this.options.metrics?.applyFailures.inc();
       throw err;

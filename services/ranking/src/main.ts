@@ -1,3 +1,4 @@
+import { BoardReadService } from "@scoreboard/gen/scoreboard/v1/boards_pb";
 import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 import { createDb } from "@scoreboard/platform/db";
 import { isTransientStoreError } from "@scoreboard/platform/errors";
@@ -31,6 +32,9 @@ import { loadRankingConfig } from "./config.js";
 import { ScoreEventConsumer } from "./consumer.js";
 import { watchConsumerLag } from "./consumer-lag.js";
 import { createRankingService } from "./service.js";
+import { PostgresDefinedBoards } from "./defined-boards/postgres-store.js";
+import { DefinedBoardReads } from "./defined-boards/reads.js";
+import { createBoardReadService } from "./defined-boards/service.js";
 
 const logger = createLogger("ranking");
 
@@ -43,6 +47,11 @@ async function main(): Promise<void> {
   const db = createDb(config.databaseUrl, 4, logger);
   const redisBoards = new RedisBoards(redis, config.periodRetention);
   const boards = new ResilientBoards(redisBoards, redis, new PostgresStandings(db), logger, {
+    redis: metrics.redisErrors,
+    postgres: metrics.postgresErrors,
+  });
+  const definitions = new PostgresDefinedBoards(db);
+  const definedBoards = new DefinedBoardReads(redisBoards.defined, redis, definitions, logger, {
     redis: metrics.redisErrors,
     postgres: metrics.postgresErrors,
   });
@@ -76,7 +85,10 @@ async function main(): Promise<void> {
     grpcPort: config.grpcPort,
     grpc: config.grpc,
     logger,
-    services: [serve(RankingService, createRankingService(boards, config.periodRetention))],
+    services: [
+      serve(RankingService, createRankingService(boards, config.periodRetention)),
+      serve(BoardReadService, createBoardReadService(definitions, definedBoards)),
+    ],
     metrics,
     startup,
     readiness: new Readiness({
@@ -121,6 +133,7 @@ async function main(): Promise<void> {
   const events = new ScoreEventConsumer({
     js: nc.jetstream(),
     boards,
+    definedBoards: redisBoards.defined,
     logger,
     onBoardsChanged: (changed) => changes.changed(changed),
     declare,

@@ -5,6 +5,7 @@ import type { Logger } from "@scoreboard/platform/logger";
 import { DEFAULT_RETENTION_MS, PERIOD_KINDS, expiresAtMs, periodAt, type PeriodRetention } from "@scoreboard/platform/periods";
 import { sql } from "kysely";
 import { LEGACY_KEYS, type RedisBoards, type ScoreState } from "./boards.js";
+import { rebuildDefinedBoards } from "./defined-boards/rebuild.js";
 
 // Set after a complete rebuild; a Redis that lost its data loses this too.
 // Versioned with the key layout, so a Redis built by an older layout is
@@ -16,6 +17,8 @@ export interface RebuildResult {
   users: number;
   /** Rows loaded into daily, weekly and monthly boards still within their retention. */
   periodRows: number;
+  /** Entries loaded into the readable seasons of defined boards. */
+  definedEntries: number;
   ms: number;
 }
 
@@ -67,8 +70,9 @@ export async function rebuildBoards(db: Db, boards: RedisBoards, redis: Redis, r
   });
   let periodRows = 0;
   for (const board of livePeriodBoards(retention)) periodRows += await rebuildPeriodBoard(db, boards, board);
+  const definedEntries = await rebuildDefinedBoards(db, boards.defined);
   await redis.set(REBUILT_MARKER, new Date().toISOString());
-  return { users, periodRows, ms: Date.now() - started };
+  return { users, periodRows, definedEntries, ms: Date.now() - started };
 }
 
 /** Every period board whose retention has not run out, newest first. */

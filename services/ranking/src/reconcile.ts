@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import { DEFAULT_BOARD } from "@scoreboard/platform/board-params";
 import type { Db } from "@scoreboard/platform/db";
+import { reconcileDefinedBoards, type DefinedReconcileResult } from "./defined-boards/reconcile.js";
 import { memberOf, type RedisBoards, type RepairState, type ScoreState, type StoredUser } from "./boards.js";
 import { sweepBoard, type Placement } from "./reconcile-orphans.js";
 import { reconcilePeriodBoards } from "./reconcile-periods.js";
@@ -20,6 +21,8 @@ export interface ReconcileResult {
   /** The boards compared. */
   boards: string[];
   repaired: Drift[];
+  /** Defined boards' readable seasons, compared and repaired the same way (apart: push has no streams of them to refresh yet). */
+  definedBoards: DefinedReconcileResult;
 }
 
 export interface ReconcileOptions {
@@ -50,7 +53,8 @@ export async function reconcile(db: Db, boards: RedisBoards, options: ReconcileO
     await sweepBoard(boards, board, placedBy(db, region), repaired);
   }
   const periods = await reconcilePeriodBoards(db, boards, options, repaired);
-  return { checked, boards: [DEFAULT_BOARD, ...regions, ...periods], repaired };
+  const definedBoards = await reconcileDefinedBoards(db, boards.defined);
+  return { checked, boards: [DEFAULT_BOARD, ...regions, ...periods], repaired, definedBoards };
 }
 
 /** A user's total as PostgreSQL has it, and the boards it belongs on. */
