@@ -2,12 +2,14 @@ import { randomBytes } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { headers, type ConsumerMessages, type JetStreamClient, type JsMsg, type MsgHdrs } from "nats";
 import { describe, expect, it } from "vitest";
+import { SortOrder, TieRule } from "@scoreboard/gen/scoreboard/v1/boards_pb";
 import { ScoreChangedBatchSchema, ScoreChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
 import { EventSealer } from "@scoreboard/platform/event-seal";
 import { createLogger } from "@scoreboard/platform/logger";
 import { DeadLetterHeaders, Subjects } from "@scoreboard/platform/nats";
 import type { Boards, ScoreState } from "./boards.js";
 import { ScoreEventConsumer, deadLetterReason } from "./consumer.js";
+import type { DefinedBoardWrites } from "./defined-boards/events.js";
 
 describe("deadLetterReason", () => {
   it("maps every dead-letter reason text to one of three bounded labels", () => {
@@ -52,7 +54,7 @@ const batchOf = (count: number) =>
   toBinary(ScoreChangedBatchSchema, create(ScoreChangedBatchSchema, { events: Array.from({ length: count }, (_, i) => scoreChanged(i + 1)) }));
 
 /** Runs a consumer over `msgs` until `done`, against boards that record (or fail) each apply. */
-async function consume(msgs: JsMsg[], done: () => boolean, options: { failUser?: string; maxDeliver?: number } = {}) {
+async function consume(msgs: JsMsg[], done: () => boolean, options: { failUser?: string; maxDeliver?: number; definedBoards?: DefinedBoardWrites } = {}) {
   const applied: ScoreState[] = [];
   const deadLetters: Array<{ subject: string; data: Uint8Array; headers: MsgHdrs }> = [];
   let inFlight = 0;
@@ -89,6 +91,7 @@ async function consume(msgs: JsMsg[], done: () => boolean, options: { failUser?:
   const consumer = new ScoreEventConsumer({
     js,
     boards,
+    definedBoards: options.definedBoards,
     logger: createLogger("consumer-test", "silent"),
     onBoardsChanged: (b) => changed.push(b),
     declare: async () => {},
@@ -154,5 +157,43 @@ describe("ScoreEventConsumer", () => {
     expect(told).toEqual(["term"]);
     expect(applied).toHaveLength(0);
     expect(deadLetters[0]!.headers.get(DeadLetterHeaders.reason)).toMatch(/^undecodable: no score events/);
+  });
+
+  it("applies a submission's event to its defined board's season only, and retries it while that apply fails", async () => {
+    const submission = create(ScoreChangedSchema, {
+      ledgerId: 9n,
+      userId: "racer",
+      username: "Racer",
+      boardEntry: { boardId: "laps", season: "20261207T0000Z", score: 61_250n, version: 2n, sortOrder: SortOrder.ASCENDING, tieRule: TieRule.SUBSCORE },
+    });
+    const payload = toBinary(ScoreChangedBatchSchema, create(ScoreChangedBatchSchema, { events: [submission, scoreChanged(1)] }));
+    const seen: unknown[][] = [];
+    const ok = message(Subjects.scoreBatch, payload);
+    const { applied } = await consume([ok.msg], () => ok.told.length > 0, {
+      definedBoards: {
+        apply: async (...args) => {
+          seen.push(args);
+          return true;
+        },
+      },
+    });
+    expect(ok.told).toEqual(["ack"]);
+    expect(applied.map((s) => s.userId)).toEqual(["u1"]); // the submission left the seed boards alone
+    expect(seen).toMatchObject([
+      [
+        { boardId: "laps", order: "asc", tieRule: "subscore" },
+        { season: "20261207T0000Z", userId: "racer", username: "Racer", score: 61_250, version: 2 },
+        undefined,
+      ],
+    ]);
+    const failing = message(Subjects.scoreBatch, payload);
+    await consume([failing.msg], () => failing.told.length > 0, {
+      definedBoards: {
+        apply: async () => {
+          throw new Error("Connection is closed.");
+        },
+      },
+    });
+    expect(failing.told).toEqual(["nak"]);
   });
 });

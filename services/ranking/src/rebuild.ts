@@ -39,7 +39,14 @@ interface TotalRow {
  * One cursor over one snapshot, not keyset pages: a million users come back
  * three times faster, and the next batch is fetched while Redis takes this one.
  */
-export async function rebuildBoards(db: Db, boards: RedisBoards, redis: Redis, retention: PeriodRetention = DEFAULT_RETENTION_MS): Promise<RebuildResult> {
+export async function rebuildBoards(
+  db: Db,
+  boards: RedisBoards,
+  redis: Redis,
+  retention: PeriodRetention = DEFAULT_RETENTION_MS,
+  /** The clock defined boards' seasons are computed with. */
+  now = new Date(),
+): Promise<RebuildResult> {
   const started = Date.now();
   await redis.unlink(...LEGACY_KEYS);
   const users = await db.transaction().execute(async (trx) => {
@@ -70,7 +77,7 @@ export async function rebuildBoards(db: Db, boards: RedisBoards, redis: Redis, r
   });
   let periodRows = 0;
   for (const board of livePeriodBoards(retention)) periodRows += await rebuildPeriodBoard(db, boards, board);
-  const definedEntries = await rebuildDefinedBoards(db, boards.defined);
+  const definedEntries = await rebuildDefinedBoards(db, boards.defined, now);
   await redis.set(REBUILT_MARKER, new Date().toISOString());
   return { users, periodRows, definedEntries, ms: Date.now() - started };
 }

@@ -31,6 +31,8 @@ export interface ReconcileOptions {
    * read, so a test can land a grant in the gaps a repair must not undo.
    */
   afterRead?: (store: "postgres" | "redis", board: string) => Promise<void>;
+  /** The clock defined boards' seasons are computed with. */
+  now?: () => Date;
 }
 
 const BATCH = 2_000;
@@ -53,7 +55,7 @@ export async function reconcile(db: Db, boards: RedisBoards, options: ReconcileO
     await sweepBoard(boards, board, placedBy(db, region), repaired);
   }
   const periods = await reconcilePeriodBoards(db, boards, options, repaired);
-  const definedBoards = await reconcileDefinedBoards(db, boards.defined);
+  const definedBoards = await reconcileDefinedBoards(db, boards.defined, options.now?.());
   return { checked, boards: [DEFAULT_BOARD, ...regions, ...periods], repaired, definedBoards };
 }
 

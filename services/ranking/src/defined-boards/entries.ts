@@ -52,7 +52,8 @@ export interface Position {
 // - then the user id: greater first on descending boards, smaller first on
 //   ascending ones (byte order, as PostgreSQL's COLLATE "C").
 // Limits: reached-at times from 1970 to 2286, to the millisecond.
-const SUBSCORE_OFFSET = Number.MAX_SAFE_INTEGER;
+// BigInt: subscore + offset goes past 2^53, where doubles are no longer exact.
+const SUBSCORE_OFFSET = BigInt(Number.MAX_SAFE_INTEGER);
 const SUBSCORE_DIGITS = 17;
 const TIME_MAX = 9_999_999_999_999;
 const TIME_DIGITS = 13;
@@ -64,7 +65,7 @@ export function tieKeyOf(shape: BoardShape, subscore: number, reachedAtMs: numbe
   const ms = Math.max(0, Math.min(TIME_MAX, Math.trunc(reachedAtMs)));
   const time = String(shape.order === "desc" ? TIME_MAX - ms : ms).padStart(TIME_DIGITS, "0");
   if (shape.tieRule !== "subscore") return time;
-  return String(subscore + SUBSCORE_OFFSET).padStart(SUBSCORE_DIGITS, "0") + time;
+  return String(BigInt(subscore) + SUBSCORE_OFFSET).padStart(SUBSCORE_DIGITS, "0") + time;
 }
 
 export function memberOf(shape: BoardShape, entry: Pick<DefinedEntry, "userId" | "subscore" | "reachedAtMs">): string {
@@ -88,7 +89,7 @@ export function parseMember(shape: BoardShape, member: string): MemberParts | un
   const reachedAtMs = shape.order === "desc" ? TIME_MAX - time : time;
   const userId = member.slice(width + 1);
   if (shape.tieRule !== "subscore") return { reachedAtMs, userId };
-  const subscore = Number(member.slice(0, SUBSCORE_DIGITS)) - SUBSCORE_OFFSET;
+  const subscore = Number(BigInt(member.slice(0, SUBSCORE_DIGITS)) - SUBSCORE_OFFSET);
   return Number.isSafeInteger(subscore) ? { subscore, reachedAtMs, userId } : undefined;
 }
 
