@@ -108,8 +108,12 @@ async function rpcRoutes(): Promise<GatewayRoute[]> {
       method: "POST",
       path: `/${service.typeName}/${method.name}`,
       kind: method.methodKind === "unary" ? ("rpc" as const) : ("rpc-stream" as const),
-      // ScoreService grants; CatalogService's changes need admin:score. Reads and streams are public by default.
-      write: service.name === "ScoreService" || (service.name === "CatalogService" && !method.name.startsWith("List")),
+      // ScoreService grants and BoardScoreService submissions; CatalogService's and BoardAdminService's changes
+      // need admin:score. Reads and streams are public by default.
+      write:
+        service.name === "ScoreService" ||
+        service.name === "BoardScoreService" ||
+        ((service.name === "CatalogService" || service.name === "BoardAdminService") && !/^(List|Get)/.test(method.name)),
     })),
   );
 }

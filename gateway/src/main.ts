@@ -1,3 +1,4 @@
+import { BoardAdminService, BoardReadService, BoardScoreService } from "@scoreboard/gen/scoreboard/v1/boards_pb";
 import { CatalogService } from "@scoreboard/gen/scoreboard/v1/catalog_pb";
 import { PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
@@ -86,7 +87,7 @@ async function main(): Promise<void> {
     logger,
     services: [],
     connectOnly: {
-      services: [ScoreService, CatalogService, RankingService, PushService],
+      services: [ScoreService, CatalogService, RankingService, PushService, BoardScoreService, BoardAdminService, BoardReadService],
       routes: (router) =>
         registerRpcProxy(router, {
           upstreams,

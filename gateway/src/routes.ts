@@ -6,6 +6,7 @@ import { RouteMeter } from "./http-metrics.js";
 import { sendFailure, sendJson, type Request, type Response } from "./http.js";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
 import { createActionsApi } from "./rest/actions-api.js";
+import { createBoardsApi } from "./rest/boards-api.js";
 import { createLeaderboardReads, type ReadGate } from "./rest/leaderboard-reads.js";
 import { createScoreIncrementApi } from "./rest/score-increment-api.js";
 import { createScoreUpdateApi } from "./rest/score-update-api.js";
@@ -41,8 +42,8 @@ interface Route {
 }
 
 /**
- * Every non-RPC route of the gateway: the seeds' REST dialects, SSE and the
- * demo page. (/healthz, /readyz and /metrics are answered before these, by
+ * Every non-RPC route of the gateway: the seeds' REST dialects, the boards
+ * API, SSE and the demo page. (/healthz, /readyz and /metrics are answered before these, by
  * the RPC server, the same way on every process.)
  */
 export function createRestHandler(deps: RestDeps) {
@@ -53,6 +54,7 @@ export function createRestHandler(deps: RestDeps) {
   const scoreUpdate = createScoreUpdateApi(upstreams, guard, rules, deps.maxIncrement);
   const updateScore = createUpdateScoreApi(upstreams, guard, rules);
   const reads = createLeaderboardReads(upstreams, deps.readGate, deps.feeds);
+  const boards = createBoardsApi(upstreams, guard, rules, deps.readGate);
   const sseStreams = deps.metrics?.openStreamsOf("sse");
 
   // First match wins: seed 002's /api/score/update shadows seed 001's
@@ -90,6 +92,15 @@ export function createRestHandler(deps: RestDeps) {
     { method: "POST", path: "/api/score/update", handler: scoreUpdate.update },
     { method: "POST", path: "/api/score/:userId", handler: (req, res, p) => increment.increment(req, res, { userId: p.userId! }) },
     { method: "POST", path: "/update-score", handler: updateScore.update },
+    // Defined boards (rest/boards-api.ts); no seed path starts with /api/boards.
+    { method: "GET", path: "/api/boards", handler: boards.list },
+    { method: "GET", path: "/api/boards/:boardId", handler: boards.get },
+    { method: "POST", path: "/api/boards/:boardId/scores", handler: boards.submit },
+    { method: "GET", path: "/api/boards/:boardId/entries", handler: boards.page },
+    { method: "GET", path: "/api/boards/:boardId/seasons", handler: boards.seasons },
+    { method: "GET", path: "/api/boards/:boardId/seasons/:season", handler: boards.page },
+    { method: "GET", path: "/api/boards/:boardId/rank/:userId", handler: boards.rank },
+    { method: "GET", path: "/api/boards/:boardId/users", handler: boards.users },
   ];
   const metrics = deps.metrics;
   const meters = new Map(metrics ? routes.map((route) => [route, new RouteMeter(metrics, route.path, route.method)]) : []);

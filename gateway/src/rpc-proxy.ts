@@ -6,6 +6,7 @@ import type { ReadGate } from "./rest/leaderboard-reads.js";
 import { asRpcError, isRateLimited, type WriteGuard } from "./write-guard.js";
 import { PushService, type LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { latestStateStream } from "@scoreboard/platform/leaderboard-stream";
+import { BoardAdminService, BoardReadService, BoardScoreService } from "@scoreboard/gen/scoreboard/v1/boards_pb";
 import { CatalogService } from "@scoreboard/gen/scoreboard/v1/catalog_pb";
 import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
@@ -29,7 +30,7 @@ export interface RpcProxyOptions {
 }
 
 /**
- * The public face of the three services for browsers (Connect, gRPC-Web) and
+ * The public face of the services for browsers (Connect, gRPC-Web) and
  * gRPC clients: unary calls go straight through with the caller's
  * credentials; streams share the gateway's leaderboard feeds.
  */
@@ -90,6 +91,28 @@ export function registerRpcProxy(router: ConnectRouter, options: RpcProxyOptions
       knownBoard(req.board, boards);
       return upstreams.ranking.getRank(req, forward(ctx)).catch(rethrowClean);
     },
+  });
+  // Defined boards: submissions are writes, definitions are administered like
+  // the catalog (score checks admin:score), pages and seasons are reads.
+  router.service(BoardScoreService, {
+    submitScore: async (req, ctx) => upstreams.boardScore.submitScore(req, await admit(ctx)).catch(rethrowClean),
+  });
+  router.service(BoardAdminService, {
+    createBoard: (req, ctx) => throttled(ctx, () => upstreams.boardAdmin.createBoard(req, forward(ctx))),
+    updateBoard: (req, ctx) => throttled(ctx, () => upstreams.boardAdmin.updateBoard(req, forward(ctx))),
+    archiveBoard: (req, ctx) => throttled(ctx, () => upstreams.boardAdmin.archiveBoard(req, forward(ctx))),
+    listBoards: (req, ctx) => throttled(ctx, () => upstreams.boardAdmin.listBoards(req, forward(ctx))),
+    getBoard: (req, ctx) => throttled(ctx, () => upstreams.boardAdmin.getBoard(req, forward(ctx))),
+  });
+  const boardRead = async <T>(ctx: HandlerContext, call: () => Promise<T>) => {
+    await gateRead(ctx);
+    return call().catch(rethrowClean);
+  };
+  router.service(BoardReadService, {
+    getBoardPage: (req, ctx) => boardRead(ctx, () => upstreams.boardRead.getBoardPage(req, forward(ctx))),
+    getBoardRank: (req, ctx) => boardRead(ctx, () => upstreams.boardRead.getBoardRank(req, forward(ctx))),
+    getBoardEntries: (req, ctx) => boardRead(ctx, () => upstreams.boardRead.getBoardEntries(req, forward(ctx))),
+    listSeasons: (req, ctx) => boardRead(ctx, () => upstreams.boardRead.listSeasons(req, forward(ctx))),
   });
   router.service(PushService, {
     watchLeaderboard: async function* (req, ctx) {

@@ -15,6 +15,7 @@ const defaults = {
   scoreIncrement: { name: "score-increment-user", limit: 100, windowMs: minute, failMode: "local" },
   scoreUpdate: { name: "score-update-user", limit: 100, windowMs: minute, failMode: "local" },
   updateScore: { name: "update-score-user", limit: 100, windowMs: minute, failMode: "local" },
+  boardScores: { name: "board-scores-user", limit: 100, windowMs: minute, failMode: "local" },
   rpc: { name: "rpc-writes-user", limit: 100, windowMs: minute, failMode: "local" },
 } satisfies Record<string, RateLimitRule>;
 
