@@ -37,6 +37,8 @@ export interface Command {
   summary: string;
   /** The whole `scoreboard <name> --help` text. */
   usage: string;
+  /** `scoreboard <name> <action> --help`: one action's usage (default: `usage`). */
+  helpFor?(positionals: string[]): string;
   /** Its options; --help and --json are every command's. */
   options: ParseArgsOptionsConfig;
   /** Checks the arguments (throws UsageError) and returns the work, not yet started. */

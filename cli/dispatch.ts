@@ -54,7 +54,7 @@ export async function runCli(argv: string[], io: { out: (s: string) => void; err
       strict: true,
     });
     if (values.help) {
-      io.out(`${command.usage}\n`);
+      io.out(`${command.helpFor?.(positionals) ?? command.usage}\n`);
       return 0;
     }
     json = values.json === true;

@@ -5,6 +5,8 @@
 // counts connections, and none may arrive.
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createServer, type Server } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -66,6 +68,7 @@ describe("every subcommand's --help and bad arguments", () => {
       REDIS_URL: `redis://127.0.0.1:${port}`,
       NATS_URL: `nats://127.0.0.1:${port}`,
       RANKING_URL: `http://127.0.0.1:${port}`,
+      SCORE_URL: `http://127.0.0.1:${port}`,
       JWT_SECRET: "s".repeat(40),
       DATASTORE_WAIT_S: "0",
     };
@@ -97,6 +100,58 @@ describe("every subcommand's --help and bad arguments", () => {
       expectOneLineError(run, what);
       expect(run.stderr, what).toContain(`(scoreboard ${lines[i]![0]} --help for usage)`);
     }
+    expect(connections).toBe(0);
+  });
+
+  const boardActions = ["define", "update", "archive", "list", "show", "seasons", "apply"];
+
+  it("prints each boards action's own usage for --help and exits 0", async () => {
+    const runs = await Promise.all(boardActions.map((action) => scoreboard(["boards", action, "--help"], env)));
+    for (const [i, run] of runs.entries()) {
+      const action = boardActions[i]!;
+      expect(run.code, `boards ${action} --help: ${run.stderr}`).toBe(0);
+      expect(run.stdout.startsWith(`usage: scoreboard boards ${action}`), run.stdout).toBe(true);
+      expect(run.stderr).toBe("");
+    }
+    expect(connections).toBe(0);
+  });
+
+  it("refuses bad arguments of each boards action in one line with exit 2, before connecting to anything", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "scoreboard-cli-"));
+    const badFile = join(dir, "boards.json");
+    writeFileSync(badFile, JSON.stringify([{ boardId: "laps", sortOrder: "upwards" }]));
+    const twice = join(dir, "twice.json");
+    writeFileSync(twice, JSON.stringify([{ boardId: "laps" }, { boardId: "laps" }]));
+    const notArray = join(dir, "object.json");
+    writeFileSync(notArray, JSON.stringify({ boardId: "laps" }));
+    const lines = [
+      ["boards", "define", "laps"],
+      ["boards", "define", "Laps!", "--title", "Best lap"],
+      ["boards", "define", "laps", "--title", "Best lap", "--operator", "max"],
+      ["boards", "define", "laps", "--title", "Best lap", "--metadata-max-bytes", "5000"],
+      ["boards", "update", "laps", "--sort", "asc"],
+      ["boards", "update", "laps", "--min", "low"],
+      ["boards", "update", "laps", "--requires-ticket", "--no-requires-ticket"],
+      ["boards", "archive"],
+      ["boards", "archive", "laps", "--title", "x"],
+      ["boards", "list", "everything"],
+      ["boards", "show", "laps", "more"],
+      ["boards", "seasons"],
+      ["boards", "apply"],
+      ["boards", "apply", join(dir, "missing.json")],
+      ["boards", "apply", badFile],
+      ["boards", "apply", twice],
+      ["boards", "apply", notArray],
+    ];
+    const runs = await Promise.all(lines.map((args) => scoreboard(args, env)));
+    for (const [i, run] of runs.entries()) {
+      const what = lines[i]!.join(" ");
+      expect(run.code, `${what}: ${run.stderr}`).toBe(2);
+      expectOneLineError(run, what);
+      expect(run.stderr, what).toContain("(scoreboard boards --help for usage)");
+    }
+    expect(runs[14]!.stderr).toContain('[0]: sortOrder must be one of descending, ascending, got "upwards"');
+    expect(runs[15]!.stderr).toContain('board "laps" is defined twice');
     expect(connections).toBe(0);
   });
 
