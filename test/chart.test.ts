@@ -213,6 +213,47 @@ describe("helm chart", () => {
     expect(problems).toContainEqual(expect.stringContaining("push RANKING_URL: no NetworkPolicy lets push reach ranking on port 50062"));
   });
 
+  it("applies values.boards after install and every upgrade with the CLI in score's image", async () => {
+    expect(dev.some((o) => o.metadata.name === "scoreboard-boards")).toBe(false);
+    const boards = [
+      { boardId: "laps", title: "Best lap", sortOrder: "ascending", operator: "best", resetSchedule: "weekly", timeZone: "Europe/Paris", minScore: 1 },
+      { boardId: "event", title: "Sunday event", resetSchedule: "0 20 * * SUN", retainedSeasons: 4 },
+    ];
+    const dir = mkdtempSync(join(tmpdir(), "sb-boards-values-"));
+    const file = join(dir, "boards.yaml");
+    writeFileSync(file, stringify({ boards }));
+    try {
+      for (const [objects, external] of [
+        [renderChart([file]), {}],
+        [renderChart([...production, file]), externalSecrets],
+      ] as const) {
+        expect(await validateObjects(objects)).toEqual([]);
+        expect(checkReferences(objects, external)).toEqual([]);
+        const configMap = findObject(objects, "ConfigMap", "scoreboard-boards") as any;
+        expect(JSON.parse(configMap.data["boards.json"])).toEqual(boards);
+        const job = findObject(objects, "Job", "scoreboard-boards") as any;
+        // Definitions are score's: the Job runs once the new score can serve them, after the migration Job.
+        expect(job.metadata.annotations["helm.sh/hook"]).toBe("post-install,post-upgrade");
+        const container = job.spec.template.spec.containers[0];
+        expect(container.command).toEqual(["node", "scoreboard.mjs", "boards", "apply", "/etc/scoreboard/boards.json"]);
+        expect(container.image).toBe(podSpecOf(findObject(objects, "Deployment", "scoreboard-score"))!.containers[0]!.image);
+        const env = (name: string) => container.env.find((e: any) => e.name === name);
+        const gatewayEnv = (podSpecOf(findObject(objects, "Deployment", "scoreboard-gateway"))!.containers[0] as any).env;
+        expect(env("SCORE_URL").value).toBe(gatewayEnv.find((e: any) => e.name === "SCORE_URL").value);
+        expect(env("JWT_SECRET").valueFrom.secretKeyRef.key).toBe("JWT_SECRET");
+        const policy = findObject(objects, "NetworkPolicy", "scoreboard-score") as any;
+        expect(policy.spec.ingress[0].from.map((f: any) => f.podSelector.matchLabels["app.kubernetes.io/component"])).toEqual(["gateway", "boards"]);
+        findObject(objects, "ServiceAccount", "scoreboard-boards");
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const refused = lintChart([], ["boards[0].boardId=Laps", "boards[0].operator=max"]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stdout + refused.stderr).toContain("boards.0.boardId: Does not match pattern");
+    expect(refused.stdout + refused.stderr).toContain("boards.0.operator must be one of the following");
+  });
+
   it("migrates before an upgrade and reconciles daily", () => {
     const job = findObject(prod, "Job", "scoreboard-migrate") as any;
     expect(job.metadata.annotations["helm.sh/hook"]).toBe("pre-install,pre-upgrade");
