@@ -386,6 +386,22 @@ describe("seasons", () => {
     expect(second.entries.map((e) => e.userId)).toEqual(["c"]);
   });
 
+  it("reads a season recorded under an earlier reset schedule while the current schedule's season containing it is kept", async () => {
+    const daily = await defineBoard("reshaped", { schedule: "daily", retained: 0 });
+    nowMs = Date.parse("2030-01-08T09:00:00Z"); // a Tuesday
+    await submit(daily, "early-bird", { score: 3 });
+    await sql`UPDATE board_definitions SET reset_schedule = 'weekly' WHERE board_id = 'reshaped'`.execute(db);
+    nowMs = Date.parse("2030-01-09T12:00:00Z");
+    const { rpc } = client();
+    const old = await rpc.getBoardPage({ boardId: "reshaped", season: "20300108T0000Z" });
+    expect(old.season).toMatchObject({ id: "20300108T0000Z", current: false });
+    expect(old.entries.map((e) => e.userId)).toEqual(["early-bird"]);
+    expect((await rpc.getBoardPage({ boardId: "reshaped" })).season?.id).toBe("20300107T0000Z");
+    expect((await codeOf(rpc.getBoardPage({ boardId: "reshaped", season: "20300108T0300Z" })))[0]).toBe(Code.NotFound);
+    nowMs = Date.parse("2030-01-14T00:00:00Z"); // the week containing it has ended and none are retained
+    expect((await codeOf(rpc.getBoardPage({ boardId: "reshaped", season: "20300108T0000Z" })))[0]).toBe(Code.NotFound);
+  });
+
   it("sets a season's keys to expire at its expiry", async () => {
     const board = await defineBoard("sprint3", { schedule: "daily", retained: 2 });
     await submit(board, "a", { score: 1 });

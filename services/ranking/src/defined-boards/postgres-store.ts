@@ -22,6 +22,8 @@ export interface DefinedBoardSource {
   page(shape: BoardShape, season: string, after: Position | undefined, limit: number): Promise<EntryPage>;
   around(shape: BoardShape, season: string, userId: string, around: number): Promise<{ entry?: RankedDefinedEntry; page: EntryPage }>;
   entriesOf(shape: BoardShape, season: string, userIds: string[]): Promise<EntryPage>;
+  /** Whether the board has any entry in this season. */
+  hasSeason(boardId: string, season: string): Promise<boolean>;
   /** A season's entries by user id after `afterUserId` (loads and reconciliation walk a season with it). */
   seasonEntries(boardId: string, season: string, page: { after: string; limit: number } | { userIds: string[] }): Promise<DefinedEntry[]>;
 }
@@ -168,6 +170,17 @@ export class PostgresDefinedBoards implements DefinedBoardSource {
             )?.n ?? 0,
           );
     return { total, entries: rows.map((r) => ({ ...entryOf(r), rank: Number(r.rank) })) };
+  }
+
+  async hasSeason(boardId: string, season: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom("board_entries")
+      .select("user_id")
+      .where("board_id", "=", boardId)
+      .where("season", "=", season)
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
   }
 
   async seasonEntries(boardId: string, season: string, page: { after: string; limit: number } | { userIds: string[] }): Promise<DefinedEntry[]> {

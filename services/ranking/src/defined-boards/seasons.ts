@@ -1,4 +1,4 @@
-import { SeasonSchedule, type SeasonWindow } from "@scoreboard/platform/seasons";
+import { SeasonSchedule, seasonStartOf, type SeasonWindow } from "@scoreboard/platform/seasons";
 import type { BoardRules } from "./postgres-store.js";
 
 /** A season a read may name: readable until `expiresAt` (never when unset). */
@@ -7,8 +7,15 @@ export interface ReadableSeason extends SeasonWindow {
   expiresAt?: Date;
 }
 
-/** A season id the board does not keep (not one of its schedule, not started yet, or past retention). */
-export class SeasonNotReadable extends Error {}
+/** A season id the board does not keep: not one of its schedule, not started yet, or past retention. */
+export class SeasonNotReadable extends Error {
+  constructor(
+    message: string,
+    readonly reason: "not-of-schedule" | "not-started" | "expired",
+  ) {
+    super(message);
+  }
+}
 
 const scheduleOf = (board: BoardRules) => new SeasonSchedule(board.resetSchedule, board.timeZone);
 
@@ -22,9 +29,9 @@ export function readableSeasons(board: BoardRules, now: Date): ReadableSeason[] 
 
 /**
  * The season a read names: "" is the current one; an id must be the current
- * season or one of the `retained_seasons` before it. A season recorded under
- * an earlier reset schedule of the board is not one of the current
- * schedule's, so it is not readable.
+ * season or one of the `retained_seasons` before it. (A season recorded
+ * under an earlier reset schedule of the board is not one of the current
+ * schedule's: see earlierScheduleSeason.)
  */
 export function readableSeason(board: BoardRules, id: string, now: Date): ReadableSeason {
   const seasons = readableSeasons(board, now);
@@ -36,10 +43,26 @@ export function readableSeason(board: BoardRules, id: string, now: Date): Readab
   if (!season) {
     throw new SeasonNotReadable(
       `season "${id}" is not a season of board "${board.boardId}" (reset schedule "${board.resetSchedule}" in ${board.timeZone}; ids look like ${seasons[0]!.id})`,
+      "not-of-schedule",
     );
   }
-  if (season.startsAt > seasons[0]!.startsAt) throw new SeasonNotReadable(`season "${id}" of board "${board.boardId}" has not started yet`);
-  throw new SeasonNotReadable(`season "${id}" of board "${board.boardId}" is past its retention: ${kept}`);
+  if (season.startsAt > seasons[0]!.startsAt) throw new SeasonNotReadable(`season "${id}" of board "${board.boardId}" has not started yet`, "not-started");
+  throw new SeasonNotReadable(`season "${id}" of board "${board.boardId}" is past its retention: ${kept}`, "expired");
+}
+
+/**
+ * A season of an earlier reset schedule of the board (its id is still its
+ * first instant): readable while the current schedule's season containing
+ * its start is, and expiring with it, as score computes its events'
+ * expires_at. Whether the board has such a season at all only PostgreSQL
+ * knows; undefined when it could not be readable.
+ */
+export function earlierScheduleSeason(board: BoardRules, id: string, now: Date): ReadableSeason | undefined {
+  const startsAt = seasonStartOf(id);
+  if (!startsAt || startsAt > now) return undefined;
+  const containing = scheduleOf(board).seasonAt(startsAt);
+  const readable = readableSeasons(board, now).find((s) => s.id === containing.id);
+  return readable && { id, startsAt, endsAt: containing.endsAt, current: false, expiresAt: readable.expiresAt };
 }
 
 /** When a season of the board stops being readable, as the definition says now. */

@@ -8,7 +8,7 @@ import { toConnectError } from "@scoreboard/platform/errors";
 import { CursorError, decodeCursor, encodeCursor, positionOf, type Cursor, type RankedDefinedEntry } from "./entries.js";
 import type { BoardRules, DefinedBoardSource } from "./postgres-store.js";
 import type { DefinedBoardReads } from "./reads.js";
-import { SeasonNotReadable, readableSeason, readableSeasons, type ReadableSeason } from "./seasons.js";
+import { SeasonNotReadable, earlierScheduleSeason, readableSeason, readableSeasons, type ReadableSeason } from "./seasons.js";
 
 /** Neighbours above and below that GetBoardRank may return. */
 const MAX_AROUND = 50;
@@ -21,7 +21,7 @@ export interface BoardReadServiceOptions {
 }
 
 export function createBoardReadService(
-  definitions: Pick<DefinedBoardSource, "board">,
+  definitions: Pick<DefinedBoardSource, "board" | "hasSeason">,
   reads: DefinedBoardReads,
   options: BoardReadServiceOptions = {},
 ): ServiceImpl<typeof BoardReadService> {
@@ -44,19 +44,21 @@ export function createBoardReadService(
     return board;
   };
 
-  const seasonOf = (board: BoardRules, id: string): ReadableSeason => {
-    try {
-      return readableSeason(board, id, now());
-    } catch (err) {
-      if (err instanceof SeasonNotReadable) throw new ConnectError(err.message, Code.NotFound);
-      throw err;
-    }
-  };
-
   const store = <T>(read: Promise<T>): Promise<T> =>
     read.catch((err: unknown) => {
       throw toConnectError(err, "leaderboard store");
     });
+
+  const seasonOf = async (board: BoardRules, id: string): Promise<ReadableSeason> => {
+    try {
+      return readableSeason(board, id, now());
+    } catch (err) {
+      if (!(err instanceof SeasonNotReadable)) throw err;
+      const earlier = err.reason === "not-of-schedule" ? earlierScheduleSeason(board, id, now()) : undefined;
+      if (earlier && (await store(definitions.hasSeason(board.boardId, id)))) return earlier;
+      throw new ConnectError(err.message, Code.NotFound);
+    }
+  };
 
   return {
     async getBoardPage(req) {
@@ -76,7 +78,7 @@ export function createBoardReadService(
       }
       // A cursor keeps the walk in its season: pages of "the current season"
       // do not jump to the next one when it begins.
-      const season = seasonOf(board, cursor?.season ?? req.season);
+      const season = await seasonOf(board, cursor?.season ?? req.season);
       const page = await store(reads.page(board, season, cursor?.after, limit));
       const last = page.entries.at(-1);
       const more = page.entries.length === limit && last !== undefined && last.rank < page.total;
@@ -92,7 +94,7 @@ export function createBoardReadService(
       const board = await boardFor(req.boardId);
       if (req.around < 0 || req.around > MAX_AROUND) throw new ConnectError(`around must be 0..${MAX_AROUND}`, Code.InvalidArgument);
       if (!isValidId(req.userId)) throw new ConnectError("user_id must be 1..64 characters without control characters", Code.InvalidArgument);
-      const season = seasonOf(board, req.season);
+      const season = await seasonOf(board, req.season);
       const found = await store(reads.around(board, season, req.userId, req.around));
       if (!found.entry) {
         throw new ConnectError(`user "${req.userId}" has no entry on board "${board.boardId}" in season "${season.id}"`, Code.NotFound);
@@ -110,7 +112,7 @@ export function createBoardReadService(
       if (req.userIds.length > MAX_USER_IDS) throw new ConnectError(`user_ids takes at most ${MAX_USER_IDS} ids`, Code.InvalidArgument);
       const bad = req.userIds.find((id) => !isValidId(id));
       if (bad !== undefined) throw new ConnectError(`user_ids: "${bad}" is not a user id (1..64 characters without control characters)`, Code.InvalidArgument);
-      const season = seasonOf(board, req.season);
+      const season = await seasonOf(board, req.season);
       const page = await store(reads.entriesOf(board, season, [...new Set(req.userIds)]));
       return { entries: page.entries.map(toBoardEntry), season: toSeason(season) };
     },
