@@ -265,6 +265,28 @@ describe("cursor", () => {
     expect(third.nextCursor).toBe("");
   });
 
+  it("finds the cursor's place among equal scores after its entry moved, on either order, in Redis and PostgreSQL", async () => {
+    for (const order of ["desc", "asc"] as const) {
+      const board = await defineBoard(`tied-${order}`, { order, tie: "subscore" });
+      for (let i = 1; i <= 7; i++) await submit(board, `t${i}`, { score: 5, subscore: 0, at: i });
+      const first = await client().rpc.getBoardPage({ boardId: board.boardId, limit: 3 });
+      expect(first.entries.map((e) => e.userId)).toEqual(["t1", "t2", "t3"]);
+      await submit(board, "t3", { score: order === "desc" ? 9 : 1 }); // the cursor's entry moves to the top
+      await submit(board, "t5", { score: 5, subscore: order === "desc" ? 1 : -1, at: 50 }); // passes the cursor among the ties
+      for (const { rpc } of [client(), client(down)]) {
+        const second = await rpc.getBoardPage({ boardId: board.boardId, limit: 3, cursor: first.nextCursor });
+        expect(
+          second.entries.map((e) => [e.userId, Number(e.rank)]),
+          order,
+        ).toEqual([
+          ["t4", 5],
+          ["t6", 6],
+          ["t7", 7],
+        ]);
+      }
+    }
+  });
+
   it("gives the same continuation from PostgreSQL after the cursor's entry left", async () => {
     const board = await defineBoard("race2", { order: "asc" });
     for (let i = 1; i <= 6; i++) await submit(board, `q${i}`, { score: i * 10, at: i });
