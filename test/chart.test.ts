@@ -236,9 +236,10 @@ describe("helm chart", () => {
         expect(job.metadata.annotations["helm.sh/hook"]).toBe("post-install,post-upgrade");
         const container = job.spec.template.spec.containers[0];
         expect(container.command).toEqual(["node", "scoreboard.mjs", "boards", "apply", "/etc/scoreboard/boards.json"]);
-        expect(container.image).toBe(podSpecOf(findObject(objects, "Deployment", "scoreboard-score"))!.containers[0]!.image);
+        const containerOf = (deployment: string) => (podSpecOf(findObject(objects, "Deployment", deployment))!.containers as any[])[0];
+        expect(container.image).toBe(containerOf("scoreboard-score").image);
         const env = (name: string) => container.env.find((e: any) => e.name === name);
-        const gatewayEnv = (podSpecOf(findObject(objects, "Deployment", "scoreboard-gateway"))!.containers[0] as any).env;
+        const gatewayEnv = containerOf("scoreboard-gateway").env;
         expect(env("SCORE_URL").value).toBe(gatewayEnv.find((e: any) => e.name === "SCORE_URL").value);
         expect(env("JWT_SECRET").valueFrom.secretKeyRef.key).toBe("JWT_SECRET");
         const policy = findObject(objects, "NetworkPolicy", "scoreboard-score") as any;

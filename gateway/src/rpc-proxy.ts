@@ -63,9 +63,9 @@ export function registerRpcProxy(router: ConnectRouter, options: RpcProxyOptions
     addScore: async (req, ctx) => upstreams.score.addScore(req, await admit(ctx)).catch(rethrowClean),
   });
   // Score verifies catalog tokens; a refusal it answers counts against the address like ours.
-  const throttled = <T>(ctx: HandlerContext, call: () => Promise<T>) =>
+  const throttled = <T>(ctx: HandlerContext, call: () => Promise<T>, rethrow: (err: unknown) => never = rethrowClean) =>
     guard
-      .throttlingRefusedTokens(ctx.values.get(clientAddressKey), () => call().catch(rethrowClean))
+      .throttlingRefusedTokens(ctx.values.get(clientAddressKey), () => call().catch(rethrow))
       .catch((err: unknown) => {
         throw asRpcError(err);
       });
@@ -99,7 +99,7 @@ export function registerRpcProxy(router: ConnectRouter, options: RpcProxyOptions
   });
   router.service(BoardAdminService, {
     createBoard: (req, ctx) => throttled(ctx, () => upstreams.boardAdmin.createBoard(req, forward(ctx))),
-    updateBoard: (req, ctx) => throttled(ctx, () => upstreams.boardAdmin.updateBoard(req, forward(ctx))),
+    updateBoard: (req, ctx) => throttled(ctx, () => upstreams.boardAdmin.updateBoard(req, forward(ctx)), rethrowRevisionConflict),
     archiveBoard: (req, ctx) => throttled(ctx, () => upstreams.boardAdmin.archiveBoard(req, forward(ctx))),
     listBoards: (req, ctx) => throttled(ctx, () => upstreams.boardAdmin.listBoards(req, forward(ctx))),
     getBoard: (req, ctx) => throttled(ctx, () => upstreams.boardAdmin.getBoard(req, forward(ctx))),
@@ -145,6 +145,17 @@ const WRITE_HEADERS = ["authorization", IDEMPOTENCY_KEY_HEADER, "x-api-key"] as 
 function rethrowClean(err: unknown): never {
   const upstream = fromUpstream(err);
   throw new ConnectError(upstream.rawMessage, upstream.code);
+}
+
+/**
+ * UpdateBoard answers ABORTED itself when expected_revision is not the
+ * board's (boards.proto): the admin must read the board again, so that one
+ * keeps its code rather than becoming a retryable UNAVAILABLE.
+ */
+function rethrowRevisionConflict(err: unknown): never {
+  const error = ConnectError.from(err);
+  if (error.code === Code.Aborted) throw new ConnectError(error.rawMessage, Code.Aborted);
+  return rethrowClean(err);
 }
 
 function watchThroughFeed(feeds: LeaderboardFeeds, board: string, limit: number, ctx: HandlerContext, heartbeatMs: number) {

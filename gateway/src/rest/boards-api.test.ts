@@ -89,7 +89,10 @@ function fakeUpstreams(): Upstreams {
         record("createBoard", req, ctx.requestHeader);
         return { board: req.board };
       },
-      updateBoard: (req) => ({ board: req.board }),
+      updateBoard(req) {
+        if (req.expectedRevision === 1n) throw new ConnectError('board "laps" is at revision 3, not 1: read it again', Code.Aborted);
+        return { board: req.board };
+      },
       archiveBoard: () => ({ board: laps }),
     });
     service(BoardScoreService, {
@@ -357,6 +360,13 @@ describe("RPC proxy", () => {
       ["getBoardPage", null],
       ["createBoard", `Bearer ${player}`],
     ]);
+  });
+
+  it("keeps UpdateBoard's ABORTED for a stale revision (other upstream ABORTEDs become UNAVAILABLE)", async () => {
+    const admin = createClient(BoardAdminService, gateway);
+    const headers = { authorization: `Bearer ${player}` };
+    await expect(admin.updateBoard({ board: laps, expectedRevision: 1n }, { headers })).rejects.toMatchObject({ code: Code.Aborted });
+    await expect(admin.updateBoard({ board: laps, expectedRevision: 3n }, { headers })).resolves.toMatchObject({ board: { boardId: "laps" } });
   });
 
   it("admits SubmitScore like a write: a token is required and the retry key goes along", async () => {
