@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { sql } from "kysely";
 import type { Db } from "@scoreboard/platform/db";
 import { missingMigrations } from "@scoreboard/platform/db";
+import { BOARD_RULES_REVISION } from "../services/score/src/boards/board-functions.js";
 import { GRANT_RULES_REVISION } from "../services/score/src/grant-functions.js";
 import { migrateToLatest, scoreSchema } from "../services/score/src/schema.js";
 import { freshMigratedDb } from "./harness/database.js";
@@ -67,5 +68,20 @@ describe("the grant's functions", () => {
     await sql`COMMENT ON FUNCTION sb_grant_batch(jsonb, text) IS NULL`.execute(other);
     await Promise.all(Array.from({ length: 6 }, () => migrateToLatest(other)));
     expect(await definitions(other)).toEqual(await definitions(fresh));
+  });
+});
+
+describe("the board submission's functions", () => {
+  const signature = "sb_board_submit(text, text, boolean, text, bigint, text, bigint, bigint, jsonb, text, text, text, text, timestamptz, jsonb)";
+  const boardRevision = async (db: Db) =>
+    (await sql<{ c: string | null }>`SELECT obj_description(to_regprocedure(${signature}), 'pg_proc') AS c`.execute(db)).rows[0]?.c;
+
+  it("are applied by the same repeatable step, under their own revision", async () => {
+    expect(await boardRevision(fresh)).toBe(`board rules r${BOARD_RULES_REVISION}`);
+    await sql`COMMENT ON FUNCTION ${sql.raw(signature)} IS ${sql.lit(`board rules r${BOARD_RULES_REVISION + 1}`)}`.execute(other);
+    await migrateToLatest(other);
+    expect(await boardRevision(other)).toBe(`board rules r${BOARD_RULES_REVISION + 1}`);
+    // The grant's rules are re-applied regardless.
+    expect(await revision(other)).toBe(`grant rules r${GRANT_RULES_REVISION}`);
   });
 });

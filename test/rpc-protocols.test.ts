@@ -136,7 +136,7 @@ describe("the same handlers over grpc-js, connect-node and Connect-Web", () => {
 
   it("answers reflection and health on every gRPC port", async () => {
     const expected = {
-      score: ["scoreboard.v1.ScoreService", "scoreboard.v1.CatalogService"],
+      score: ["scoreboard.v1.ScoreService", "scoreboard.v1.CatalogService", "scoreboard.v1.BoardAdminService", "scoreboard.v1.BoardScoreService"],
       ranking: ["scoreboard.v1.RankingService"],
       push: ["scoreboard.v1.PushService"],
     };

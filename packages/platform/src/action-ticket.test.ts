@@ -65,6 +65,13 @@ describe("ActionTicketVerifier.verify", () => {
     });
   });
 
+  it('reports a "score" claim (a board submission\'s ticket) and refuses one that is not an integer', async () => {
+    expect((await verifier.verify(await mintActionTicket(game.privateKey, { ...expected, kid: "game-1", score: -42 }), expected)).score).toBe(-42);
+    for (const score of [1.5, "42", 2 ** 53]) {
+      expect((await refusal(verifier.verify(await sign(goodClaims({ score })), expected))).rawMessage).toMatch(/claim "score"/);
+    }
+  });
+
   it("accepts a ticket minted by mintActionTicket and reports no issuer as an empty string", async () => {
     const token = await mintActionTicket(game.privateKey, { ...expected, kid: "game-1", ttlS: 120 });
     const ticket = await verifier.verify(token, expected);

@@ -42,6 +42,11 @@ export interface ActionTicket {
   expiresAt: Date;
   /** The ticket's "iss", or "" when it names none (only possible when TicketConfig.issuer is unset). */
   issuer: string;
+  /**
+   * The optional "score" claim, a safe integer: the score a game server
+   * vouches for (a board submission's ticket must carry the score submitted).
+   */
+  score?: number;
 }
 
 /** A game server's public key: a public JWK, or an imported CryptoKey/KeyObject of type "public". */
@@ -193,7 +198,16 @@ export class ActionTicketVerifier {
     if (lifetime > this.config.maxTtlS) {
       throw denied(`action ticket lives ${lifetime} s (exp - iat), more than the ${this.config.maxTtlS} s allowed`);
     }
-    return { jti, userId: sub, actionId, expiresAt: new Date((exp as number) * 1000), issuer: iss ?? "" };
+    const { score } = payload;
+    if (score !== undefined && !Number.isSafeInteger(score)) throw denied('action ticket claim "score" must be an integer');
+    return {
+      jti,
+      userId: sub,
+      actionId,
+      expiresAt: new Date((exp as number) * 1000),
+      issuer: iss ?? "",
+      ...(score !== undefined ? { score: score as number } : {}),
+    };
   }
 
   // Static keys first; a header no static key matches goes to the JWKS.
@@ -231,6 +245,8 @@ export interface ActionTicketClaims {
   kid?: string;
   /** Default inferred from the key: RS256, ES256, ES384 or EdDSA. */
   alg?: string;
+  /** The "score" claim, for a board submission's ticket. */
+  score?: number;
 }
 
 /**
@@ -240,7 +256,7 @@ export interface ActionTicketClaims {
 export async function mintActionTicket(privateKey: CryptoKey | KeyObject | JWK, claims: ActionTicketClaims): Promise<string> {
   const alg = claims.alg ?? inferAlgorithm(privateKey);
   if (!ASYMMETRIC_ALGORITHMS.includes(alg)) throw new Error(`action tickets are signed with ${ASYMMETRIC_ALGORITHMS.join(", ")}, not ${alg}`);
-  const jwt = new SignJWT({ action_id: claims.actionId })
+  const jwt = new SignJWT({ action_id: claims.actionId, ...(claims.score !== undefined ? { score: claims.score } : {}) })
     .setProtectedHeader({ alg, typ: "JWT", ...(claims.kid ? { kid: claims.kid } : {}) })
     .setSubject(claims.userId)
     .setAudience(claims.audience ?? "scoreboard-actions")

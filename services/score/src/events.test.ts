@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { ScoreChangedBatchSchema, ScoreChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
+import { BoardEntryChangedSchema, ScoreChangedBatchSchema, ScoreChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
 import { batchMessageId, encodeScoreChanged, encodeScoreChangedBatch, splitBatch } from "./events.js";
 
 const event = (ledgerId: number, username = `user-${ledgerId}`) =>
@@ -49,5 +49,53 @@ describe("batchMessageId", () => {
     expect(batchMessageId(["1", "2"])).not.toBe(batchMessageId(["2", "1"]));
     expect(batchMessageId(["1", "2"])).not.toBe(batchMessageId(["12"]));
     expect(batchMessageId(["1", "2"])).toMatch(/^b1-[A-Za-z0-9_-]{43}$/);
+  });
+});
+
+describe("encodeScoreChanged", () => {
+  it("encodes a grant's event as it always has (consumers and sealed batches depend on the bytes)", () => {
+    const grant = encodeScoreChanged({
+      ledgerId: 7,
+      requestId: "r",
+      userId: "u",
+      username: "U",
+      actionId: "a",
+      points: 5,
+      newScore: 10,
+      version: 2,
+      createdAt: new Date(1_700_000_000_123),
+      region: "eu",
+      periodScores: { "daily:2026-11-23": 5 },
+    });
+    expect(Buffer.from(grant).toString("hex")).toBe(
+      "08071201721a01752201552a01613005380a40024a0b0880e2cfaa0610c0a9d33a520265755a140a106461696c793a323032362d31312d32331005",
+    );
+  });
+
+  it("encodes a board submission's entry and leaves the grant's fields unset", () => {
+    const decoded = fromBinary(
+      ScoreChangedSchema,
+      encodeScoreChanged({
+        ledgerId: 9,
+        requestId: "r9",
+        userId: "u",
+        username: "U",
+        actionId: null,
+        points: 0,
+        newScore: 42,
+        version: 3,
+        createdAt: new Date(1_700_000_000_000),
+        region: "eu",
+        boardEntry: create(BoardEntryChangedSchema, { boardId: "laps", season: "all", score: 42n, version: 3n }),
+      }),
+    );
+    expect([decoded.newScore, decoded.version, decoded.region, decoded.points, decoded.boardEntry?.score, decoded.boardEntry?.version]).toEqual([
+      0n,
+      0n,
+      "",
+      0n,
+      42n,
+      3n,
+    ]);
   });
 });

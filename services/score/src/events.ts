@@ -3,7 +3,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { headers, type JetStreamClient } from "nats";
-import { ScoreChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
+import { ScoreChangedSchema, type BoardEntryChanged } from "@scoreboard/gen/scoreboard/v1/events_pb";
 import type { EventSealing } from "@scoreboard/platform/event-seal";
 import { ScoresStream, Subjects, isNoStream } from "@scoreboard/platform/nats";
 import { SpanKind, contextFromCarrier, failSpan, injectNatsEach, startSpan, type Span } from "@scoreboard/platform/tracing";
@@ -141,7 +141,11 @@ export function batchMessageId(ledgerIds: readonly string[]): string {
   return `b1-${createHash("sha256").update(ledgerIds.join(",")).digest("base64url")}`;
 }
 
-/** Encodes the event of one ledger row; the relay calls it when it publishes. */
+/**
+ * Encodes the event of one ledger row; the relay calls it when it publishes.
+ * A board submission's row carries `boardEntry` (the entry after it) and
+ * leaves the grant's fields new_score, version, region and period_scores unset.
+ */
 export function encodeScoreChanged(row: {
   ledgerId: number;
   requestId: string;
@@ -155,7 +159,19 @@ export function encodeScoreChanged(row: {
   region: string | null;
   /** Period board → the user's total there after this entry (from the ledger trigger). */
   periodScores?: Record<string, number> | null;
+  boardEntry?: BoardEntryChanged;
 }): Uint8Array {
+  // protobuf-es writes fields in field-number order, whatever order they are given in.
+  const rowFields = row.boardEntry
+    ? { boardEntry: row.boardEntry }
+    : {
+        actionId: row.actionId ?? "",
+        points: BigInt(row.points),
+        newScore: BigInt(row.newScore),
+        version: BigInt(row.version),
+        region: row.region ?? "",
+        periodScores: Object.entries(row.periodScores ?? {}).map(([board, score]) => ({ board, score: BigInt(score) })),
+      };
   return toBinary(
     ScoreChangedSchema,
     create(ScoreChangedSchema, {
@@ -163,13 +179,8 @@ export function encodeScoreChanged(row: {
       requestId: row.requestId,
       userId: row.userId,
       username: row.username,
-      actionId: row.actionId ?? "",
-      points: BigInt(row.points),
-      newScore: BigInt(row.newScore),
-      version: BigInt(row.version),
       occurredAt: timestampFromDate(row.createdAt),
-      region: row.region ?? "",
-      periodScores: Object.entries(row.periodScores ?? {}).map(([board, score]) => ({ board, score: BigInt(score) })),
+      ...rowFields,
     }),
   );
 }

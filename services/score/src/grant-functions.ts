@@ -1,4 +1,5 @@
 import { sql, type Kysely } from "kysely";
+import { applyFunctionRules } from "./function-rules.js";
 
 // The grant's rules, in one place: the one current definition of the
 // functions a grant runs. They are not altered step by step like tables but
@@ -201,12 +202,11 @@ $fn$`;
  * caller's transaction, which holds the migration lock. Answers whether it did.
  */
 // biome-ignore lint/suspicious/noExplicitAny: any database score's migrations made
-export async function applyGrantFunctions(trx: Kysely<any>): Promise<boolean> {
-  const { rows } = await sql<{ comment: string | null }>`
-    SELECT obj_description(to_regprocedure('sb_grant_batch(jsonb, text)'), 'pg_proc') AS comment`.execute(trx);
-  const applied = Number(/^grant rules r(\d+)$/.exec(rows[0]?.comment ?? "")?.[1] ?? 0);
-  if (applied > GRANT_RULES_REVISION) return false;
-  for (const definition of [grantReplay, grant, grantBatch]) await definition.execute(trx);
-  await sql`COMMENT ON FUNCTION sb_grant_batch(jsonb, text) IS ${sql.lit(`grant rules r${GRANT_RULES_REVISION}`)}`.execute(trx);
-  return true;
+export function applyGrantFunctions(trx: Kysely<any>): Promise<boolean> {
+  return applyFunctionRules(trx, {
+    label: "grant rules",
+    revision: GRANT_RULES_REVISION,
+    marker: "sb_grant_batch(jsonb, text)",
+    definitions: [grantReplay, grant, grantBatch],
+  });
 }

@@ -1,3 +1,4 @@
+import { BoardAdminService, BoardScoreService } from "@scoreboard/gen/scoreboard/v1/boards_pb";
 import { CatalogService } from "@scoreboard/gen/scoreboard/v1/catalog_pb";
 import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
 import { ScoreBatchService } from "@scoreboard/gen/scoreboard/v1/score_batch_pb";
@@ -15,6 +16,10 @@ import { ProcessMetrics } from "@scoreboard/platform/metrics";
 import { Readiness, natsCheck, postgresCheck } from "@scoreboard/platform/probes";
 import { Startup } from "@scoreboard/platform/startup";
 import type { NatsConnection } from "nats";
+import { createBoardAdminService } from "./boards/board-admin-service.js";
+import { createBoardScoreService } from "./boards/board-score-service.js";
+import { PostgresBoardStore } from "./boards/board-store.js";
+import { PostgresBoardSubmissions } from "./boards/board-submissions.js";
 import { CatalogRepository, createCatalogService } from "./catalog.js";
 import { loadScoreConfig } from "./config.js";
 import { JetStreamPublisher } from "./events.js";
@@ -37,10 +42,13 @@ async function main(): Promise<void> {
   let relay: OutboxRelay | undefined;
 
   const verifier = new TokenVerifier(config.auth);
+  const ledger = new PostgresLedger(db);
+  const tickets = config.tickets ? new ActionTicketVerifier(config.tickets) : undefined;
+  const boards = new PostgresBoardStore(db);
   const service = createScoreService({
-    ledger: new PostgresLedger(db),
+    ledger,
     verifier,
-    tickets: config.tickets ? new ActionTicketVerifier(config.tickets) : undefined,
+    tickets,
     logger,
     maxIncrement: config.maxIncrement,
     requireRegistration: config.requireRegistration,
@@ -61,6 +69,20 @@ async function main(): Promise<void> {
       serve(ScoreService, service),
       serve(CatalogService, createCatalogService(new CatalogRepository(db), verifier)),
       serve(ScoreBatchService, createScoreBatchService(service, serverInterceptors(metrics))),
+      serve(BoardAdminService, createBoardAdminService({ boards, verifier })),
+      serve(
+        BoardScoreService,
+        createBoardScoreService({
+          boards,
+          submissions: new PostgresBoardSubmissions(db),
+          verifier,
+          tickets,
+          audit: (entry) => ledger.audit(entry),
+          logger,
+          requireRegistration: config.requireRegistration,
+          onSubmitted: () => outsideAnyTrace(() => relay?.kick()),
+        }),
+      ),
     ],
     metrics,
     startup,

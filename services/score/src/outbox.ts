@@ -1,5 +1,7 @@
-import type { Db } from "@scoreboard/platform/db";
+import { sql } from "kysely";
+import type { BoardDefinitionsTable, Db } from "@scoreboard/platform/db";
 import type { Logger } from "@scoreboard/platform/logger";
+import { boardEntryChangedOf } from "./boards/board-events.js";
 import { encodeScoreChanged, type EventPublisher, type OutboxEvent } from "./events.js";
 
 export interface OutboxRelayOptions {
@@ -107,6 +109,8 @@ export class OutboxRelay {
         .selectFrom("outbox")
         .innerJoin("ledger", "ledger.id", "outbox.ledger_id")
         .innerJoin("users", "users.user_id", "ledger.user_id")
+        // A board submission's row is published with its board's rules.
+        .leftJoin("board_definitions", "board_definitions.board_id", "ledger.board_id")
         .select([
           "outbox.id",
           "outbox.ledger_id",
@@ -122,6 +126,15 @@ export class OutboxRelay {
           "ledger.version",
           "ledger.created_at",
           "ledger.period_scores",
+          "ledger.board_id",
+          "ledger.season",
+          "ledger.subscore",
+          sql<string | null>`ledger.metadata::text`.as("metadata"),
+          "board_definitions.sort_order",
+          "board_definitions.tie_rule",
+          "board_definitions.reset_schedule",
+          "board_definitions.time_zone",
+          "board_definitions.retained_seasons",
         ])
         .where("outbox.published_at", "is", null)
         .orderBy("outbox.id")
@@ -165,6 +178,15 @@ function outboxEvent(row: {
   version: number | null;
   created_at: Date;
   period_scores: Record<string, number> | null;
+  board_id: string | null;
+  season: string | null;
+  subscore: number | null;
+  metadata: string | null;
+  sort_order: BoardDefinitionsTable["sort_order"] | null;
+  tie_rule: BoardDefinitionsTable["tie_rule"] | null;
+  reset_schedule: string | null;
+  time_zone: string | null;
+  retained_seasons: number | null;
 }): OutboxEvent {
   const payload =
     row.payload ??
@@ -180,8 +202,27 @@ function outboxEvent(row: {
       createdAt: row.created_at,
       region: row.region,
       periodScores: row.period_scores,
+      boardEntry: row.board_id !== null ? boardEntryOf(row) : undefined,
     });
   return { ledgerId: String(row.ledger_id), payload, traceContext: row.trace_context };
+}
+
+function boardEntryOf(row: Parameters<typeof outboxEvent>[0]) {
+  // The definition's row exists: the ledger's board_id references it.
+  return boardEntryChangedOf({
+    board_id: row.board_id!,
+    season: row.season!,
+    new_score: row.new_score,
+    subscore: row.subscore,
+    metadata: row.metadata,
+    version: row.version,
+    created_at: row.created_at,
+    sort_order: row.sort_order!,
+    tie_rule: row.tie_rule!,
+    reset_schedule: row.reset_schedule!,
+    time_zone: row.time_zone!,
+    retained_seasons: row.retained_seasons!,
+  });
 }
 
 function errorMessage(err: unknown): string {

@@ -1,6 +1,7 @@
 import { sql, type Kysely } from "kysely";
 import { migrateSchema, type Db, type SchemaMigrations } from "@scoreboard/platform/db";
 import { schemaCheck } from "@scoreboard/platform/probes";
+import { applyBoardFunctions } from "./boards/board-functions.js";
 import { applyGrantFunctions } from "./grant-functions.js";
 import * as foundation from "./migrations/2026_11_23_001_foundation.js";
 import * as writePath from "./migrations/2026_11_23_002_write_path.js";
@@ -14,8 +15,9 @@ import * as replayAfterConflict from "./migrations/2026_11_23_009_replay_after_c
 import * as outboxDeleteOnPublish from "./migrations/2026_12_06_010_outbox_delete_on_publish.js";
 import * as definedBoards from "./migrations/2026_12_06_011_defined_boards.js";
 
-// Score owns the schema: its dated migrations, then the grant's functions
-// re-applied whole (grant-functions.ts). Other services read these tables and
+// Score owns the schema: its dated migrations, then the grant's and the board
+// submission's functions re-applied whole (grant-functions.ts,
+// boards/board-functions.ts). Other services read these tables and
 // name the newest migration they rely on; none imports this module.
 export const scoreSchema: SchemaMigrations = {
   migrations: {
@@ -31,7 +33,10 @@ export const scoreSchema: SchemaMigrations = {
     "2026_12_06_010_outbox_delete_on_publish": outboxDeleteOnPublish,
     "2026_12_06_011_defined_boards": definedBoards,
   },
-  repeatable: applyGrantFunctions,
+  repeatable: async (trx) => {
+    await applyGrantFunctions(trx);
+    await applyBoardFunctions(trx);
+  },
 };
 
 /** Migrates score's schema (the Migrator takes a lock: replicas may race); answers the migrations applied. */

@@ -39,6 +39,12 @@ export type GrantResult = "granted" | "replayed" | Exclude<GrantOutcome["kind"],
 const SOURCE_HEADER = "sb-source";
 const SOURCE = /^[a-z0-9:_-]{1,32}$/;
 
+/** The API a write came through, for the ledger and audit trail: the gateway's header, else "rpc". */
+export function writeSourceOf(ctx: HandlerContext): string {
+  const source = ctx.requestHeader.get(SOURCE_HEADER) ?? "";
+  return SOURCE.test(source) ? source : "rpc";
+}
+
 export function createScoreService(deps: ScoreServiceDeps): ServiceImpl<typeof ScoreService> {
   const refuse = async (operation: string, userId: string | null, error: ConnectError, detail: Record<string, unknown> = {}) => {
     await deps.ledger
@@ -82,10 +88,9 @@ export function createScoreService(deps: ScoreServiceDeps): ServiceImpl<typeof S
   const writeContext = (principal: Principal, userId: string, keyField: string, ctx: HandlerContext): WriteContext => {
     // The field or the Idempotency-Key header: every protocol's retries dedupe the same way.
     const idempotencyKey = idempotencyKeyOf(keyField, ctx.requestHeader.get(IDEMPOTENCY_KEY_HEADER));
-    const source = ctx.requestHeader.get(SOURCE_HEADER) ?? "";
     return {
       grantee: { userId, username: userId === principal.userId ? principal.username : userId },
-      source: SOURCE.test(source) ? source : "rpc",
+      source: writeSourceOf(ctx),
       idempotencyKey: idempotencyKey || undefined,
       requireRegistration: deps.requireRegistration,
       // A token's region speaks for its own user only.
