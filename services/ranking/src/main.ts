@@ -62,7 +62,16 @@ async function main(): Promise<void> {
       logger.warn({ err: result.message }, "reconciliation failed");
       return;
     }
-    logger.info({ checked: result.checked, boards: result.boards.length, repaired: result.repaired.length }, "reconciliation done");
+    logger.info(
+      {
+        checked: result.checked,
+        boards: result.boards.length,
+        repaired: result.repaired.length,
+        definedSeasons: result.definedBoards.seasons.length,
+        definedRepaired: result.definedBoards.repaired.length,
+      },
+      "reconciliation done",
+    );
     // Streams showing a repaired board get it now, not at push's next refresh.
     if (result.repaired.length > 0) announcer?.repaired([...new Set(result.repaired.map((drift) => drift.board))]);
   };
