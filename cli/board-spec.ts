@@ -3,7 +3,7 @@
 // `update`. Only the shape is checked here (names, enums, whole numbers), so
 // a bad file or flag fails before anything is contacted; which ids, schedules
 // and bounds are allowed is score's rule (BoardAdminService) and stays there.
-import { create } from "@bufbuild/protobuf";
+import { clone, create } from "@bufbuild/protobuf";
 import { BoardDefinitionSchema, ScoreOperator, SortOrder, TieRule, type BoardDefinition } from "@scoreboard/gen/scoreboard/v1/boards_pb";
 import { UsageError } from "./command.js";
 
@@ -97,7 +97,8 @@ export function oneOf<K extends string>(value: string | undefined, allowed: Reco
  * leaves out keeps its value; minScore/maxScore null clears a bound.
  */
 export function definitionOf(spec: BoardSpec, base?: BoardDefinition): BoardDefinition {
-  const board = create(BoardDefinitionSchema, base ?? { boardId: spec.boardId });
+  // A copy: `create` would hand back `base` itself, and apply compares the two.
+  const board = base ? clone(BoardDefinitionSchema, base) : create(BoardDefinitionSchema, { boardId: spec.boardId });
   board.boardId = spec.boardId;
   if (spec.title !== undefined) board.title = spec.title;
   if (spec.sortOrder !== undefined) board.sortOrder = SORT_ORDERS[spec.sortOrder];
