@@ -101,9 +101,10 @@ export function sendFailure(res: Response, err: unknown, override?: (code: strin
 }
 
 /**
- * Our services never answer CANCELED or ABORTED themselves: from an upstream
- * call they mean the connection broke (a service died mid-call, "read
- * ECONNRESET"). That is retryable, so clients get UNAVAILABLE (503).
+ * Our services never answer CANCELED or ABORTED themselves (but for
+ * UpdateBoard's stale revision, which the RPC proxy passes on as it is): from
+ * an upstream call they mean the connection broke (a service died mid-call,
+ * "read ECONNRESET"). That is retryable, so clients get UNAVAILABLE (503).
  */
 export function fromUpstream(err: unknown): ConnectError {
   const error = ConnectError.from(err);
