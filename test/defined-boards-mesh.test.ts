@@ -1,10 +1,12 @@
 // Ranking as deployed answers BoardReadService (issue 12): ready with
 // migration 011, a season Redis never held answered from PostgreSQL and
-// loaded, then read from Redis.
+// loaded, then read from Redis; and a submission to score reaches ranking's
+// read model through the outbox and JetStream.
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { Code, type ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { BoardReadService } from "@scoreboard/gen/scoreboard/v1/boards_pb";
+import { BoardAdminService, BoardReadService, BoardScoreService, SortOrder, TieRule } from "@scoreboard/gen/scoreboard/v1/boards_pb";
+import { Scopes } from "@scoreboard/platform/auth";
 import { SeasonSchedule } from "@scoreboard/platform/seasons";
 import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
 
@@ -47,4 +49,50 @@ it("serves a defined board's pages, ranks, friends and seasons", async () => {
   expect((await rpc.listSeasons({ boardId: "laps" })).seasons).toHaveLength(3);
   const err = await rpc.getBoardPage({ boardId: "global" }).catch((e: unknown) => e as ConnectError);
   expect((err as ConnectError).code).toBe(Code.FailedPrecondition);
+});
+
+it("shows a submission made to score, ranked by the board's rules, once its event is applied", async () => {
+  const as = async (userId: string, scopes: string[]) => ({ headers: { authorization: `Bearer ${await mesh.token(userId, { scopes })}` } });
+  const transport = createConnectTransport({ baseUrl: mesh.urls.score, httpVersion: "1.1" });
+  const admin = createClient(BoardAdminService, transport);
+  const boards = createClient(BoardScoreService, transport);
+  await admin.createBoard(
+    {
+      board: {
+        boardId: "golf",
+        title: "Golf",
+        sortOrder: SortOrder.ASCENDING,
+        tieRule: TieRule.SUBSCORE,
+        operator: 3, // best
+        resetSchedule: "none",
+        metadataMaxBytes: 100,
+      },
+    },
+    await as("admin", [Scopes.adminScore]),
+  );
+  // A first read loads the (empty) season, so what follows can only reach Redis as events.
+  const rpc = createClient(BoardReadService, createConnectTransport({ baseUrl: mesh.urls.ranking, httpVersion: "1.1" }));
+  // (A board created within the last second may not be known to ranking yet.)
+  const empty = await eventually(() => rpc.getBoardPage({ boardId: "golf" }).catch(() => undefined), 5_000, "ranking knowing the new board");
+  expect(empty.entries).toEqual([]);
+  await eventually(async () => (mesh.logs.ranking.some((l) => l.includes("season loaded into Redis") && l.includes('"golf"')) ? true : undefined));
+  const submit = async (userId: string, score: number, subscore: number) =>
+    boards.submitScore(
+      { boardId: "golf", score: BigInt(score), subscore: BigInt(subscore), metadata: '{"course":"links"}' },
+      await as(userId, [Scopes.updateScore]),
+    );
+  await submit("gina", 72, 3);
+  await submit("hal", 70, 0);
+  await submit("ivy", 72, 1);
+  await submit("hal", 75, 0); // worse on a "best" board: changes nothing
+  const page = await eventually(async () => {
+    const p = await rpc.getBoardPage({ boardId: "golf" });
+    return p.entries.length === 3 ? p : undefined;
+  });
+  expect(page.season).toMatchObject({ id: "all", current: true });
+  expect(page.entries.map((e) => [e.userId, e.score, e.subscore, e.metadata])).toEqual([
+    ["hal", 70n, 0n, '{"course": "links"}'],
+    ["ivy", 72n, 1n, '{"course": "links"}'],
+    ["gina", 72n, 3n, '{"course": "links"}'],
+  ]);
 });

@@ -70,6 +70,7 @@ function after(shape: BoardShape, position: Position): RawBuilder<unknown> {
 }
 
 const DEFINITIONS_TTL_MS = 5_000;
+const MISS_RELOAD_MS = 1_000;
 
 export class PostgresDefinedBoards implements DefinedBoardSource {
   private cached: { at: number; boards: Map<string, BoardRules> } | undefined;
@@ -80,11 +81,13 @@ export class PostgresDefinedBoards implements DefinedBoardSource {
   ) {}
 
   // Definitions change rarely (an admin's update); reads take them from a
-  // copy at most DEFINITIONS_TTL_MS old, so a new board is readable within
-  // seconds and a hot board costs no query per read.
-  private async definitions(): Promise<Map<string, BoardRules>> {
+  // copy at most DEFINITIONS_TTL_MS old, so a hot board costs no query per
+  // read. An id the copy lacks reloads it if it is older than
+  // MISS_RELOAD_MS: a board just created is readable within a second, and
+  // reads of ids that do not exist cost at most a query a second.
+  private async definitions(maxAgeMs = DEFINITIONS_TTL_MS): Promise<Map<string, BoardRules>> {
     const now = this.nowMs();
-    if (this.cached && now - this.cached.at < DEFINITIONS_TTL_MS) return this.cached.boards;
+    if (this.cached && now - this.cached.at < maxAgeMs) return this.cached.boards;
     const rows = await this.db.selectFrom("board_definitions").selectAll().execute();
     const boards = new Map(
       rows.map((r): [string, BoardRules] => [
@@ -107,7 +110,7 @@ export class PostgresDefinedBoards implements DefinedBoardSource {
   }
 
   async board(boardId: string): Promise<BoardRules | undefined> {
-    return (await this.definitions()).get(boardId);
+    return (await this.definitions()).get(boardId) ?? (await this.definitions(MISS_RELOAD_MS)).get(boardId);
   }
 
   async definedBoards(): Promise<BoardRules[]> {
