@@ -25,7 +25,7 @@ import { applyFunctionRules } from "./function-rules.js";
  * release restarting during a rollout) leaves them alone rather than putting
  * older rules back.
  */
-export const GRANT_RULES_REVISION = 2;
+export const GRANT_RULES_REVISION = 3;
 
 /**
  * A known Idempotency-Key answers as the first grant did: "replayed" with its
@@ -45,6 +45,31 @@ LANGUAGE sql AS $fn$
 $fn$`;
 
 /**
+ * Who may score, for grants and board submissions alike: without
+ * REQUIRE_REGISTRATION a first write registers the user; then the user must
+ * exist with the role player or admin. No row when they may; else the
+ * refusal ("unregistered", "not_a_player") and its detail (the role).
+ */
+const scorerRefusal = sql`
+CREATE OR REPLACE FUNCTION sb_scorer_refusal(p_user_id text, p_username text, p_require_registration boolean)
+RETURNS TABLE (refusal text, refusal_detail text)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_role text;
+BEGIN
+  IF NOT p_require_registration THEN
+    INSERT INTO users (user_id, username) VALUES (p_user_id, p_username) ON CONFLICT (user_id) DO NOTHING;
+  END IF;
+  SELECT u.role INTO v_role FROM users u WHERE u.user_id = p_user_id;
+  IF NOT FOUND THEN
+    RETURN QUERY SELECT 'unregistered'::text, NULL::text;
+  ELSIF v_role NOT IN ('player', 'admin') THEN
+    RETURN QUERY SELECT 'not_a_player'::text, v_role;
+  END IF;
+END
+$fn$`;
+
+/**
  * One grant. Parallel copies of one request (one key, several concurrent
  * batches) all answer as the first: a copy whose ledger insert waited for the
  * first and then conflicted looks its key up again instead of answering
@@ -61,7 +86,6 @@ DECLARE
   v_operation text := CASE WHEN p_action_id IS NULL THEN 'add_score' ELSE 'submit_action' END;
   v_points bigint := p_delta;
   v_requires_ticket boolean;
-  v_role text;
   v_current bigint;
   v_row ledger%ROWTYPE;
   v_score bigint;
@@ -83,15 +107,7 @@ BEGIN
   END IF;
 
   IF outcome IS NULL THEN
-    IF NOT p_require_registration THEN
-      INSERT INTO users (user_id, username) VALUES (p_user_id, p_username) ON CONFLICT (user_id) DO NOTHING;
-    END IF;
-    SELECT u.role INTO v_role FROM users u WHERE u.user_id = p_user_id;
-    IF NOT FOUND THEN
-      outcome := 'unregistered';
-    ELSIF v_role NOT IN ('player', 'admin') THEN
-      outcome := 'not_a_player'; detail := v_role;
-    END IF;
+    SELECT c.refusal, c.refusal_detail INTO outcome, detail FROM sb_scorer_refusal(p_user_id, p_username, p_require_registration) c;
   END IF;
 
   IF outcome IS NULL AND v_points < 0 THEN
@@ -207,6 +223,6 @@ export function applyGrantFunctions(trx: Kysely<any>): Promise<boolean> {
     label: "grant rules",
     revision: GRANT_RULES_REVISION,
     marker: "sb_grant_batch(jsonb, text)",
-    definitions: [grantReplay, grant, grantBatch],
+    definitions: [scorerRefusal, grantReplay, grant, grantBatch],
   });
 }

@@ -21,7 +21,7 @@ import { applyFunctionRules } from "../function-rules.js";
 // version describes that version whole, and only such rows go to the outbox:
 // a submission that changed nothing publishes nothing.
 
-export const BOARD_RULES_REVISION = 1;
+export const BOARD_RULES_REVISION = 2;
 
 const RESULT = `outcome text, ledger_id bigint, request_id uuid, season text, score bigint, subscore bigint,
   metadata text, reached_at timestamptz, version bigint, changed boolean, detail text`;
@@ -65,7 +65,6 @@ LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
 DECLARE
   v_board board_definitions%ROWTYPE;
-  v_role text;
   v_entry board_entries%ROWTYPE;
   v_found boolean;
   v_score bigint;
@@ -103,15 +102,8 @@ BEGIN
     v_max := least(coalesce(v_board.max_score, 9007199254740991), 9007199254740991);
 
     IF outcome IS NULL THEN
-      IF NOT p_require_registration THEN
-        INSERT INTO users (user_id, username) VALUES (p_user_id, p_username) ON CONFLICT (user_id) DO NOTHING;
-      END IF;
-      SELECT u.role INTO v_role FROM users u WHERE u.user_id = p_user_id;
-      IF NOT FOUND THEN
-        outcome := 'unregistered';
-      ELSIF v_role NOT IN ('player', 'admin') THEN
-        outcome := 'not_a_player'; detail := v_role;
-      END IF;
+      -- Who may score: the grant's rule (grant-functions.ts).
+      SELECT c.refusal, c.refusal_detail INTO outcome, detail FROM sb_scorer_refusal(p_user_id, p_username, p_require_registration) c;
     END IF;
 
     -- best and set keep the submission itself: it must be within bounds.
