@@ -77,5 +77,7 @@ ALTER TABLE ledger
 
   // Submissions count on their board only, never on the period boards.
   await sql`DROP TRIGGER ledger_counts_periods ON ledger`.execute(db);
-  await sql`CREATE TRIGGER ledger_counts_periods AFTER INSERT ON ledger FOR EACH ROW WHEN (NEW.board_id IS NULL) EXECUTE FUNCTION sb_count_periods()`.execute(db);
+  await sql`CREATE TRIGGER ledger_counts_periods AFTER INSERT ON ledger FOR EACH ROW WHEN (NEW.board_id IS NULL) EXECUTE FUNCTION sb_count_periods()`.execute(
+    db,
+  );
 }
