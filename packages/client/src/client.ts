@@ -1,5 +1,6 @@
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, type ConnectTransportOptions } from "@connectrpc/connect-web";
+import { BoardAdminService, BoardReadService, BoardScoreService } from "@scoreboard/gen/scoreboard/v1/boards_pb";
 import { CatalogService } from "@scoreboard/gen/scoreboard/v1/catalog_pb";
 import { PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
@@ -12,6 +13,10 @@ export interface ScoreboardClient {
   readonly ranking: Client<typeof RankingService>;
   readonly catalog: Client<typeof CatalogService>;
   readonly push: Client<typeof PushService>;
+  /** Defined boards: definitions (ListBoards needs a token with read:leaderboard), submissions, and pages by season. */
+  readonly boardAdmin: Client<typeof BoardAdminService>;
+  readonly boardScore: Client<typeof BoardScoreService>;
+  readonly boardRead: Client<typeof BoardReadService>;
   /** `watchBoard(client.push, options)`: see watchBoard. */
   watchBoard(options: WatchBoardOptions): Promise<void>;
 }
@@ -31,6 +36,9 @@ export function createScoreboardClient(options: ConnectTransportOptions | { tran
     ranking: createClient(RankingService, transport),
     catalog: createClient(CatalogService, transport),
     push,
+    boardAdmin: createClient(BoardAdminService, transport),
+    boardScore: createClient(BoardScoreService, transport),
+    boardRead: createClient(BoardReadService, transport),
     watchBoard: (watch) => watchBoard(push, watch),
   };
 }

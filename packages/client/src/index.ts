@@ -7,6 +7,7 @@ export * from "@scoreboard/gen/scoreboard/v1/push_pb";
 export * from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 export * from "@scoreboard/gen/scoreboard/v1/score_pb";
 export * from "@scoreboard/gen/scoreboard/v1/catalog_pb";
+export * from "@scoreboard/gen/scoreboard/v1/boards_pb";
 export { createScoreboardClient, type ScoreboardClient } from "./client.js";
 export { watchBoard, type BoardState, type WatchBoardOptions } from "./watch-board.js";
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from "./backoff.js";

@@ -60,6 +60,7 @@ describe("the packed @scoreboard/client", () => {
     expect(files).toContain("package/dist/index.js");
     expect(files).toContain("package/dist/index.d.ts");
     expect(files).toContain("package/dist/gen/scoreboard/v1/push_pb.d.ts");
+    expect(files).toContain("package/dist/gen/scoreboard/v1/boards_pb.d.ts");
     expect(files.filter((f) => !/^package\/(package\.json|README\.md|dist\/.*\.(js|d\.ts))$/.test(f))).toEqual([]);
     expect(files.some((f) => f.includes("test"))).toBe(false);
     for (const file of files.filter((f) => f.startsWith("package/dist/"))) {
