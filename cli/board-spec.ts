@@ -4,18 +4,27 @@
 // a bad file or flag fails before anything is contacted; which ids, schedules
 // and bounds are allowed is score's rule (BoardAdminService) and stays there.
 import { clone, create } from "@bufbuild/protobuf";
-import { BoardDefinitionSchema, ScoreOperator, SortOrder, TieRule, type BoardDefinition } from "@scoreboard/gen/scoreboard/v1/boards_pb";
+import { BoardDefinitionSchema, type BoardDefinition } from "@scoreboard/gen/scoreboard/v1/boards_pb";
+import {
+  OPERATOR_NAMES,
+  SORT_ORDER_NAMES,
+  TIE_RULE_NAMES,
+  boardDefinitionJson,
+  type OperatorName,
+  type SortOrderName,
+  type TieRuleName,
+} from "@scoreboard/platform/board-json";
 import { UsageError } from "./command.js";
 
 /** The mutable and immutable fields an operator sets; everything else is output only. */
 export interface BoardSpec {
   boardId: string;
   title?: string;
-  sortOrder?: "descending" | "ascending";
-  operator?: "incr" | "decr" | "best" | "set";
+  sortOrder?: SortOrderName;
+  operator?: OperatorName;
   resetSchedule?: string;
   timeZone?: string;
-  tieRule?: "first" | "subscore";
+  tieRule?: TieRuleName;
   minScore?: number | null;
   maxScore?: number | null;
   writeScopes?: string[];
@@ -24,9 +33,6 @@ export interface BoardSpec {
   retainedSeasons?: number;
 }
 
-const SORT_ORDERS = { descending: SortOrder.DESCENDING, ascending: SortOrder.ASCENDING } as const;
-const OPERATORS = { incr: ScoreOperator.INCREMENT, decr: ScoreOperator.DECREMENT, best: ScoreOperator.BEST, set: ScoreOperator.SET } as const;
-const TIE_RULES = { first: TieRule.FIRST_TO_REACH, subscore: TieRule.SUBSCORE } as const;
 const FIELDS = new Set([
   "boardId",
   "title",
@@ -71,11 +77,11 @@ export function specFromJson(value: unknown, where: string): BoardSpec {
   return {
     boardId,
     title: text("title"),
-    sortOrder: oneOf(text("sortOrder"), SORT_ORDERS, `${where}: sortOrder`),
-    operator: oneOf(text("operator"), OPERATORS, `${where}: operator`),
+    sortOrder: oneOf(text("sortOrder"), SORT_ORDER_NAMES, `${where}: sortOrder`),
+    operator: oneOf(text("operator"), OPERATOR_NAMES, `${where}: operator`),
     resetSchedule: text("resetSchedule"),
     timeZone: text("timeZone"),
-    tieRule: oneOf(text("tieRule"), TIE_RULES, `${where}: tieRule`),
+    tieRule: oneOf(text("tieRule"), TIE_RULE_NAMES, `${where}: tieRule`),
     minScore: whole("minScore", true),
     maxScore: whole("maxScore", true),
     writeScopes: scopes as string[] | undefined,
@@ -101,11 +107,11 @@ export function definitionOf(spec: BoardSpec, base?: BoardDefinition): BoardDefi
   const board = base ? clone(BoardDefinitionSchema, base) : create(BoardDefinitionSchema, { boardId: spec.boardId });
   board.boardId = spec.boardId;
   if (spec.title !== undefined) board.title = spec.title;
-  if (spec.sortOrder !== undefined) board.sortOrder = SORT_ORDERS[spec.sortOrder];
-  if (spec.operator !== undefined) board.operator = OPERATORS[spec.operator];
+  if (spec.sortOrder !== undefined) board.sortOrder = SORT_ORDER_NAMES[spec.sortOrder];
+  if (spec.operator !== undefined) board.operator = OPERATOR_NAMES[spec.operator];
   if (spec.resetSchedule !== undefined) board.resetSchedule = spec.resetSchedule;
   if (spec.timeZone !== undefined) board.timeZone = spec.timeZone;
-  if (spec.tieRule !== undefined) board.tieRule = TIE_RULES[spec.tieRule];
+  if (spec.tieRule !== undefined) board.tieRule = TIE_RULE_NAMES[spec.tieRule];
   if (spec.minScore !== undefined) board.minScore = spec.minScore === null ? undefined : BigInt(spec.minScore);
   if (spec.maxScore !== undefined) board.maxScore = spec.maxScore === null ? undefined : BigInt(spec.maxScore);
   if (spec.writeScopes !== undefined) board.writeScopes = [...spec.writeScopes];
@@ -115,36 +121,14 @@ export function definitionOf(spec: BoardSpec, base?: BoardDefinition): BoardDefi
   return board;
 }
 
-const name = <K extends string>(table: Record<K, number>, value: number, fallback: K): K =>
-  (Object.entries(table) as Array<[K, number]>).find(([, v]) => v === value)?.[0] ?? fallback;
-
 /** A definition as the JSON operators write (and `--json` prints), output-only fields included. */
-export function specJson(b: BoardDefinition) {
-  return {
-    boardId: b.boardId,
-    title: b.title,
-    sortOrder: name(SORT_ORDERS, b.sortOrder, "descending"),
-    operator: name(OPERATORS, b.operator, "incr"),
-    resetSchedule: b.resetSchedule || "none",
-    timeZone: b.timeZone || "UTC",
-    tieRule: name(TIE_RULES, b.tieRule, "first"),
-    minScore: b.minScore === undefined ? null : Number(b.minScore),
-    maxScore: b.maxScore === undefined ? null : Number(b.maxScore),
-    writeScopes: b.writeScopes,
-    requiresTicket: b.requiresTicket,
-    metadataMaxBytes: b.metadataMaxBytes,
-    retainedSeasons: b.retainedSeasons,
-    builtin: b.builtin,
-    archived: b.archived,
-    revision: Number(b.revision),
-  };
-}
+export const specJson = boardDefinitionJson;
+
+const OUTPUT_ONLY = new Set(["revision", "builtin", "archived", "createdAt", "updatedAt"]);
 
 /** Whether sending `wanted` would change `current` (what `apply` skips when false). */
 export function differs(current: BoardDefinition, wanted: BoardDefinition): boolean {
   const a = specJson(current);
   const b = specJson(wanted);
-  return (Object.keys(a) as Array<keyof typeof a>).some(
-    (k) => k !== "revision" && k !== "builtin" && k !== "archived" && JSON.stringify(a[k]) !== JSON.stringify(b[k]),
-  );
+  return (Object.keys(a) as Array<keyof typeof a>).some((k) => !OUTPUT_ONLY.has(k) && JSON.stringify(a[k]) !== JSON.stringify(b[k]));
 }

@@ -1,8 +1,7 @@
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { CallOptions } from "@connectrpc/connect";
-import { ScoreOperator, SortOrder, TieRule, type BoardDefinition, type BoardEntry, type Season } from "@scoreboard/gen/scoreboard/v1/boards_pb";
+import type { BoardEntry, Season } from "@scoreboard/gen/scoreboard/v1/boards_pb";
 import { isValidId } from "@scoreboard/platform/auth";
+import { boardDefinitionJson, int64Json, timestampJson } from "@scoreboard/platform/board-json";
 import { MAX_LIMIT } from "@scoreboard/platform/board-params";
 import { HttpError, readJsonObject, sendFailure, sendJson, type Request, type Response } from "../http.js";
 import type { Upstreams } from "../upstreams.js";
@@ -54,13 +53,13 @@ export function createBoardsApi(upstreams: Upstreams, guard: WriteGuard, rules: 
     /** GET /api/boards[?includeArchived=true]: every definition. */
     list: read(async (_req, _params, query, call) => {
       const { boards } = await upstreams.boardAdmin.listBoards({ includeArchived: booleanParam(query, "includeArchived") }, call);
-      return { boards: boards.map(boardJson) };
+      return { boards: boards.map(boardDefinitionJson) };
     }),
 
     /** GET /api/boards/{id}: the definition and its current season. */
     get: read(async (_req, params, _query, call) => {
       const { board, currentSeason } = await upstreams.boardAdmin.getBoard({ boardId: boardIdOf(params) }, call);
-      return { board: board && boardJson(board), season: seasonJson(currentSeason) };
+      return { board: board && boardDefinitionJson(board), season: seasonJson(currentSeason) };
     }),
 
     /** GET /api/boards/{id}/entries and /seasons/{season}: a page in rank order, continued by ?cursor=. */
@@ -69,7 +68,7 @@ export function createBoardsApi(upstreams: Upstreams, guard: WriteGuard, rules: 
         { boardId: boardIdOf(params), season: seasonOf(params.season), limit: limitParam(query), cursor: cursorParam(query) },
         call,
       );
-      return { season: seasonJson(page.season), total: num(page.total), entries: page.entries.map(entryJson), nextCursor: page.nextCursor || null };
+      return { season: seasonJson(page.season), total: int64Json(page.total), entries: page.entries.map(entryJson), nextCursor: page.nextCursor || null };
     }),
 
     /** GET /api/boards/{id}/seasons: the current season and the retained past ones, newest first. */
@@ -85,7 +84,7 @@ export function createBoardsApi(upstreams: Upstreams, guard: WriteGuard, rules: 
       const answer = await upstreams.boardRead.getBoardRank({ boardId: boardIdOf(params), season: seasonOf(query.get("season")), userId, around }, call);
       return {
         season: seasonJson(answer.season),
-        total: num(answer.total),
+        total: int64Json(answer.total),
         entry: answer.entry ? entryJson(answer.entry) : null,
         neighbourhood: answer.neighbourhood.map(entryJson),
       };
@@ -218,69 +217,20 @@ function metadataField(body: Record<string, unknown>): string {
 
 // --- answers ---
 
-/** An int64 as a JSON number when exact (always, for scores within the contract's bounds), else a string. */
-function num(value: bigint): number | string {
-  const n = Number(value);
-  return Number.isSafeInteger(n) ? n : value.toString();
-}
-
-const iso = (t: Timestamp | undefined) => (t ? timestampDate(t).toISOString() : null);
-
-const SORT_ORDERS: Record<SortOrder, string> = {
-  [SortOrder.UNSPECIFIED]: "descending",
-  [SortOrder.DESCENDING]: "descending",
-  [SortOrder.ASCENDING]: "ascending",
-};
-const OPERATORS: Record<ScoreOperator, string> = {
-  [ScoreOperator.UNSPECIFIED]: "incr",
-  [ScoreOperator.INCREMENT]: "incr",
-  [ScoreOperator.DECREMENT]: "decr",
-  [ScoreOperator.BEST]: "best",
-  [ScoreOperator.SET]: "set",
-};
-const TIE_RULES: Record<TieRule, string> = {
-  [TieRule.UNSPECIFIED]: "first",
-  [TieRule.FIRST_TO_REACH]: "first",
-  [TieRule.SUBSCORE]: "subscore",
-};
-
-export function boardJson(b: BoardDefinition) {
-  return {
-    boardId: b.boardId,
-    title: b.title,
-    sortOrder: SORT_ORDERS[b.sortOrder],
-    operator: OPERATORS[b.operator],
-    resetSchedule: b.resetSchedule || "none",
-    timeZone: b.timeZone || "UTC",
-    tieRule: TIE_RULES[b.tieRule],
-    minScore: b.minScore === undefined ? null : num(b.minScore),
-    maxScore: b.maxScore === undefined ? null : num(b.maxScore),
-    writeScopes: b.writeScopes,
-    requiresTicket: b.requiresTicket,
-    metadataMaxBytes: b.metadataMaxBytes,
-    retainedSeasons: b.retainedSeasons,
-    builtin: b.builtin,
-    archived: b.archived,
-    revision: num(b.revision),
-    createdAt: iso(b.createdAt),
-    updatedAt: iso(b.updatedAt),
-  };
-}
-
 function seasonJson(s: Season | undefined) {
   if (!s) return null;
-  return { id: s.id, startsAt: iso(s.startsAt), endsAt: iso(s.endsAt), current: s.current };
+  return { id: s.id, startsAt: timestampJson(s.startsAt), endsAt: timestampJson(s.endsAt), current: s.current };
 }
 
 function entryJson(e: BoardEntry) {
   return {
-    rank: num(e.rank),
+    rank: int64Json(e.rank),
     userId: e.userId,
     username: e.username,
-    score: num(e.score),
-    subscore: num(e.subscore),
+    score: int64Json(e.score),
+    subscore: int64Json(e.subscore),
     metadata: metadataJson(e.metadata),
-    reachedAt: iso(e.reachedAt),
+    reachedAt: timestampJson(e.reachedAt),
   };
 }
 
