@@ -248,6 +248,15 @@ describe("who may submit where", () => {
     expect(await code(t.boards.submitScore({ boardId: id, score: 1n }, readOnly))).toBe(Code.PermissionDenied);
   });
 
+  it("checks X-API-Key when a submission carries one, as grants do", async () => {
+    const id = await board();
+    await submit("qa", id, 1);
+    const wrongKey = await t.headers("qa");
+    Object.assign(wrongKey.headers, { "x-api-key": "not-qa's-key" });
+    expect(await code(t.boards.submitScore({ boardId: id, score: 1n }, wrongKey))).toBe(Code.Unauthenticated);
+    expect((await entryOf(id, "qa"))?.score).toBe(1);
+  });
+
   it("takes metadata only as a JSON object within the board's cap", async () => {
     const none = await board();
     expect(await code(submit("pi", none, 1, { metadata: "{}" }))).toBe(Code.InvalidArgument);

@@ -49,6 +49,7 @@ export async function startBoardServices(databaseUrl: string): Promise<BoardServ
         boards: store,
         submissions: new PostgresBoardSubmissions(db),
         verifier,
+        apiKeys: ledger,
         tickets,
         audit: (entry) => ledger.audit(entry),
         logger: createLogger("board-test", "silent"),

@@ -76,6 +76,7 @@ async function main(): Promise<void> {
           boards,
           submissions: new PostgresBoardSubmissions(db),
           verifier,
+          apiKeys: ledger,
           tickets,
           audit: (entry) => ledger.audit(entry),
           logger,

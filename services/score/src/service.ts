@@ -1,11 +1,12 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
-import { Scopes, isValidId, requireScope, type Principal, type TokenVerifier } from "@scoreboard/platform/auth";
+import { Scopes, isValidId, type Principal, type TokenVerifier } from "@scoreboard/platform/auth";
 import { toConnectError } from "@scoreboard/platform/errors";
 import { IDEMPOTENCY_KEY_HEADER, idempotencyKeyOf } from "@scoreboard/platform/idempotency-key";
 import type { Logger } from "@scoreboard/platform/logger";
 import type { Tally } from "@scoreboard/platform/metrics";
 import type { Grant, GrantOutcome, Ledger, WriteContext } from "./ledger.js";
+import { WriterRefused, WriterUnchecked, authenticateWriter, sharedRefusal } from "./writer.js";
 
 /** Verifies a signed action ticket; resolves with its one-time id. */
 export interface TicketCheck {
@@ -71,18 +72,13 @@ export function createScoreService(deps: ScoreServiceDeps): ServiceImpl<typeof S
 
   /** Authenticates, checks the scope and the optional API key; audits a refusal. */
   const caller = async (operation: string, ctx: HandlerContext): Promise<Principal> => {
-    let principal: Principal;
     try {
-      principal = await deps.verifier.authenticate(ctx.requestHeader.get("authorization"));
-      requireScope(principal, Scopes.updateScore);
+      return await authenticateWriter(deps.verifier, deps.ledger, ctx);
     } catch (err) {
-      throw await refuse(operation, null, ConnectError.from(err));
+      if (err instanceof WriterUnchecked) return storeFailed(err.cause);
+      if (err instanceof WriterRefused) throw await refuse(operation, err.userId, err.error);
+      throw err;
     }
-    const apiKey = ctx.requestHeader.get("x-api-key");
-    if (apiKey !== null && !(await deps.ledger.apiKeyMatches(principal.userId, apiKey).catch(storeFailed))) {
-      throw await refuse(operation, principal.userId, new ConnectError("X-API-Key does not match this user", Code.Unauthenticated));
-    }
-    return principal;
   };
 
   const writeContext = (principal: Principal, userId: string, keyField: string, ctx: HandlerContext): WriteContext => {
@@ -182,16 +178,10 @@ function refusalOf(outcome: Exclude<GrantOutcome, { kind: "granted" }>, detail: 
       return new ConnectError(`${action} was already granted to this user`, Code.AlreadyExists);
     case "ticket_required":
       return new ConnectError(`${action} requires a signed action ticket`, Code.PermissionDenied);
-    case "ticket_used":
-      return new ConnectError("this action ticket was already used", Code.PermissionDenied);
-    case "unregistered":
-      return new ConnectError("user is not registered", Code.PermissionDenied);
-    case "not_a_player":
-      return new ConnectError(`the user's role "${outcome.role}" may not score`, Code.PermissionDenied);
     case "below_zero":
       return new ConnectError(`the total (${outcome.score}) may not go below zero`, Code.FailedPrecondition);
-    case "idempotency_mismatch":
-      return new ConnectError("this idempotency key was used for a different request", Code.FailedPrecondition);
+    default:
+      return sharedRefusal(outcome);
   }
 }
 

@@ -1,12 +1,13 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { BoardScoreService, SubmitScoreRequest } from "@scoreboard/gen/scoreboard/v1/boards_pb";
-import { Scopes, requireScope, type Principal, type TokenVerifier } from "@scoreboard/platform/auth";
+import type { Principal, TokenVerifier } from "@scoreboard/platform/auth";
 import { toConnectError } from "@scoreboard/platform/errors";
 import { IDEMPOTENCY_KEY_HEADER, idempotencyKeyOf } from "@scoreboard/platform/idempotency-key";
 import type { Logger } from "@scoreboard/platform/logger";
 import type { AuditEntry } from "../ledger.js";
 import { writeSourceOf } from "../service.js";
+import { WriterRefused, WriterUnchecked, authenticateWriter, sharedRefusal } from "../writer.js";
 import { BOARD_ID, isSafeScore, scheduleOf, type Board } from "./board-rules.js";
 import type { BoardStore } from "./board-store.js";
 import type { BoardSubmissions, SubmitOutcome } from "./board-submissions.js";
@@ -23,6 +24,8 @@ export interface BoardScoreDeps {
   boards: Pick<BoardStore, "get">;
   submissions: BoardSubmissions;
   verifier: TokenVerifier;
+  /** Checks X-API-Key (seed 001) when a request carries one, as grants do. */
+  apiKeys: { apiKeyMatches(userId: string, apiKey: string): Promise<boolean> };
   tickets?: BoardTicketCheck;
   /** Records refusals decided before the database (those it decides, it audits itself). */
   audit: (entry: AuditEntry) => Promise<void>;
@@ -55,11 +58,11 @@ export function createBoardScoreService(deps: BoardScoreDeps): ServiceImpl<typeo
 
   const caller = async (ctx: HandlerContext): Promise<Principal> => {
     try {
-      const principal = await deps.verifier.authenticate(ctx.requestHeader.get("authorization"));
-      requireScope(principal, Scopes.updateScore);
-      return principal;
+      return await authenticateWriter(deps.verifier, deps.apiKeys, ctx);
     } catch (err) {
-      throw await refuse(null, ConnectError.from(err));
+      if (err instanceof WriterUnchecked) throw toConnectError(err.cause, "board store");
+      if (err instanceof WriterRefused) throw await refuse(err.userId, err.error);
+      throw err;
     }
   };
 
@@ -182,19 +185,13 @@ function refusalOf(outcome: Exclude<SubmitOutcome, { kind: "submitted" }>, board
       return new ConnectError(`${name} changed while the submission was checked; retry`, Code.Aborted);
     case "ticket_required":
       return new ConnectError(`${name} takes only submissions with a signed action ticket`, Code.PermissionDenied);
-    case "ticket_used":
-      return new ConnectError("this action ticket was already used", Code.PermissionDenied);
-    case "unregistered":
-      return new ConnectError("user is not registered", Code.PermissionDenied);
-    case "not_a_player":
-      return new ConnectError(`the user's role "${outcome.role}" may not score`, Code.PermissionDenied);
-    case "idempotency_mismatch":
-      return new ConnectError("this idempotency key was used for a different request", Code.FailedPrecondition);
     case "out_of_bounds": {
       const bounds = `[${board.minScore ?? "-"}, ${board.maxScore ?? "-"}]`;
       return board.operator === "incr" || board.operator === "decr"
         ? new ConnectError(`the entry would become ${outcome.score}, outside ${name}'s bounds ${bounds}`, Code.FailedPrecondition)
         : new ConnectError(`score ${outcome.score} is outside ${name}'s bounds ${bounds}`, Code.InvalidArgument);
     }
+    default:
+      return sharedRefusal(outcome);
   }
 }

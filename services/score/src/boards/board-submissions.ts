@@ -1,3 +1,4 @@
+import type { SharedRefusal } from "../writer.js";
 import { sql } from "kysely";
 import type { Db } from "@scoreboard/platform/db";
 import { Subjects } from "@scoreboard/platform/nats";
@@ -40,8 +41,8 @@ export interface BoardSubmitted {
 
 export type SubmitOutcome =
   | { kind: "submitted"; entry: BoardSubmitted }
-  | { kind: "unknown_board" | "builtin" | "archived" | "definition_changed" | "ticket_required" | "ticket_used" | "unregistered" | "idempotency_mismatch" }
-  | { kind: "not_a_player"; role: string }
+  | { kind: "unknown_board" | "builtin" | "archived" | "definition_changed" | "ticket_required" }
+  | SharedRefusal
   | { kind: "out_of_bounds"; score: number };
 
 /** The write side of boards. */
