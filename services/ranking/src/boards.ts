@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import type { Redis } from "ioredis";
+import { NEWER_STATES_LUA } from "./newer-states.js";
 import { LeaderboardEntrySchema, type LeaderboardEntry } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
 import { DEFAULT_RETENTION_MS, expiresAtMs, parsePeriodBoard, type PeriodRetention } from "@scoreboard/platform/periods";
 import { RedisDefinedBoards } from "./defined-boards/redis-store.js";
@@ -136,34 +137,7 @@ export interface BoardEntry {
 // same step (the region boards share the {sb} slot). Modes 0, 1 and 3
 // return how many users changed, mode 2 which.
 const APPLY_SCRIPT = `
-local mode = ARGV[1]
-local expireAt = tonumber(ARGV[2])
-local stride = mode == '2' and 6 or 5
-local n = (#ARGV - 2) / stride
-local users = {}
-for i = 1, n do users[i] = ARGV[(i - 1) * stride + 3] end
-local stored = redis.call('HMGET', KEYS[1], unpack(users))
-local best, order = {}, {}
-for i = 1, n do
-  local b = (i - 1) * stride + 2
-  local user = users[i]
-  local version = tonumber(ARGV[b + 2])
-  local wins
-  if best[user] then
-    wins = version > best[user].version
-  elseif mode == '1' or not stored[i] then
-    wins = true
-  else
-    local have = tonumber(string.match(stored[i], '^(%d+)|')) or 0
-    wins = version > have or (mode == '2' and (version == have or have == tonumber(ARGV[b + 6])))
-  end
-  if wins then
-    if not best[user] then order[#order + 1] = user end
-    best[user] = { version = version, at = b, old = stored[i] }
-  end
-end
-if #order == 0 then return mode == '2' and order or 0 end
-local fields, adds, removes = {}, {}, {}
+${NEWER_STATES_LUA}
 for _, user in ipairs(order) do
   local b = best[user].at
   local tieKey = ARGV[b + 4]

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import { parseMember, tieKeyOf, type BoardShape, type DefinedEntry, type Position, type RankedDefinedEntry } from "./entries.js";
+import { NEWER_STATES_LUA } from "../newer-states.js";
 
 // Defined boards in Redis, beside the seed boards under the same hash tag
 // (one Redis Cluster slot, so a script may touch any of them). Per (board,
@@ -59,34 +60,7 @@ export interface StoredEntry {
 // repair computed from an older read never rolls back an event's newer
 // version. Returns how many users changed (mode 2: which).
 const APPLY_SCRIPT = `
-local mode = ARGV[1]
-local expireAt = tonumber(ARGV[2])
-local stride = mode == '2' and 6 or 5
-local n = (#ARGV - 2) / stride
-local users = {}
-for i = 1, n do users[i] = ARGV[(i - 1) * stride + 3] end
-local stored = redis.call('HMGET', KEYS[1], unpack(users))
-local best, order = {}, {}
-for i = 1, n do
-  local b = (i - 1) * stride + 2
-  local user = users[i]
-  local version = tonumber(ARGV[b + 2])
-  local wins
-  if best[user] then
-    wins = version > best[user].version
-  elseif not stored[i] then
-    wins = true
-  else
-    local have = tonumber(string.match(stored[i], '^(%d+)|')) or 0
-    wins = version > have or (mode == '2' and (version == have or have == tonumber(ARGV[b + 6])))
-  end
-  if wins then
-    if not best[user] then order[#order + 1] = user end
-    best[user] = { version = version, at = b, old = stored[i] }
-  end
-end
-if #order == 0 then return mode == '2' and order or 0 end
-local fields, adds, removes = {}, {}, {}
+${NEWER_STATES_LUA}
 for _, user in ipairs(order) do
   local b = best[user].at
   local tieKey = ARGV[b + 4]
