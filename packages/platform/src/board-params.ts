@@ -54,6 +54,19 @@ export function knownBoard(board: string, rules: BoardRules, nowMs = Date.now())
   );
 }
 
+/** The ids of the seed boards' builtin definitions (migration 011): no defined board takes one. */
+const BUILTIN_BOARD_IDS: ReadonlySet<string> = new Set(["global", "region", "daily", "weekly", "monthly"]);
+
+/**
+ * Whether a board name may be a defined board's id: 1..64 of a-z, 0-9, '_'
+ * and '-' (no ':', so never a seed board's name such as region:eu or
+ * daily:2026-12-06), and not a builtin id. A defined board's streams and
+ * RankingService reads name it by its id.
+ */
+export function isDefinedBoardName(name: string): boolean {
+  return /^[a-z0-9][a-z0-9_-]{0,63}$/.test(name) && !BUILTIN_BOARD_IDS.has(name);
+}
+
 /** Validates a page size (0 means 10). */
 export function pageLimit(limit: number): number {
   if (limit === 0) return DEFAULT_LIMIT;

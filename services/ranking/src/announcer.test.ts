@@ -61,4 +61,21 @@ describe("BoardChangeAnnouncer", () => {
     ]);
     expect(sent[0]!.message.asOf).toEqual(sent[1]!.message.asOf);
   });
+
+  it("announces a defined board under its id when the changed season is the one its streams show", async () => {
+    const sent: string[] = [];
+    const nats = { publish: (subject: string) => sent.push(subject) } as unknown as NatsConnection;
+    const boards = {
+      page: async () => [entry(1, "amy", 3)],
+      showsSeason: async (_id: string, season: string) => season === "20261207T0000Z",
+    };
+    const announcer = new BoardChangeAnnouncer(nats, boards, createLogger("test"), 60_000);
+    announcer.definedBoardChanged("laps", "20261130T0000Z");
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(sent).toEqual([]);
+    announcer.definedBoardChanged("laps", "20261207T0000Z");
+    await new Promise((resolve) => setImmediate(resolve));
+    await announcer.stop();
+    expect(sent).toEqual(["scoreboard.board.laps.changed"]);
+  });
 });

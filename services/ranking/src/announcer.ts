@@ -6,9 +6,16 @@ import { BoardChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
 import type { Logger } from "@scoreboard/platform/logger";
 import { aliasOf } from "@scoreboard/platform/periods";
 import { Subjects } from "@scoreboard/platform/nats";
-import { toEntry, type Boards } from "./boards.js";
+import { toEntry, type RankedEntry } from "./boards.js";
 import { MAX_LIMIT } from "@scoreboard/platform/board-params";
 import { SpanKind, injectNats, isTracing, startSpan } from "@scoreboard/platform/tracing";
+
+/** The boards an announcer reads: Boards (seed boards) or Leaderboards (defined boards too). */
+export interface AnnouncedBoards {
+  page(board: string, offset: number, limit: number): Promise<RankedEntry[]>;
+  /** Whether `season` is the season a defined board's name shows now; without it, no defined board is announced. */
+  showsSeason?(boardId: string, season: string): Promise<boolean>;
+}
 
 /**
  * Tells push replicas a board changed, with its new top 100. The first change
@@ -34,7 +41,7 @@ export class BoardChangeAnnouncer {
 
   constructor(
     private readonly nats: NatsConnection,
-    private readonly boards: Boards,
+    private readonly boards: AnnouncedBoards,
     private readonly logger: Logger,
     private readonly windowMs = 20,
   ) {}
@@ -43,6 +50,22 @@ export class BoardChangeAnnouncer {
   repaired(boards: string[]): void {
     for (const board of boards) this.forced.add(board);
     this.changed(boards);
+  }
+
+  /**
+   * A defined board's season changed: announced under the board's id when
+   * that season is the one its streams show (an event of a season that just
+   * ended changes nothing they show).
+   */
+  definedBoardChanged(boardId: string, season: string): void {
+    const cause = context.active();
+    const shown = this.boards.showsSeason?.(boardId, season) ?? Promise.resolve(false);
+    shown.then(
+      (current) => {
+        if (current) context.with(cause, () => this.changed([boardId]));
+      },
+      (err: unknown) => this.logger.warn({ err: (err as Error).message, board: boardId }, "announcing board change failed"),
+    );
   }
 
   changed(boards: string[]): void {

@@ -32,6 +32,7 @@ import { loadRankingConfig } from "./config.js";
 import { ScoreEventConsumer } from "./consumer.js";
 import { watchConsumerLag } from "./consumer-lag.js";
 import { createRankingService } from "./service.js";
+import { Leaderboards } from "./leaderboards.js";
 import { PostgresDefinedBoards } from "./defined-boards/postgres-store.js";
 import { DefinedBoardReads } from "./defined-boards/reads.js";
 import { createBoardReadService } from "./defined-boards/service.js";
@@ -55,6 +56,8 @@ async function main(): Promise<void> {
     redis: metrics.redisErrors,
     postgres: metrics.postgresErrors,
   });
+  // Names of seed and defined boards, for RankingService and the announcements alike.
+  const leaderboards = new Leaderboards(boards, { definitions, reads: definedBoards });
   // Set once NATS is up; a repair before that reaches streams with push's next refresh.
   let announcer: BoardChangeAnnouncer | undefined;
   const afterReconciliation = (result: ReconcileResult | Error) => {
@@ -74,6 +77,8 @@ async function main(): Promise<void> {
     );
     // Streams showing a repaired board get it now, not at push's next refresh.
     if (result.repaired.length > 0) announcer?.repaired([...new Set(result.repaired.map((drift) => drift.board))]);
+    const definedSeasons = new Map(result.definedBoards.repaired.map((drift) => [`${drift.boardId}:${drift.season}`, drift]));
+    for (const drift of definedSeasons.values()) announcer?.definedBoardChanged(drift.boardId, drift.season);
   };
   const checkBoards = keepBoardsBuilt(db, redisBoards, redis, logger, {
     retention: config.periodRetention,
@@ -95,7 +100,7 @@ async function main(): Promise<void> {
     grpc: config.grpc,
     logger,
     services: [
-      serve(RankingService, createRankingService(boards, config.periodRetention)),
+      serve(RankingService, createRankingService(leaderboards, config.periodRetention)),
       serve(BoardReadService, createBoardReadService(definitions, definedBoards)),
     ],
     metrics,
@@ -137,7 +142,7 @@ async function main(): Promise<void> {
       void reconcile(db, redisBoards).then(afterReconciliation, afterReconciliation);
     }
   };
-  const changes = new BoardChangeAnnouncer(nc, boards, logger);
+  const changes = new BoardChangeAnnouncer(nc, leaderboards, logger);
   announcer = changes;
   const events = new ScoreEventConsumer({
     js: nc.jetstream(),
@@ -145,6 +150,7 @@ async function main(): Promise<void> {
     definedBoards: redisBoards.defined,
     logger,
     onBoardsChanged: (changed) => changes.changed(changed),
+    onDefinedBoardChanged: (boardId, season) => changes.definedBoardChanged(boardId, season),
     declare,
     opener: new EventSealer(config.eventSeal),
     maxDeliver: config.maxDeliver,

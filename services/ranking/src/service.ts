@@ -6,13 +6,19 @@ import { boardName, pageLimit } from "@scoreboard/platform/board-params";
 import { toConnectError } from "@scoreboard/platform/errors";
 import { DEFAULT_RETENTION_MS, resolveBoard, type PeriodRetention } from "@scoreboard/platform/periods";
 import { toEntry, type Boards } from "./boards.js";
+import { Leaderboards } from "./leaderboards.js";
 
 /** Neighbours above and below that GetRank may return. */
 const MAX_AROUND = 50;
 
-export function createRankingService(boards: Boards, retention: PeriodRetention = DEFAULT_RETENTION_MS): ServiceImpl<typeof RankingService> {
+/** `boards` alone serves the seed boards; Leaderboards adds defined boards, named by their id (their current season). */
+export function createRankingService(boards: Boards | Leaderboards, retention: PeriodRetention = DEFAULT_RETENTION_MS): ServiceImpl<typeof RankingService> {
+  const leaderboards = boards instanceof Leaderboards ? boards : new Leaderboards(boards);
   // "daily", "weekly" and "monthly" mean the current UTC period's board.
   const boardOf = (requested: string) => resolveBoard(boardName(requested), retention);
+  const fromStore = (err: unknown): never => {
+    throw toConnectError(err, "leaderboard store");
+  };
   return {
     async getLeaderboard(req) {
       const board = boardOf(req.board);
@@ -21,9 +27,7 @@ export function createRankingService(boards: Boards, retention: PeriodRetention 
       // Stamped before the read: the entries are at least this new, which is
       // what push compares when a refresh races a change announcement.
       const asOf = timestampNow();
-      const entries = await boards.page(board, req.offset, limit).catch((err: unknown) => {
-        throw toConnectError(err, "leaderboard store");
-      });
+      const entries = await leaderboards.page(board, req.offset, limit).catch(fromStore);
       return { entries: entries.map(toEntry), asOf };
     },
 
@@ -35,16 +39,10 @@ export function createRankingService(boards: Boards, retention: PeriodRetention 
       if (!isValidId(req.userId)) {
         throw new ConnectError("user_id must be 1..64 characters without control characters", Code.InvalidArgument);
       }
-      const entry = await boards.rankOf(board, req.userId).catch((err: unknown) => {
-        throw toConnectError(err, "leaderboard store");
-      });
-      if (!entry) throw new ConnectError(`user "${req.userId}" has no score on board "${board}"`, Code.NotFound);
-      if (req.around === 0) return { entry: toEntry(entry) };
-      const first = Math.max(0, entry.rank - 1 - req.around);
-      const neighbourhood = await boards.page(board, first, entry.rank - first + req.around).catch((err: unknown) => {
-        throw toConnectError(err, "leaderboard store");
-      });
-      return { entry: toEntry(entry), neighbourhood: neighbourhood.map(toEntry) };
+      const found = await leaderboards.rankAround(board, req.userId, req.around).catch(fromStore);
+      if (!found) throw new ConnectError(`user "${req.userId}" has no score on board "${board}"`, Code.NotFound);
+      if (req.around === 0) return { entry: toEntry(found.entry) };
+      return { entry: toEntry(found.entry), neighbourhood: found.neighbourhood.map(toEntry) };
     },
   };
 }

@@ -27,6 +27,18 @@ export function readableSeasons(board: BoardRules, now: Date): ReadableSeason[] 
     .map((season, i) => ({ ...season, current: i === 0, expiresAt: schedule.expiresAt(season, board.retainedSeasons) }));
 }
 
+/** The id of the season the board's submissions count in now. */
+export function currentSeasonId(board: BoardRules, now: Date): string {
+  return scheduleOf(board).seasonAt(now).id;
+}
+
+/** The season the board's submissions count in now (what its streams show): readableSeasons' first, without computing the rest. */
+export function currentSeason(board: BoardRules, now: Date): ReadableSeason {
+  const schedule = scheduleOf(board);
+  const season = schedule.seasonAt(now);
+  return { ...season, current: true, expiresAt: schedule.expiresAt(season, board.retainedSeasons) };
+}
+
 /**
  * The season a read names: "" is the current one; an id must be the current
  * season or one of the `retained_seasons` before it. (A season recorded

@@ -1,0 +1,90 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { isDefinedBoardName } from "@scoreboard/platform/board-params";
+import { toConnectError } from "@scoreboard/platform/errors";
+import type { Boards, RankedEntry } from "./boards.js";
+import type { BoardRules, DefinedBoardSource } from "./defined-boards/postgres-store.js";
+import type { DefinedBoardReads } from "./defined-boards/reads.js";
+import { currentSeason, currentSeasonId } from "./defined-boards/seasons.js";
+
+/**
+ * How deep RankingService reads a defined board (offset + limit): its reads
+ * are keyset pages, so an offset costs every entry above it. Deeper pages
+ * are BoardReadService.GetBoardPage's, by cursor.
+ */
+export const DEFINED_BOARD_DEPTH = 1_000;
+
+/** What ranking reads of defined boards by name: their definitions and their seasons' entries. */
+export interface DefinedBoardLookup {
+  definitions: Pick<DefinedBoardSource, "board">;
+  reads: Pick<DefinedBoardReads, "page" | "around">;
+  /** The clock seasons are computed with. */
+  now?: () => Date;
+}
+
+/** A user's entry with the entries around it, in rank order. */
+export interface RankAround {
+  entry: RankedEntry;
+  neighbourhood: RankedEntry[];
+}
+
+/**
+ * The boards RankingService and the change announcements name, and where
+ * each is read: the one place that says which board a name is. A defined
+ * board is named by its id and means its current season (a stream of it
+ * moves to the next season when that begins); every other name is a seed
+ * board (global, region:<r>, a concrete period), read exactly as before
+ * defined boards existed.
+ */
+export class Leaderboards {
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly seed: Boards,
+    private readonly defined?: DefinedBoardLookup,
+  ) {
+    this.now = defined?.now ?? (() => new Date());
+  }
+
+  /** Entries `offset`.. of the board, in its order. */
+  async page(name: string, offset: number, limit: number): Promise<RankedEntry[]> {
+    const board = await this.definedBoard(name);
+    if (!board) return this.seed.page(name, offset, limit);
+    if (offset + limit > DEFINED_BOARD_DEPTH) {
+      throw new ConnectError(
+        `board "${name}" is a defined board: read its top ${DEFINED_BOARD_DEPTH} here (offset + limit), further pages with scoreboard.v1.BoardReadService.GetBoardPage's cursor`,
+        Code.InvalidArgument,
+      );
+    }
+    const page = await this.defined!.reads.page(board, currentSeason(board, this.now()), undefined, offset + limit);
+    return page.entries.slice(offset);
+  }
+
+  /** A user's entry, and with `around` > 0 up to that many entries above and below it; undefined when the user has none. */
+  async rankAround(name: string, userId: string, around: number): Promise<RankAround | undefined> {
+    const board = await this.definedBoard(name);
+    if (board) {
+      const found = await this.defined!.reads.around(board, currentSeason(board, this.now()), userId, around);
+      return found.entry && { entry: found.entry, neighbourhood: around === 0 ? [] : found.page.entries };
+    }
+    const entry = await this.seed.rankOf(name, userId);
+    if (!entry) return undefined;
+    if (around === 0) return { entry, neighbourhood: [] };
+    const first = Math.max(0, entry.rank - 1 - around);
+    return { entry, neighbourhood: await this.seed.page(name, first, entry.rank - first + around) };
+  }
+
+  /** Whether `season` is the season a defined board's name shows now (a change to another one changes no stream). */
+  async showsSeason(boardId: string, season: string): Promise<boolean> {
+    const board = await this.definedBoard(boardId);
+    return board !== undefined && currentSeasonId(board, this.now()) === season;
+  }
+
+  /** The defined board a name is, or undefined for a seed board (and names no board has). */
+  private async definedBoard(name: string): Promise<BoardRules | undefined> {
+    if (!this.defined || !isDefinedBoardName(name)) return undefined;
+    const board = await this.defined.definitions.board(name).catch((err: unknown) => {
+      throw toConnectError(err, "board definitions");
+    });
+    return board && !board.builtin ? board : undefined;
+  }
+}
