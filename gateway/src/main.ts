@@ -26,6 +26,7 @@ import { createWatchStreamHandler } from "./watch-stream.js";
 import { connectUpstreams } from "./upstreams.js";
 import { EdgePolicy } from "./edge-policy.js";
 import { StreamQuota, clientAddressKey } from "./stream-quota.js";
+import { StreamableBoards, definedBoardProbe } from "./streamable-boards.js";
 import { createContextValues } from "@connectrpc/connect";
 
 const logger = createLogger("gateway");
@@ -51,6 +52,7 @@ async function main(): Promise<void> {
   const page = await loadDemoPage();
   const edge = new EdgePolicy(config.corsAllowedOrigins);
   const streamQuota = new StreamQuota(config.maxStreamsPerAddress);
+  const boards = new StreamableBoards(config.boards, definedBoardProbe(upstreams.boardRead));
 
   let server: RpcServer | undefined;
   const rest = createRestHandler({
@@ -66,6 +68,7 @@ async function main(): Promise<void> {
     shutdownSignal: () => server!.shutdownSignal,
     metrics,
     streamQuota,
+    boards,
   });
   const connectStreams = metrics.openStreamsOf("connect");
   const watchStreams = createWatchStreamHandler({
@@ -73,7 +76,7 @@ async function main(): Promise<void> {
     readGate,
     heartbeatMs: config.sseHeartbeatMs,
     logger,
-    boards: config.boards,
+    boards,
     streamQuota,
     guard,
     clientAddress: (req) => guard.clientAddress(req),
@@ -96,7 +99,7 @@ async function main(): Promise<void> {
           writeRule: config.rateLimits.rpc,
           readGate,
           heartbeatMs: config.sseHeartbeatMs,
-          boards: config.boards,
+          boards,
           streamQuota,
           openStreams: connectStreams,
         }),
@@ -117,6 +120,7 @@ async function main(): Promise<void> {
       edge,
       streamQuota,
       guard,
+      boards,
     }),
     metrics,
     // Redis holds the shared rate limits, which fall back per replica while it

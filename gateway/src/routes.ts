@@ -13,7 +13,9 @@ import { createScoreUpdateApi } from "./rest/score-update-api.js";
 import { createScoresApi } from "./rest/scores-api.js";
 import { createUpdateScoreApi } from "./rest/update-score-api.js";
 import type { WriteRules } from "./rest/write-rules.js";
-import { serveLeaderboardStream } from "./sse.js";
+import { serveBoardStream, serveLeaderboardStream } from "./sse.js";
+import { boardIdOfPath, streamLimitOf } from "./board-streams.js";
+import type { StreamableBoards } from "./streamable-boards.js";
 import type { Upstreams } from "./upstreams.js";
 import type { WriteGuard } from "./write-guard.js";
 import type { StreamQuota } from "./stream-quota.js";
@@ -32,6 +34,8 @@ export interface RestDeps {
   /** Counts and times every route below, and the open SSE streams. */
   metrics?: ProcessMetrics;
   streamQuota: StreamQuota;
+  /** The boards streams may name: seed boards and defined boards' ids. */
+  boards: StreamableBoards;
 }
 
 type Handler = (req: Request, res: Response, params: Record<string, string>) => void | Promise<void>;
@@ -43,7 +47,7 @@ interface Route {
 
 /**
  * Every non-RPC route of the gateway: the seeds' REST dialects, the boards
- * API, SSE and the demo page. (/healthz, /readyz and /metrics are answered before these, by
+ * API, SSE (seed 004's and any board's) and the demo page. (/healthz, /readyz and /metrics are answered before these, by
  * the RPC server, the same way on every process.)
  */
 export function createRestHandler(deps: RestDeps) {
@@ -56,6 +60,34 @@ export function createRestHandler(deps: RestDeps) {
   const reads = createLeaderboardReads(upstreams, deps.readGate, deps.feeds);
   const boards = createBoardsApi(upstreams, guard, rules, deps.readGate);
   const sseStreams = deps.metrics?.openStreamsOf("sse");
+  const sseOptions = () => ({ heartbeatMs: deps.sseHeartbeatMs, shutdownSignal: deps.shutdownSignal() });
+  /**
+   * An SSE route: the read gate (EventSource cannot send headers, so a
+   * browser may pass ?access_token=), then `open` (which board; refusals
+   * answered as JSON), then the address's stream quota.
+   */
+  const sse =
+    (open: (req: Request, params: Record<string, string>) => Promise<(res: Response) => void>): Handler =>
+    async (req, res, params) => {
+      const address = guard.clientAddress(req);
+      let serve: (res: Response) => void;
+      let release: () => void;
+      try {
+        const query = new URL(req.url ?? "/", "http://gateway").searchParams.get("access_token");
+        await guard.throttlingRefusedTokens(address, () => deps.readGate.check(req.headers.authorization ?? (query ? `Bearer ${query}` : undefined)));
+        serve = await open(req, params);
+        release = deps.streamQuota.take(address);
+      } catch (err) {
+        sendFailure(res, err);
+        return;
+      }
+      sseStreams?.inc();
+      res.once("close", () => {
+        sseStreams?.dec();
+        release();
+      });
+      serve(res);
+    };
 
   // First match wins: seed 002's /api/score/update shadows seed 001's
   // /api/score/{user_id} for a user literally named "update".
@@ -65,29 +97,7 @@ export function createRestHandler(deps: RestDeps) {
     { method: "GET", path: "/api/scores/leaderboard", handler: reads.scores },
     { method: "GET", path: "/api/scores", handler: reads.scoresWithNames },
     { method: "GET", path: "/leaderboard", handler: reads.players },
-    {
-      method: "GET",
-      path: "/api/leaderboard/stream",
-      handler: async (req, res) => {
-        const address = guard.clientAddress(req);
-        let release: () => void;
-        try {
-          // EventSource cannot send headers: a browser may pass ?access_token= instead.
-          const query = new URL(req.url ?? "/", "http://gateway").searchParams.get("access_token");
-          await guard.throttlingRefusedTokens(address, () => deps.readGate.check(req.headers.authorization ?? (query ? `Bearer ${query}` : undefined)));
-          release = deps.streamQuota.take(address);
-        } catch (err) {
-          sendFailure(res, err);
-          return;
-        }
-        sseStreams?.inc();
-        res.once("close", () => {
-          sseStreams?.dec();
-          release();
-        });
-        serveLeaderboardStream(req, res, deps.feeds, { heartbeatMs: deps.sseHeartbeatMs, shutdownSignal: deps.shutdownSignal() });
-      },
-    },
+    { method: "GET", path: "/api/leaderboard/stream", handler: sse(async (req) => (res) => serveLeaderboardStream(req, res, deps.feeds, sseOptions())) },
     { method: "POST", path: "/api/scores/update", handler: scores.update },
     { method: "POST", path: "/api/score/update", handler: scoreUpdate.update },
     { method: "POST", path: "/api/score/:userId", handler: (req, res, p) => increment.increment(req, res, { userId: p.userId! }) },
@@ -101,6 +111,15 @@ export function createRestHandler(deps: RestDeps) {
     { method: "GET", path: "/api/boards/:boardId/seasons/:season", handler: boards.page },
     { method: "GET", path: "/api/boards/:boardId/rank/:userId", handler: boards.rank },
     { method: "GET", path: "/api/boards/:boardId/users", handler: boards.users },
+    {
+      method: "GET",
+      path: "/api/boards/:boardId/stream",
+      handler: sse(async (req, params) => {
+        const board = await deps.boards.resolve(boardIdOfPath(params.boardId!));
+        const limit = streamLimitOf(new URL(req.url ?? "/", "http://gateway").searchParams);
+        return (res) => serveBoardStream(req, res, deps.feeds, board, limit, sseOptions());
+      }),
+    },
   ];
   const metrics = deps.metrics;
   const meters = new Map(metrics ? routes.map((route) => [route, new RouteMeter(metrics, route.path, route.method)]) : []);

@@ -10,9 +10,10 @@ import { BoardAdminService, BoardReadService, BoardScoreService } from "@scorebo
 import { CatalogService } from "@scoreboard/gen/scoreboard/v1/catalog_pb";
 import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
-import { knownBoard, pageLimit, type BoardRules } from "@scoreboard/platform/board-params";
+import { pageLimit } from "@scoreboard/platform/board-params";
 import type { OpenCount } from "@scoreboard/platform/metrics";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
+import type { StreamableBoards } from "./streamable-boards.js";
 import type { Upstreams } from "./upstreams.js";
 import { clientAddressKey, type StreamQuota } from "./stream-quota.js";
 
@@ -23,7 +24,8 @@ export interface RpcProxyOptions {
   writeRule: RateLimitRule;
   readGate: ReadGate;
   heartbeatMs: number;
-  boards: BoardRules;
+  /** Seed boards and defined boards' ids: what RankingService reads and WatchLeaderboard name. */
+  boards: StreamableBoards;
   streamQuota: StreamQuota;
   /** Counts the WatchLeaderboard streams (Connect, gRPC-Web, gRPC) open right now. */
   openStreams?: OpenCount;
@@ -83,12 +85,12 @@ export function registerRpcProxy(router: ConnectRouter, options: RpcProxyOptions
   router.service(RankingService, {
     getLeaderboard: async (req, ctx) => {
       await gateRead(ctx);
-      knownBoard(req.board, boards);
+      await boards.resolve(req.board);
       return upstreams.ranking.getLeaderboard(req, forward(ctx)).catch(rethrowClean);
     },
     getRank: async (req, ctx) => {
       await gateRead(ctx);
-      knownBoard(req.board, boards);
+      await boards.resolve(req.board);
       return upstreams.ranking.getRank(req, forward(ctx)).catch(rethrowClean);
     },
   });
@@ -117,7 +119,7 @@ export function registerRpcProxy(router: ConnectRouter, options: RpcProxyOptions
   router.service(PushService, {
     watchLeaderboard: async function* (req, ctx) {
       await gateRead(ctx);
-      const board = knownBoard(req.board, boards);
+      const board = await boards.resolve(req.board);
       const limit = pageLimit(req.limit);
       const release = streamQuota.take(ctx.values.get(clientAddressKey));
       openStreams?.inc();

@@ -1,5 +1,6 @@
 import type { LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { boardUpdateJson } from "./board-streams.js";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
 import type { Request, Response } from "./http.js";
 import { LatestOnlyWriter } from "./latest-only.js";
@@ -22,6 +23,16 @@ function frameOf(update: LeaderboardUpdate): Buffer {
   return frame;
 }
 
+const boardFrames = new WeakMap<LeaderboardUpdate, Buffer>();
+function boardFrameOf(board: string, update: LeaderboardUpdate): Buffer {
+  let frame = boardFrames.get(update);
+  if (!frame) {
+    frame = Buffer.from(`event: board:update\ndata: ${boardUpdateJson(board, update)}\n\n`);
+    boardFrames.set(update, frame);
+  }
+  return frame;
+}
+
 export interface SseOptions {
   heartbeatMs: number;
   shutdownSignal: AbortSignal;
@@ -30,20 +41,47 @@ export interface SseOptions {
 /**
  * GET /api/leaderboard/stream (seed 004): `event: connected`, then
  * `event: score:update` with the top 10 at once and on every change.
+ */
+export function serveLeaderboardStream(req: Request, res: Response, feeds: LeaderboardFeeds, options: SseOptions): void {
+  serveStream(req, res, feeds, options, {
+    board: "global",
+    limit: 10,
+    connected: { message: "Connected to leaderboard stream" },
+    frameOf,
+  });
+}
+
+/**
+ * GET /api/boards/{id}/stream: `event: connected` with the board, then
+ * `event: board:update` (boardUpdateJson) with the top `limit` at once and
+ * on every change. A defined board's stream follows its current season.
+ */
+export function serveBoardStream(req: Request, res: Response, feeds: LeaderboardFeeds, board: string, limit: number, options: SseOptions): void {
+  serveStream(req, res, feeds, options, { board, limit, connected: { board }, frameOf: (update) => boardFrameOf(board, update) });
+}
+
+interface SseStream {
+  board: string;
+  limit: number;
+  connected: object;
+  frameOf: (update: LeaderboardUpdate) => Buffer;
+}
+
+/**
  * A client that cannot keep up is sent only the newest state once its socket
  * drains (LatestOnlyWriter), so no per-client queue grows.
  */
-export function serveLeaderboardStream(req: Request, res: Response, feeds: LeaderboardFeeds, options: SseOptions): void {
+function serveStream(req: Request, res: Response, feeds: LeaderboardFeeds, options: SseOptions, stream: SseStream): void {
   res.writeHead(200, {
     "content-type": "text/event-stream; charset=utf-8",
     "cache-control": "no-cache, no-transform",
     ...(req.httpVersionMajor === 1 ? { connection: "keep-alive" } : {}),
     "x-accel-buffering": "no",
   });
-  res.write(`retry: 2000\nevent: connected\ndata: ${JSON.stringify({ message: "Connected to leaderboard stream" })}\n\n`);
+  res.write(`retry: 2000\nevent: connected\ndata: ${JSON.stringify(stream.connected)}\n\n`);
 
-  const writer = new LatestOnlyWriter<LeaderboardUpdate | undefined>(res, (update) => (update ? frameOf(update) : ": heartbeat\n\n"));
-  const unsubscribe = feeds.subscribe("global", 10, (update) => writer.send(update));
+  const writer = new LatestOnlyWriter<LeaderboardUpdate | undefined>(res, (update) => (update ? stream.frameOf(update) : ": heartbeat\n\n"));
+  const unsubscribe = feeds.subscribe(stream.board, stream.limit, (update) => writer.send(update));
   // Comments keep proxies from closing an idle stream.
   const heartbeat = setInterval(() => {
     if (!writer.isBlocked) writer.send(undefined);

@@ -8,7 +8,7 @@ import {
   type LeaderboardUpdate,
   type WatchLeaderboardRequest,
 } from "@scoreboard/gen/scoreboard/v1/push_pb";
-import { knownBoard, pageLimit, type BoardRules } from "@scoreboard/platform/board-params";
+import { pageLimit } from "@scoreboard/platform/board-params";
 import type { Logger } from "@scoreboard/platform/logger";
 import type { OpenCount } from "@scoreboard/platform/metrics";
 import type { RpcRecorder } from "@scoreboard/platform/rpc-metrics";
@@ -17,6 +17,7 @@ import type { LeaderboardFeeds } from "./leaderboard-feed.js";
 import type { ReadGate } from "./rest/leaderboard-reads.js";
 import { LatestOnlyWriter } from "./latest-only.js";
 import { StreamRegistry } from "./stream-registry.js";
+import type { StreamableBoards } from "./streamable-boards.js";
 import type { StreamQuota } from "./stream-quota.js";
 import { asRpcError, type WriteGuard } from "./write-guard.js";
 
@@ -47,7 +48,8 @@ export interface WatchStreamOptions {
   readGate: ReadGate;
   heartbeatMs: number;
   logger: Logger;
-  boards: BoardRules;
+  /** Seed boards and defined boards' ids. */
+  boards: StreamableBoards;
   streamQuota: StreamQuota;
   /** Counts refused tokens against their address, as on every other path. */
   guard: WriteGuard;
@@ -120,7 +122,7 @@ async function serve(
     // The token before the body: an unauthorized caller gets nothing read.
     await options.guard.throttlingRefusedTokens(address, () => options.readGate.check(headerOf(req, "authorization")));
     const request = decodeRequest(await readBody(req), protocol.json);
-    board = knownBoard(request.board, options.boards);
+    board = await options.boards.resolve(request.board);
     limit = pageLimit(request.limit);
     release = options.streamQuota.take(address);
   } catch (err) {

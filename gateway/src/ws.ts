@@ -1,17 +1,18 @@
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
-import { ConnectError } from "@connectrpc/connect";
 import type { LeaderboardEntry } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
 import type { LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import type { TokenVerifier } from "@scoreboard/platform/auth";
-import { codeName, httpStatusOf } from "@scoreboard/platform/errors";
 import type { Logger } from "@scoreboard/platform/logger";
 import type { OpenCount } from "@scoreboard/platform/metrics";
+import { boardIdOfPath, boardUpdateJson, streamLimitOf } from "./board-streams.js";
+import { describeError } from "./http.js";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
 import type { ReadGate } from "./rest/leaderboard-reads.js";
 import { SECURITY_HEADERS, type EdgePolicy } from "./edge-policy.js";
 import type { StreamQuota } from "./stream-quota.js";
+import type { StreamableBoards } from "./streamable-boards.js";
 import { asRpcError, type WriteGuard } from "./write-guard.js";
 
 export interface WebSocketOptions {
@@ -28,36 +29,61 @@ export interface WebSocketOptions {
   streamQuota: StreamQuota;
   /** Counts refused tokens against their address; knows the client's address. */
   guard: WriteGuard;
+  /** The boards /ws/boards/{id} may name: seed boards and defined boards' ids. */
+  boards: StreamableBoards;
 }
 
-/** A WebSocket dialect: how to turn board changes into that seed's messages. */
+/** A WebSocket dialect: how to turn board changes into its messages (JSON text). */
 interface Dialect {
-  /** Seed 002 requires a JWT; seed 003's stream follows READS_REQUIRE_SCOPE. */
+  /** Seed 002 requires a JWT; seed 003's stream and the boards' follow READS_REQUIRE_SCOPE. */
   requiresToken: boolean;
-  messages(update: LeaderboardUpdate, previous: LeaderboardEntry[] | undefined): unknown[];
+  messages(board: string, update: LeaderboardUpdate, previous: LeaderboardEntry[] | undefined): string[];
 }
 
 const dialects: Record<string, Dialect> = {
   // Seed 002: {"event":"leaderboardUpdate","top10":[{"userId","username","score"}]}.
   "/ws/scoreboard": {
     requiresToken: true,
-    messages: (update) => [
-      { event: "leaderboardUpdate", top10: update.entries.map((e) => ({ userId: e.userId, username: e.username, score: Number(e.score) })) },
+    messages: (_board, update) => [
+      JSON.stringify({ event: "leaderboardUpdate", top10: update.entries.map((e) => ({ userId: e.userId, username: e.username, score: Number(e.score) })) }),
     ],
   },
   // Seed 003: the top scores, and a scoreUpdate for each listed player whose
   // score moved (players outside the top 10 are not followed).
   "/live-updates": {
     requiresToken: false,
-    messages: (update, previous) => {
+    messages: (_board, update, previous) => {
       const before = new Map((previous ?? []).map((e) => [e.userId, e.score]));
       const moved = previous
         ? update.entries.filter((e) => before.get(e.userId) !== e.score).map((e) => ({ type: "scoreUpdate", playerId: e.userId, newScore: Number(e.score) }))
         : [];
-      return [{ type: "leaderboardUpdate", topScores: update.entries.map((e) => ({ playerId: e.userId, score: Number(e.score) })) }, ...moved];
+      return [{ type: "leaderboardUpdate", topScores: update.entries.map((e) => ({ playerId: e.userId, score: Number(e.score) })) }, ...moved].map((m) =>
+        JSON.stringify(m),
+      );
     },
   },
 };
+
+// /ws/boards/{id}?limit=: any board the gateway serves, a defined board
+// following its current season; each message is boardUpdateJson's (rendered
+// once per update for every client).
+const boardDialect: Dialect = { requiresToken: false, messages: (board, update) => [boardUpdateJson(board, update)] };
+const BOARD_PATH = /^\/ws\/boards\/([^/]+)$/;
+
+/** What a path streams: the dialect, and the board and limit it names (seed paths: the global top 10). */
+interface WebSocketStream {
+  dialect: Dialect;
+  board: string;
+  limit: number;
+}
+
+async function streamOf(url: URL, options: WebSocketOptions): Promise<WebSocketStream> {
+  const seed = dialects[url.pathname];
+  if (seed) return { dialect: seed, board: "global", limit: 10 };
+  const id = BOARD_PATH.exec(url.pathname)![1]!;
+  const board = await options.boards.resolve(boardIdOfPath(id));
+  return { dialect: boardDialect, board, limit: streamLimitOf(url.searchParams) };
+}
 
 // A client this far behind is sent the latest state once it catches up,
 // never a queue of every intermediate one.
@@ -75,7 +101,7 @@ export function createWebSocketUpgrade(options: WebSocketOptions) {
 
   return (req: IncomingMessage, socket: Socket, head: Buffer): void => {
     const url = new URL(req.url ?? "/", "http://gateway");
-    const dialect = dialects[url.pathname];
+    const dialect = dialects[url.pathname] ?? (BOARD_PATH.test(url.pathname) ? boardDialect : undefined);
     if (!dialect) {
       refuse(socket, 404, "no such stream", "not_found");
       return;
@@ -87,16 +113,17 @@ export function createWebSocketUpgrade(options: WebSocketOptions) {
     const address = options.guard.clientAddress(req);
     void options.guard
       .throttlingRefusedTokens(address, () => authorize(req, url, dialect, options))
-      .then(() => options.streamQuota.take(address))
+      .then(() => streamOf(url, options))
+      .then((stream) => ({ stream, release: options.streamQuota.take(address) }))
       .then(
-        (release) => {
+        ({ stream, release }) => {
           // The socket, not the WebSocket: a handshake ws refuses never makes one.
           socket.once("close", release);
-          server.handleUpgrade(req, socket, head, (ws) => serve(ws, dialect, options, pingIntervalMs));
+          server.handleUpgrade(req, socket, head, (ws) => serve(ws, stream, options, pingIntervalMs));
         },
         (err: unknown) => {
-          const error = ConnectError.from(asRpcError(err));
-          refuse(socket, httpStatusOf(error.code), error.rawMessage, codeName(error.code));
+          const { status, code, message } = describeError(asRpcError(err));
+          refuse(socket, status, message, code);
         },
       );
   };
@@ -117,7 +144,7 @@ function tokenOf(req: IncomingMessage, url: URL): string | undefined {
   return url.searchParams.get("access_token") ?? undefined;
 }
 
-function serve(ws: WebSocket, dialect: Dialect, options: WebSocketOptions, pingIntervalMs: number): void {
+function serve(ws: WebSocket, { dialect, board, limit }: WebSocketStream, options: WebSocketOptions, pingIntervalMs: number): void {
   let previous: LeaderboardEntry[] | undefined;
   let pending: LeaderboardUpdate | undefined;
   let alive = true;
@@ -128,10 +155,10 @@ function serve(ws: WebSocket, dialect: Dialect, options: WebSocketOptions, pingI
       pending = update;
       return;
     }
-    const messages = dialect.messages(update, previous);
+    const messages = dialect.messages(board, update, previous);
     previous = update.entries;
     messages.forEach((message, i) => {
-      ws.send(JSON.stringify(message), i === messages.length - 1 ? flush : undefined);
+      ws.send(message, i === messages.length - 1 ? flush : undefined);
     });
   };
   // Called when a send left the socket: a state that waited goes out now.
@@ -141,7 +168,7 @@ function serve(ws: WebSocket, dialect: Dialect, options: WebSocketOptions, pingI
     pending = undefined;
     send(update);
   };
-  const unsubscribe = options.feeds.subscribe("global", 10, send);
+  const unsubscribe = options.feeds.subscribe(board, limit, send);
   options.openStreams?.inc();
   // Pings keep proxies from closing an idle stream and find dead peers.
   const ping = setInterval(() => {
@@ -164,7 +191,14 @@ function serve(ws: WebSocket, dialect: Dialect, options: WebSocketOptions, pingI
   ws.on("error", (err) => options.logger.debug({ err: err.message }, "websocket error"));
 }
 
-const REASONS: Record<number, string> = { 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests" };
+const REASONS: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  429: "Too Many Requests",
+  503: "Service Unavailable",
+};
 const SECURITY_LINES = Object.entries(SECURITY_HEADERS)
   .map(([name, value]) => `${name}: ${value}\r\n`)
   .join("");

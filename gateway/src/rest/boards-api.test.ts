@@ -32,6 +32,7 @@ import type { Upstreams } from "../upstreams.js";
 import { WriteGuard } from "../write-guard.js";
 import { ReadGate } from "./leaderboard-reads.js";
 import { readWriteRules } from "./write-rules.js";
+import { StreamableBoards } from "../streamable-boards.js";
 import { EnvReader } from "@scoreboard/platform/config";
 
 const auth: AuthConfig = { jwtSecret: "boards-api-test-secret-0123456789abcdef", issuer: "scoreboard", audience: "scoreboard-api" };
@@ -156,6 +157,7 @@ const upstreams = fakeUpstreams();
 const verifier = new TokenVerifier(auth);
 const guard = new WriteGuard({ verifier, limiter, ipRule: rules.ip, trustedProxyHops: 0, logger: createLogger("boards-api-test", "silent") });
 const readGate = new ReadGate({ requireScope: false, verifier });
+const streamableBoards = new StreamableBoards({ regions: new Set(), retention: { daily: 0, weekly: 0, monthly: 0 } }, async () => false);
 let server: Server;
 let base: string;
 let player: string;
@@ -175,6 +177,7 @@ beforeAll(async () => {
     sseHeartbeatMs: 15_000,
     logger: createLogger("boards-api-test", "silent"),
     streamQuota: new StreamQuota(0),
+    boards: streamableBoards,
   });
   server = createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -345,7 +348,7 @@ describe("RPC proxy", () => {
       writeRule: rules.rpc,
       readGate,
       heartbeatMs: 15_000,
-      boards: { regions: new Set(), retention: { daily: 0, weekly: 0, monthly: 0 } },
+      boards: streamableBoards,
       streamQuota: new StreamQuota(0),
     }),
   );

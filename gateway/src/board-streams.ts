@@ -1,0 +1,45 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
+import { DEFAULT_LIMIT, MAX_LIMIT } from "@scoreboard/platform/board-params";
+import { HttpError } from "./http.js";
+
+// What the boards API's live streams share: SSE /api/boards/{id}/stream and
+// the WebSocket /ws/boards/{id}, for any board the gateway serves (a defined
+// board by its id, following its current season, or a seed board).
+
+/** The board id of a path segment, percent-decoded. */
+export function boardIdOfPath(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, "board id in the path is not valid percent-encoding", "invalid_argument");
+  }
+}
+
+/** ?limit=: the entries each update carries, 1..100 (10 when absent). */
+export function streamLimitOf(query: URLSearchParams): number {
+  const raw = query.get("limit");
+  if (raw === null || raw === "") return DEFAULT_LIMIT;
+  const value = Number(raw);
+  if (!/^\d{1,3}$/.test(raw) || value < 1 || value > MAX_LIMIT) throw new HttpError(400, `limit must be an integer 1..${MAX_LIMIT}`, "invalid_argument");
+  return value;
+}
+
+// Every client of a feed gets the same update object: its JSON is rendered
+// once, not once per client. A feed is one board, so the update says which.
+const rendered = new WeakMap<LeaderboardUpdate, string>();
+
+/** `{"board","entries":[{"rank","userId","username","score"}…],"asOf"}`: an update as the boards API's streams send it. */
+export function boardUpdateJson(board: string, update: LeaderboardUpdate): string {
+  let json = rendered.get(update);
+  if (json === undefined) {
+    json = JSON.stringify({
+      board,
+      // Scores are within ±2^53-1 (boards.proto): JSON numbers carry them exactly.
+      entries: update.entries.map((e) => ({ rank: Number(e.rank), userId: e.userId, username: e.username, score: Number(e.score) })),
+      asOf: (update.asOf ? timestampDate(update.asOf) : new Date()).toISOString(),
+    });
+    rendered.set(update, json);
+  }
+  return json;
+}
