@@ -1,56 +1,152 @@
-// The demo page's client: a live top 10 through @scoreboard/client (the
-// package a page of one's own installs) and a form that submits actions
-// through the same gateway.
+// The demo page's client, through @scoreboard/client (the package a page of
+// one's own installs): a board picker with the seed boards (a live top 10
+// from PushService.WatchLeaderboard) and, once a token is entered, the
+// defined boards (BoardAdminService.ListBoards needs read:leaderboard), each
+// with a season picker (BoardReadService.ListSeasons); and a form that
+// submits actions through the same gateway.
 import { ConnectError } from "@connectrpc/connect";
-import { createScoreboardClient, formatScore, type BoardState, type LeaderboardEntry } from "@scoreboard/client";
+import { createScoreboardClient, type BoardDefinition, type BoardState, type Season } from "@scoreboard/client";
+import { seasonLabel, showSeason, type SeasonView } from "./season-standings.js";
+import { StandingsTable } from "./standings.js";
 
 const client = createScoreboardClient({ baseUrl: location.origin });
+const find = <T extends HTMLElement>(selector: string) => document.querySelector<T>(selector)!;
 
-const rows = document.querySelector<HTMLTableSectionElement>("#rows")!;
-const empty = document.querySelector<HTMLDivElement>("#empty")!;
-const status = document.querySelector<HTMLSpanElement>("#status")!;
-let previous = new Map<string, bigint>();
+const title = find<HTMLHeadingElement>("#title");
+const status = find<HTMLSpanElement>("#status");
+const boardSelect = find<HTMLSelectElement>("#board");
+const seasonField = find<HTMLDivElement>("#season-field");
+const seasonSelect = find<HTMLSelectElement>("#season");
+const more = find<HTMLButtonElement>("#more");
+const tokenInput = find<HTMLInputElement>("#token");
+const boardsNote = find<HTMLDivElement>("#boards-note");
+const table = new StandingsTable(find("#rows"), find("#empty"));
 
-function showState(state: BoardState): void {
+const SEED_EMPTY = "No scores yet. Submit an action to get on the board.";
+const SEASON_EMPTY = "No entries in this season.";
+
+/** The token the reader entered, without a "Bearer " they may have pasted with it. */
+const enteredToken = () => tokenInput.value.trim().replace(/^Bearer\s+/i, "");
+/** The token boards were listed with: reads of defined boards carry it too. */
+let listedWith = "";
+const readHeaders = (): Record<string, string> => (listedWith ? { authorization: `Bearer ${listedWith}` } : {});
+
+let definedBoards = new Map<string, BoardDefinition>();
+let seasons = new Map<string, Season>();
+/** Aborted whenever another board or season is picked: its stream or its refreshes stop. */
+let showing = new AbortController();
+function nextShowing(): AbortSignal {
+  showing.abort();
+  showing = new AbortController();
+  return showing.signal;
+}
+
+function setStatus(state: string, text: string): void {
+  status.dataset.state = state;
+  status.textContent = text;
+}
+
+const seasonView: SeasonView = { client, table, more, status: setStatus, headers: readHeaders };
+
+function showLiveState(state: BoardState): void {
   // Between retries keep saying "reconnecting…" (and why) until a message arrives.
   if (state.kind === "connecting" && state.attempt > 0) return;
-  status.dataset.state = state.kind;
-  status.textContent = state.kind === "live" ? "live" : state.kind === "retrying" ? `reconnecting… (${state.error.rawMessage})` : "connecting…";
+  setStatus(state.kind, state.kind === "live" ? "live" : state.kind === "retrying" ? `reconnecting… (${state.error.rawMessage})` : "connecting…");
 }
 
-function render(entries: LeaderboardEntry[]): void {
-  const next = new Map<string, bigint>();
-  const fragment = document.createDocumentFragment();
-  for (const entry of entries) {
-    next.set(entry.userId, entry.score);
-    const row = document.createElement("tr");
-    row.dataset.user = entry.userId;
-    if (previous.get(entry.userId) !== entry.score) row.className = "changed";
-    for (const [cls, text] of [
-      ["rank", String(entry.rank)],
-      ["user", entry.username || entry.userId],
-      ["score", formatScore(entry.score)],
-    ] as const) {
-      const cell = document.createElement("td");
-      cell.className = cls;
-      cell.textContent = text;
-      row.append(cell);
-    }
-    fragment.append(row);
+function showSeedBoard(board: string, label: string): void {
+  const signal = nextShowing();
+  title.textContent = board === "global" ? "Top 10" : `Top 10 · ${label}`;
+  seasonField.hidden = true;
+  more.hidden = true;
+  table.clear(SEED_EMPTY);
+  client.watchBoard({ board, limit: 10, signal, onBoard: (update) => table.render(update.entries), onState: showLiveState }).catch((err: unknown) => {
+    if (!signal.aborted) setStatus("failed", ConnectError.from(err).rawMessage);
+  });
+}
+
+async function showDefinedBoard(board: BoardDefinition): Promise<void> {
+  const signal = nextShowing();
+  title.textContent = board.title || board.boardId;
+  more.hidden = true;
+  table.clear(SEASON_EMPTY);
+  setStatus("connecting", "loading seasons…");
+  try {
+    const answer = await client.boardRead.listSeasons({ boardId: board.boardId }, { headers: readHeaders(), signal });
+    if (signal.aborted) return;
+    // Current first, then past seasons newest first (ListSeasons' order).
+    seasons = new Map(answer.seasons.map((season) => [season.id, season]));
+    seasonSelect.replaceChildren(...answer.seasons.map((season) => new Option(seasonLabel(season), season.id)));
+    seasonField.hidden = false;
+    showChosenSeason();
+  } catch (err) {
+    if (!signal.aborted) setStatus("failed", ConnectError.from(err).rawMessage);
   }
-  rows.replaceChildren(fragment);
-  empty.hidden = entries.length > 0;
-  previous = next;
 }
 
-document.querySelector<HTMLFormElement>("#submit")!.addEventListener("submit", async (event) => {
+function showChosenSeason(): void {
+  const season = seasons.get(seasonSelect.value);
+  if (!season) return;
+  const signal = nextShowing();
+  table.clear(SEASON_EMPTY);
+  more.hidden = true;
+  void showSeason(seasonView, boardSelect.value, season, signal);
+}
+
+function showChosenBoard(): void {
+  const defined = definedBoards.get(boardSelect.value);
+  if (defined) void showDefinedBoard(defined);
+  else showSeedBoard(boardSelect.value, boardSelect.selectedOptions[0]?.text ?? boardSelect.value);
+}
+
+/** Adds the token's defined boards (builtin ones are the seed boards already listed) to the board picker. */
+async function listDefinedBoards(): Promise<void> {
+  const token = enteredToken();
+  if (!token) {
+    boardsNote.textContent = "Enter a token first.";
+    return;
+  }
+  boardsNote.textContent = "Listing boards…";
+  try {
+    const { boards } = await client.boardAdmin.listBoards({}, { headers: { authorization: `Bearer ${token}` } });
+    listedWith = token;
+    const defined = boards.filter((board) => !board.builtin);
+    definedBoards = new Map(defined.map((board) => [board.boardId, board]));
+    const chosen = boardSelect.value;
+    boardSelect.querySelector("#defined-boards")?.remove();
+    if (defined.length > 0) {
+      const group = document.createElement("optgroup");
+      group.id = "defined-boards";
+      group.label = "Defined boards";
+      group.append(...defined.map((board) => new Option(board.title ? `${board.title} (${board.boardId})` : board.boardId, board.boardId)));
+      boardSelect.append(group);
+    }
+    // A board no longer listed (archived, or another token's) gives way to the global board.
+    const stillListed = [...boardSelect.options].some((option) => option.value === chosen);
+    boardSelect.value = stillListed ? chosen : "global";
+    if (!stillListed) showChosenBoard();
+    boardsNote.textContent = defined.length === 1 ? "1 defined board listed." : `${defined.length} defined boards listed.`;
+  } catch (err) {
+    boardsNote.textContent = ConnectError.from(err).rawMessage;
+  }
+}
+
+boardSelect.addEventListener("change", showChosenBoard);
+seasonSelect.addEventListener("change", showChosenSeason);
+find<HTMLFormElement>("#sign-in").addEventListener("submit", (event) => {
   event.preventDefault();
-  const token = document
-    .querySelector<HTMLInputElement>("#token")!
-    .value.trim()
-    .replace(/^Bearer\s+/i, "");
-  const actionId = document.querySelector<HTMLInputElement>("#action")!.value.trim();
-  const result = document.querySelector<HTMLDivElement>("#result")!;
+  void listDefinedBoards();
+});
+
+find<HTMLFormElement>("#submit").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const actionId = find<HTMLInputElement>("#action").value.trim();
+  const result = find<HTMLDivElement>("#result");
+  const token = enteredToken();
+  if (!token) {
+    result.textContent = "Enter a token above first.";
+    return;
+  }
   try {
     const granted = await client.score.submitAction({ actionId }, { headers: { authorization: `Bearer ${token}` } });
     result.textContent = `+${granted.points} → ${granted.newScore}`;
@@ -59,7 +155,4 @@ document.querySelector<HTMLFormElement>("#submit")!.addEventListener("submit", a
   }
 });
 
-client.watchBoard({ board: "global", limit: 10, onBoard: (update) => render(update.entries), onState: showState }).catch((err: unknown) => {
-  status.dataset.state = "failed";
-  status.textContent = ConnectError.from(err).rawMessage;
-});
+showChosenBoard();
