@@ -61,10 +61,13 @@ function restRoutes(): GatewayRoute[] {
   return routes;
 }
 
-/** The WebSocket dialects in ws.ts, keyed by path. */
+/** The WebSocket dialects in ws.ts, keyed by path, and the boards' path (BOARD_STREAM_PATH, its :boardId any id). */
 function websocketRoutes(): GatewayRoute[] {
   const routes: GatewayRoute[] = [];
   walk(sourceOf("gateway/src/ws.ts"), (node) => {
+    if (ts.isVariableDeclaration(node) && node.name.getText() === "BOARD_STREAM_PATH" && node.initializer && ts.isStringLiteral(node.initializer)) {
+      routes.push({ method: "GET", path: node.initializer.text.replace(/:[A-Za-z]+/g, "alice"), kind: "websocket", write: false });
+    }
     if (ts.isVariableDeclaration(node) && node.name.getText() === "dialects" && node.initializer && ts.isObjectLiteralExpression(node.initializer)) {
       for (const property of node.initializer.properties) {
         if (property.name && ts.isStringLiteral(property.name)) routes.push({ method: "GET", path: property.name.text, kind: "websocket", write: false });

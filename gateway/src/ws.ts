@@ -68,7 +68,8 @@ const dialects: Record<string, Dialect> = {
 // following its current season; each message is boardUpdateJson's (rendered
 // once per update for every client).
 const boardDialect: Dialect = { requiresToken: false, messages: (board, update) => [boardUpdateJson(board, update)] };
-const BOARD_PATH = /^\/ws\/boards\/([^/]+)$/;
+const BOARD_STREAM_PATH = "/ws/boards/:boardId";
+const BOARD_PATH = new RegExp(`^${BOARD_STREAM_PATH.replace(":boardId", "([^/]+)")}$`);
 
 /** What a path streams: the dialect, and the board and limit it names (seed paths: the global top 10). */
 interface WebSocketStream {
