@@ -1,7 +1,7 @@
 // The demo page's board and season pickers in a real (headless) Chromium at a
 // phone-sized viewport: a token lists the defined boards next to the seed
 // boards, a defined board shows its current season in pages ("More" follows
-// the cursor) that follow new submissions, and a past season its final
+// the cursor) that follow new submissions live, and a past season its final
 // standings. The mesh's processes run on the real clock, so the past season
 // is written to PostgreSQL as score would have written it a week ago (ranking
 // reads a season Redis never held from there).
@@ -160,10 +160,8 @@ describe("demo page: picking a defined board and a season (phone viewport)", () 
     expect(await page.textContent("#title")).toBe("Best lap (ms)");
     const firstPage = await waitForRows("the first ten drivers", (rows) => rows.length === 10);
     expect(firstPage).toEqual(drivers.slice(0, 10).map((d) => [d.name, d.lap]));
-    // Live where the gateway streams defined boards, else read again every few seconds.
-    await page.waitForFunction(() => ["live", "polling"].includes(document.querySelector("#status")?.getAttribute("data-state") ?? ""), undefined, {
-      timeout: 15_000,
-    });
+    // The gateway streams defined boards: the current season follows WatchLeaderboard on the board's id.
+    await page.waitForFunction(() => document.querySelector("#status")?.getAttribute("data-state") === "live", undefined, { timeout: 15_000 });
 
     const seasonPicker = page.getByLabel("Season", { exact: true });
     expect(await seasonPicker.isVisible()).toBe(true);

@@ -122,13 +122,8 @@ const STREAM_UNSUPPORTED = new Set([Code.NotFound, Code.InvalidArgument]);
 async function followLive(view: SeasonView, boardId: string, signal: AbortSignal, refresh: () => Promise<boolean>): Promise<void> {
   let reading = false;
   let pending = false;
-  let first = true;
+  // The first update is read too: the season may have moved since the first page.
   const changed = async () => {
-    // The first update is the standings just read.
-    if (first) {
-      first = false;
-      return;
-    }
     if (reading) {
       pending = true;
       return;
