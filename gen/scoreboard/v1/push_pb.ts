@@ -21,7 +21,8 @@ export const file_scoreboard_v1_push: GenFile = /*@__PURE__*/
  */
 export type WatchLeaderboardRequest = Message<"scoreboard.v1.WatchLeaderboardRequest"> & {
   /**
-   * The board to watch; empty means "global".
+   * The board to watch; empty means "global". A defined board's id follows
+   * its current season.
    *
    * @generated from field: string board = 1;
    */
@@ -47,7 +48,7 @@ export const WatchLeaderboardRequestSchema: GenMessage<WatchLeaderboardRequest> 
  */
 export type LeaderboardUpdate = Message<"scoreboard.v1.LeaderboardUpdate"> & {
   /**
-   * The current top N, highest score first.
+   * The current top N, in rank order.
    *
    * @generated from field: repeated scoreboard.v1.LeaderboardEntry entries = 1;
    */

@@ -21,7 +21,9 @@ export const file_scoreboard_v1_ranking: GenFile = /*@__PURE__*/
  */
 export type GetLeaderboardRequest = Message<"scoreboard.v1.GetLeaderboardRequest"> & {
   /**
-   * The board to read; empty means "global".
+   * The board to read; empty means "global". A defined board's id reads its
+   * current season (offset + limit at most 1000: page deeper with
+   * BoardReadService.GetBoardPage's cursor).
    *
    * @generated from field: string board = 1;
    */
@@ -54,7 +56,7 @@ export const GetLeaderboardRequestSchema: GenMessage<GetLeaderboardRequest> = /*
  */
 export type GetLeaderboardResponse = Message<"scoreboard.v1.GetLeaderboardResponse"> & {
   /**
-   * The requested page, highest score first.
+   * The requested page, in rank order.
    *
    * @generated from field: repeated scoreboard.v1.LeaderboardEntry entries = 1;
    */
@@ -120,7 +122,7 @@ export type GetRankResponse = Message<"scoreboard.v1.GetRankResponse"> & {
   entry?: LeaderboardEntry | undefined;
 
   /**
-   * With `around`: the user's entry and its neighbours, highest first.
+   * With `around`: the user's entry and its neighbours, in rank order.
    *
    * @generated from field: repeated scoreboard.v1.LeaderboardEntry neighbourhood = 2;
    */
@@ -144,7 +146,8 @@ export const GetRankResponseSchema: GenMessage<GetRankResponse> = /*@__PURE__*/
  */
 export const RankingService: GenService<{
   /**
-   * GetLeaderboard returns one page of a board, highest score first.
+   * GetLeaderboard returns one page of a board in rank order (highest score
+   * first; lowest first on an ascending defined board).
    * Side-effect free: internal clients retry it when a server is unavailable.
    *
    * @generated from rpc scoreboard.v1.RankingService.GetLeaderboard

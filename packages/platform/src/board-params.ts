@@ -55,7 +55,11 @@ export function knownBoard(board: string, rules: BoardRules, nowMs = Date.now())
 }
 
 /** The ids of the seed boards' builtin definitions (migration 011): no defined board takes one. */
-const BUILTIN_BOARD_IDS: ReadonlySet<string> = new Set(["global", "region", "daily", "weekly", "monthly"]);
+/** A defined board's id (migration 011 checks the same). */
+export const DEFINED_BOARD_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+export const DEFINED_BOARD_ID_RULE = "board_id must be 1..64 of a-z, 0-9, _ and -, starting with a letter or digit";
+/** The seed boards' definitions (migration 011): ids no defined board may take. */
+export const BUILTIN_BOARD_IDS: ReadonlySet<string> = new Set(["global", "region", "daily", "weekly", "monthly"]);
 
 /**
  * Whether a board name may be a defined board's id: 1..64 of a-z, 0-9, '_'
@@ -64,7 +68,7 @@ const BUILTIN_BOARD_IDS: ReadonlySet<string> = new Set(["global", "region", "dai
  * RankingService reads name it by its id.
  */
 export function isDefinedBoardName(name: string): boolean {
-  return /^[a-z0-9][a-z0-9_-]{0,63}$/.test(name) && !BUILTIN_BOARD_IDS.has(name);
+  return DEFINED_BOARD_ID.test(name) && !BUILTIN_BOARD_IDS.has(name);
 }
 
 /** Validates a page size (0 means 10). */

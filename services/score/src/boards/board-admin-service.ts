@@ -2,7 +2,7 @@ import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@conn
 import type { BoardAdminService } from "@scoreboard/gen/scoreboard/v1/boards_pb";
 import { Scopes, requireScope, type TokenVerifier } from "@scoreboard/platform/auth";
 import { toConnectError } from "@scoreboard/platform/errors";
-import { BOARD_ID, boardMessage, boardSpecOf, newBoardSpec, scheduleOf, seasonMessage } from "./board-rules.js";
+import { BOARD_ID, BOARD_ID_RULE, boardMessage, boardSpecOf, newBoardSpec, scheduleOf, seasonMessage } from "./board-rules.js";
 import type { BoardStore } from "./board-store.js";
 
 export interface BoardAdminDeps {
@@ -32,7 +32,7 @@ export function createBoardAdminService(deps: BoardAdminDeps): ServiceImpl<typeo
       throw toConnectError(err, "board store");
     });
   const existing = async (boardId: string) => {
-    if (!BOARD_ID.test(boardId)) throw new ConnectError("board_id must be 1..64 of a-z, 0-9, _ and -", Code.InvalidArgument);
+    if (!BOARD_ID.test(boardId)) throw new ConnectError(BOARD_ID_RULE, Code.InvalidArgument);
     const board = await store(deps.boards.get(boardId));
     if (!board) throw new ConnectError(`board "${boardId}" does not exist`, Code.NotFound);
     return board;
@@ -51,7 +51,7 @@ export function createBoardAdminService(deps: BoardAdminDeps): ServiceImpl<typeo
     },
     async archiveBoard(req, ctx) {
       await admin(ctx);
-      if (!BOARD_ID.test(req.boardId)) throw new ConnectError("board_id must be 1..64 of a-z, 0-9, _ and -", Code.InvalidArgument);
+      if (!BOARD_ID.test(req.boardId)) throw new ConnectError(BOARD_ID_RULE, Code.InvalidArgument);
       return { board: boardMessage(await store(deps.boards.archive(req.boardId, now()))) };
     },
     async listBoards(req, ctx) {

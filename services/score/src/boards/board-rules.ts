@@ -16,10 +16,9 @@ import {
 import type { BoardDefinitionsTable } from "@scoreboard/platform/db";
 import { ScheduleError, SeasonSchedule, type SeasonWindow } from "@scoreboard/platform/seasons";
 
-/** As migration 011's CHECK says. */
-export const BOARD_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
-/** The boards the seed endpoints serve (migration 011's builtin rows). */
-export const BUILTIN_BOARD_IDS: ReadonlySet<string> = new Set(["global", "region", "daily", "weekly", "monthly"]);
+import { BUILTIN_BOARD_IDS, DEFINED_BOARD_ID as BOARD_ID, DEFINED_BOARD_ID_RULE as BOARD_ID_RULE } from "@scoreboard/platform/board-params";
+
+export { BOARD_ID, BOARD_ID_RULE, BUILTIN_BOARD_IDS };
 export const MAX_SAFE_SCORE = BigInt(Number.MAX_SAFE_INTEGER);
 const MAX_TITLE = 200;
 const MAX_METADATA_BYTES = 4096;
@@ -77,7 +76,7 @@ export type BoardSpecInput = Omit<BoardSpec, "sortOrder" | "tieRule"> & { sortOr
 export function boardSpecOf(message: BoardDefinition | undefined): BoardSpecInput {
   if (!message) throw invalid("board is required");
   const { boardId, title } = message;
-  if (!BOARD_ID.test(boardId)) throw invalid("board_id must be 1..64 of a-z, 0-9, _ and -, starting with a letter or digit");
+  if (!BOARD_ID.test(boardId)) throw invalid(BOARD_ID_RULE);
   if (title.length > MAX_TITLE) throw invalid(`title must be at most ${MAX_TITLE} characters`);
   const resetSchedule = message.resetSchedule.trim() || "none";
   const timeZone = message.timeZone || "UTC";

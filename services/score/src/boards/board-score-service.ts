@@ -8,7 +8,7 @@ import type { Logger } from "@scoreboard/platform/logger";
 import type { AuditEntry } from "../ledger.js";
 import { writeSourceOf } from "../service.js";
 import { WriterRefused, WriterUnchecked, authenticateWriter, sharedRefusal } from "../writer.js";
-import { BOARD_ID, isSafeScore, scheduleOf, type Board } from "./board-rules.js";
+import { BOARD_ID, BOARD_ID_RULE, isSafeScore, scheduleOf, type Board } from "./board-rules.js";
 import type { BoardStore } from "./board-store.js";
 import type { BoardSubmissions, SubmitOutcome } from "./board-submissions.js";
 
@@ -82,7 +82,7 @@ export function createBoardScoreService(deps: BoardScoreDeps): ServiceImpl<typeo
     async submitScore(req, ctx) {
       const principal = await caller(ctx);
       const invalid = async (message: string) => refuse(principal.userId, new ConnectError(message, Code.InvalidArgument), { boardId: req.boardId });
-      if (!BOARD_ID.test(req.boardId)) throw await invalid("board_id must be 1..64 of a-z, 0-9, _ and -");
+      if (!BOARD_ID.test(req.boardId)) throw await invalid(BOARD_ID_RULE);
       if (!isSafeScore(req.score)) throw await invalid(`score must be within ±${Number.MAX_SAFE_INTEGER}`);
       if (!isSafeScore(req.subscore)) throw await invalid(`subscore must be within ±${Number.MAX_SAFE_INTEGER}`);
       const idempotencyKey = idempotencyKeyOf(req.idempotencyKey, ctx.requestHeader.get(IDEMPOTENCY_KEY_HEADER)) || undefined;
