@@ -46,6 +46,15 @@ describe("SeasonSchedule", () => {
     expect(daily.expiresAt(recent[2]!, 2)).toEqual(at("2026-12-07T00:00:00Z"));
   });
 
+  it("gives each readable season the expiry expiresAt() computes, in one walk", () => {
+    const event = new SeasonSchedule("0 20 * * SUN", "Europe/Paris");
+    const now = at("2026-12-06T12:00:00Z");
+    const readable = event.readable(now, 3);
+    expect(readable.map((s) => s.id)).toEqual(event.recent(now, 3).map((s) => s.id));
+    for (const season of readable) expect(season.expiresAt, season.id).toEqual(event.expiresAt(season, 3));
+    expect(new SeasonSchedule("none").readable(now, 3)).toEqual([{ id: "all", startsAt: new Date(0) }]);
+  });
+
   it("finds a season by id only where the schedule begins one", () => {
     const daily = new SeasonSchedule("daily");
     expect(daily.seasonById("20261205T0000Z")?.endsAt).toEqual(at("2026-12-06T00:00:00Z"));

@@ -124,6 +124,21 @@ export class SeasonSchedule {
   }
 
   /**
+   * The current season and up to `retained` before it, newest first, each
+   * with when it stops being readable (as expiresAt() says), in one walk:
+   * season i expires when season i - retained ends, so only the `retained`
+   * seasons after the current one are computed besides the list.
+   */
+  readable(now: Date, retained: number): Array<SeasonWindow & { expiresAt?: Date }> {
+    const seasons = this.recent(now, retained);
+    if (!this.cron) return seasons.map((season) => ({ ...season }));
+    // ends[k]: the end of the season k after the current one (k = 0: the current one's).
+    const ends = [seasons[0]!.endsAt!];
+    for (let k = 1; k <= retained; k++) ends.push(this.seasonAt(ends[k - 1]!).endsAt!);
+    return seasons.map((season, i) => ({ ...season, expiresAt: i >= retained ? seasons[i - retained]!.endsAt : ends[retained - i] }));
+  }
+
+  /**
    * When a season stops being readable: once `retained` more seasons have
    * ended after it. Undefined for a board that never resets.
    */

@@ -21,10 +21,9 @@ const scheduleOf = (board: BoardRules) => new SeasonSchedule(board.resetSchedule
 
 /** The current season and the retained ones before it, newest first. */
 export function readableSeasons(board: BoardRules, now: Date): ReadableSeason[] {
-  const schedule = scheduleOf(board);
-  return schedule
-    .recent(now, board.retainedSeasons)
-    .map((season, i) => ({ ...season, current: i === 0, expiresAt: schedule.expiresAt(season, board.retainedSeasons) }));
+  return scheduleOf(board)
+    .readable(now, board.retainedSeasons)
+    .map((season, i) => ({ ...season, current: i === 0 }));
 }
 
 /** The id of the season the board's submissions count in now. */
@@ -46,20 +45,23 @@ export function currentSeason(board: BoardRules, now: Date): ReadableSeason {
  * schedule's: see earlierScheduleSeason.)
  */
 export function readableSeason(board: BoardRules, id: string, now: Date): ReadableSeason {
-  const seasons = readableSeasons(board, now);
-  if (id === "") return seasons[0]!;
-  const found = seasons.find((s) => s.id === id);
-  if (found) return found;
-  const season = scheduleOf(board).seasonById(id);
-  const kept = `board "${board.boardId}" keeps its current season and ${board.retainedSeasons} before it`;
+  const current = currentSeason(board, now);
+  if (id === "" || id === current.id) return current;
+  const schedule = scheduleOf(board);
+  const season = schedule.seasonById(id);
   if (!season) {
     throw new SeasonNotReadable(
-      `season "${id}" is not a season of board "${board.boardId}" (reset schedule "${board.resetSchedule}" in ${board.timeZone}; ids look like ${seasons[0]!.id})`,
+      `season "${id}" is not a season of board "${board.boardId}" (reset schedule "${board.resetSchedule}" in ${board.timeZone}; ids look like ${current.id})`,
       "not-of-schedule",
     );
   }
-  if (season.startsAt > seasons[0]!.startsAt) throw new SeasonNotReadable(`season "${id}" of board "${board.boardId}" has not started yet`, "not-started");
-  throw new SeasonNotReadable(`season "${id}" of board "${board.boardId}" is past its retention: ${kept}`, "expired");
+  if (season.startsAt > current.startsAt) throw new SeasonNotReadable(`season "${id}" of board "${board.boardId}" has not started yet`, "not-started");
+  const expiresAt = schedule.expiresAt(season, board.retainedSeasons);
+  if (expiresAt && expiresAt <= now) {
+    const kept = `board "${board.boardId}" keeps its current season and ${board.retainedSeasons} before it`;
+    throw new SeasonNotReadable(`season "${id}" of board "${board.boardId}" is past its retention: ${kept}`, "expired");
+  }
+  return { ...season, current: false, expiresAt };
 }
 
 /**
@@ -72,9 +74,11 @@ export function readableSeason(board: BoardRules, id: string, now: Date): Readab
 export function earlierScheduleSeason(board: BoardRules, id: string, now: Date): ReadableSeason | undefined {
   const startsAt = seasonStartOf(id);
   if (!startsAt || startsAt > now) return undefined;
-  const containing = scheduleOf(board).seasonAt(startsAt);
-  const readable = readableSeasons(board, now).find((s) => s.id === containing.id);
-  return readable && { id, startsAt, endsAt: containing.endsAt, current: false, expiresAt: readable.expiresAt };
+  const schedule = scheduleOf(board);
+  const containing = schedule.seasonAt(startsAt);
+  const expiresAt = schedule.expiresAt(containing, board.retainedSeasons);
+  if (expiresAt && expiresAt <= now) return undefined;
+  return { id, startsAt, endsAt: containing.endsAt, current: false, expiresAt };
 }
 
 /** When a season of the board stops being readable, as the definition says now. */
