@@ -2,7 +2,9 @@
 // (default 1,000,000) from PostgreSQL into an empty Redis, and reads GetRank
 // p50/p99 on the result — at the Redis adapter and over gRPC (RankingService
 // on a loopback grpc-js port, called with the grpc-js client the gateway
-// uses) — beside a bare Redis ZREVRANK in the same run.
+// uses) — beside a bare Redis ZREVRANK in the same run. Then rebuilds
+// BENCH_BOARD_ENTRIES entries (default 1,000,000) across ten defined boards
+// beside raw pipelined ZADD of the same members (rebuild-defined.ts).
 import { randomInt } from "node:crypto";
 import { createClient } from "@connectrpc/connect";
 import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
@@ -13,10 +15,12 @@ import { sql } from "kysely";
 import { Redis } from "ioredis";
 import { RedisBoards, USERS } from "../services/ranking/src/boards.js";
 import { rebuildBoards } from "../services/ranking/src/rebuild.js";
+import { benchDefinedBoards } from "./rebuild-defined.js";
 import { freshMigratedDb } from "../test/harness/database.js";
 import { startPostgres, startRedis, stopAll } from "../test/harness/infra.js";
 
 const users = Number(process.env.BENCH_USERS ?? 1_000_000);
+const boardEntries = Number(process.env.BENCH_BOARD_ENTRIES ?? 1_000_000);
 const WARMUP_CALLS = 2_000;
 const TIMED_CALLS = 5_000;
 const pg = await startPostgres();
@@ -86,6 +90,8 @@ try {
   line("rank lookup at the Redis adapter", ours);
   line("bare ZREVRANK", bare);
   console.log(`ratio GetRank RPC / bare (p50)       ${(percentile(rpc, 50) / percentile(bare, 50)).toFixed(2)}`);
+
+  await benchDefinedBoards(db, boards, redis, boardEntries, users);
 } finally {
   await server?.close(1_000);
   redis.disconnect();
