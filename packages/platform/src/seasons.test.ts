@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ALL_TIME_SEASON, ScheduleError, SeasonSchedule, seasonIdOf, seasonStartOf } from "./seasons.js";
+import { ALL_TIME_SEASON, ScheduleError, SeasonSchedule, seasonIdOf, seasonSchedule, seasonStartOf } from "./seasons.js";
 
 const at = (iso: string) => new Date(iso);
 
@@ -76,5 +76,22 @@ describe("season ids", () => {
     expect(seasonStartOf("20261206T1900Z")).toEqual(at("2026-12-06T19:00:00Z"));
     expect(seasonStartOf("20261332T0000Z")).toBeUndefined();
     expect(seasonStartOf("2026-12-06")).toBeUndefined();
+  });
+});
+
+describe("seasonSchedule", () => {
+  it("shares one schedule per schedule and zone, and keeps nothing it refused", () => {
+    expect(seasonSchedule("daily", "Asia/Tokyo")).toBe(seasonSchedule("daily", "Asia/Tokyo"));
+    expect(seasonSchedule("daily")).not.toBe(seasonSchedule("daily", "Asia/Tokyo"));
+    expect(() => seasonSchedule("hourly")).toThrow(ScheduleError);
+  });
+
+  it("answers a season it computed before without a new cron walk, and the same season either way", () => {
+    const event = seasonSchedule("0 20 * * SUN", "Europe/Paris");
+    const now = at("2026-12-06T12:00:00Z");
+    const first = event.seasonAt(now);
+    expect(event.seasonAt(at("2026-12-01T00:00:00Z"))).toBe(first);
+    expect(event.previous(event.seasonAt(at("2026-12-06T19:00:00Z")))).toBe(first);
+    expect(event.expiresAt(first, 52)).toEqual(event.expiresAt({ ...first }, 52));
   });
 });

@@ -15,6 +15,10 @@ export interface SeasonWindow {
 
 /** The one season of a board that never resets. */
 export const ALL_TIME_SEASON = "all";
+const ALL_TIME_WINDOW: SeasonWindow = Object.freeze({ id: ALL_TIME_SEASON, startsAt: new Date(0) });
+
+/** Seasons (and expiries) a schedule remembers; past this it starts over. */
+const SEASONS_KEPT = 4_096;
 
 /** The named schedules and the cron expression each stands for. */
 const NAMED: Record<string, string> = {
@@ -58,6 +62,14 @@ export function isTimeZone(timeZone: string): boolean {
  */
 export class SeasonSchedule {
   private readonly cron: string | undefined;
+  // Seasons computed so far, by first instant and by end: a cron step costs
+  // about a millisecond (cron-parser in a time zone), and every submission,
+  // read and event asks for the same few seasons again.
+  private readonly byStart = new Map<number, SeasonWindow>();
+  private readonly byEnd = new Map<number, SeasonWindow>();
+  private readonly expiries = new Map<string, Date | undefined>();
+  private readonly readables = new Map<string, Array<SeasonWindow & { expiresAt?: Date }>>();
+  private latest: SeasonWindow | undefined;
 
   constructor(
     readonly schedule: string,
@@ -82,21 +94,31 @@ export class SeasonSchedule {
     return this.cron !== undefined;
   }
 
-  /** The season `at` falls into. */
+  /** The season `at` falls into (a shared, frozen window: copy it to change it). */
   seasonAt(at: Date): SeasonWindow {
-    if (!this.cron) return { id: ALL_TIME_SEASON, startsAt: new Date(0) };
+    if (!this.cron) return ALL_TIME_WINDOW;
+    const ms = at.getTime();
+    const latest = this.latest;
+    if (latest && ms >= latest.startsAt.getTime() && ms < latest.endsAt!.getTime()) return latest;
+    const season = this.byStart.get(ms) ?? this.computeSeasonAt(at);
+    this.latest = season;
+    return season;
+  }
+
+  private computeSeasonAt(at: Date): SeasonWindow {
     // prev() answers the last run strictly before currentDate: one ms later
     // makes a run at exactly `at` the season's start.
-    const runs = CronExpressionParser.parse(this.cron, { tz: this.timeZone, currentDate: new Date(at.getTime() + 1) });
+    const runs = CronExpressionParser.parse(this.cron!, { tz: this.timeZone, currentDate: new Date(at.getTime() + 1) });
     const startsAt = runs.prev().toDate();
-    const endsAt = CronExpressionParser.parse(this.cron, { tz: this.timeZone, currentDate: startsAt }).next().toDate();
-    return { id: seasonIdOf(startsAt), startsAt, endsAt };
+    const known = this.byStart.get(startsAt.getTime());
+    if (known) return known;
+    return this.remember(startsAt, this.runsAfter(startsAt, 1)[0]!);
   }
 
   /** The season before `season`, or undefined for a board that never resets. */
   previous(season: SeasonWindow): SeasonWindow | undefined {
     if (!this.cron) return undefined;
-    return this.seasonAt(new Date(season.startsAt.getTime() - 1));
+    return this.byEnd.get(season.startsAt.getTime()) ?? this.seasonAt(new Date(season.startsAt.getTime() - 1));
   }
 
   /**
@@ -115,12 +137,33 @@ export class SeasonSchedule {
   /** The current season and up to `retained` before it, newest first. */
   recent(now: Date, retained: number): SeasonWindow[] {
     const seasons = [this.seasonAt(now)];
+    if (!this.cron || retained === 0) return seasons;
+    // One walk back over the runs: each season ends where the next begins.
+    const runs = CronExpressionParser.parse(this.cron, { tz: this.timeZone, currentDate: seasons[0]!.startsAt });
     for (let i = 0; i < retained; i++) {
-      const before = this.previous(seasons.at(-1)!);
-      if (!before) break;
-      seasons.push(before);
+      const endsAt = seasons.at(-1)!.startsAt;
+      const known = this.byEnd.get(endsAt.getTime());
+      seasons.push(known ?? this.remember(runs.prev().toDate(), endsAt));
+      if (known) runs.reset(known.startsAt);
     }
     return seasons;
+  }
+
+  /** The runs after `from`, `count` of them, in one walk. */
+  private runsAfter(from: Date, count: number): Date[] {
+    const runs = CronExpressionParser.parse(this.cron!, { tz: this.timeZone, currentDate: from });
+    return Array.from({ length: count }, () => runs.next().toDate());
+  }
+
+  private remember(startsAt: Date, endsAt: Date): SeasonWindow {
+    const season = Object.freeze({ id: seasonIdOf(startsAt), startsAt, endsAt });
+    if (this.byStart.size >= SEASONS_KEPT) {
+      this.byStart.clear();
+      this.byEnd.clear();
+    }
+    this.byStart.set(startsAt.getTime(), season);
+    this.byEnd.set(endsAt.getTime(), season);
+    return season;
   }
 
   /**
@@ -130,12 +173,17 @@ export class SeasonSchedule {
    * seasons after the current one are computed besides the list.
    */
   readable(now: Date, retained: number): Array<SeasonWindow & { expiresAt?: Date }> {
+    const key = `${this.seasonAt(now).id}/${retained}`;
+    const known = this.readables.get(key);
+    if (known) return known.map((season) => ({ ...season }));
     const seasons = this.recent(now, retained);
     if (!this.cron) return seasons.map((season) => ({ ...season }));
     // ends[k]: the end of the season k after the current one (k = 0: the current one's).
-    const ends = [seasons[0]!.endsAt!];
-    for (let k = 1; k <= retained; k++) ends.push(this.seasonAt(ends[k - 1]!).endsAt!);
-    return seasons.map((season, i) => ({ ...season, expiresAt: i >= retained ? seasons[i - retained]!.endsAt : ends[retained - i] }));
+    const ends = [seasons[0]!.endsAt!, ...this.runsAfter(seasons[0]!.endsAt!, retained)];
+    const readable = seasons.map((season, i) => ({ ...season, expiresAt: i >= retained ? seasons[i - retained]!.endsAt : ends[retained - i] }));
+    if (this.readables.size >= 64) this.readables.clear();
+    this.readables.set(key, readable);
+    return readable.map((season) => ({ ...season }));
   }
 
   /**
@@ -144,10 +192,29 @@ export class SeasonSchedule {
    */
   expiresAt(season: SeasonWindow, retained: number): Date | undefined {
     if (!this.cron || !season.endsAt) return undefined;
-    let end = season.endsAt;
-    for (let i = 0; i < retained; i++) {
-      end = CronExpressionParser.parse(this.cron, { tz: this.timeZone, currentDate: end }).next().toDate();
-    }
+    const key = `${season.id}/${retained}`;
+    if (this.expiries.has(key)) return this.expiries.get(key);
+    const end = retained === 0 ? season.endsAt : this.runsAfter(season.endsAt, retained).at(-1)!;
+    if (this.expiries.size >= SEASONS_KEPT) this.expiries.clear();
+    this.expiries.set(key, end);
     return end;
   }
+}
+
+const schedules = new Map<string, SeasonSchedule>();
+
+/**
+ * The schedule of a board, shared by every caller that names the same
+ * schedule and zone, so the seasons it computed are computed once per
+ * process. Throws ScheduleError as the constructor does (nothing is kept).
+ */
+export function seasonSchedule(schedule: string, timeZone = "UTC"): SeasonSchedule {
+  const key = `${schedule}\n${timeZone}`;
+  let found = schedules.get(key);
+  if (!found) {
+    found = new SeasonSchedule(schedule, timeZone);
+    if (schedules.size >= 1_000) schedules.clear();
+    schedules.set(key, found);
+  }
+  return found;
 }

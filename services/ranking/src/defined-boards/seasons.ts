@@ -1,4 +1,4 @@
-import { SeasonSchedule, seasonStartOf, type SeasonWindow } from "@scoreboard/platform/seasons";
+import { seasonSchedule, seasonStartOf, type SeasonWindow } from "@scoreboard/platform/seasons";
 import type { BoardRules } from "./postgres-store.js";
 
 /** A season a read may name: readable until `expiresAt` (never when unset). */
@@ -17,7 +17,7 @@ export class SeasonNotReadable extends Error {
   }
 }
 
-const scheduleOf = (board: BoardRules) => new SeasonSchedule(board.resetSchedule, board.timeZone);
+const scheduleOf = (board: BoardRules) => seasonSchedule(board.resetSchedule, board.timeZone);
 
 /** The current season and the retained ones before it, newest first. */
 export function readableSeasons(board: BoardRules, now: Date): ReadableSeason[] {

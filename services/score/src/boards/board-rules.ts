@@ -14,7 +14,7 @@ import {
   type Season,
 } from "@scoreboard/gen/scoreboard/v1/boards_pb";
 import type { BoardDefinitionsTable } from "@scoreboard/platform/db";
-import { ScheduleError, SeasonSchedule, type SeasonWindow } from "@scoreboard/platform/seasons";
+import { ScheduleError, seasonSchedule, type SeasonSchedule, type SeasonWindow } from "@scoreboard/platform/seasons";
 
 import { BUILTIN_BOARD_IDS, DEFINED_BOARD_ID as BOARD_ID, DEFINED_BOARD_ID_RULE as BOARD_ID_RULE } from "@scoreboard/platform/board-params";
 
@@ -81,7 +81,7 @@ export function boardSpecOf(message: BoardDefinition | undefined): BoardSpecInpu
   const resetSchedule = message.resetSchedule.trim() || "none";
   const timeZone = message.timeZone || "UTC";
   try {
-    new SeasonSchedule(resetSchedule, timeZone);
+    seasonSchedule(resetSchedule, timeZone);
   } catch (err) {
     if (err instanceof ScheduleError) throw invalid(err.message);
     throw err;
@@ -138,7 +138,7 @@ export function updatedSpec(current: Board, input: BoardSpecInput): BoardSpec {
 
 /** The board's season schedule (a stored definition's is always valid). */
 export function scheduleOf(board: Pick<BoardSpec, "resetSchedule" | "timeZone">): SeasonSchedule {
-  return new SeasonSchedule(board.resetSchedule, board.timeZone);
+  return seasonSchedule(board.resetSchedule, board.timeZone);
 }
 
 /** A stored row as a definition. */
