@@ -64,7 +64,7 @@ function restRoutes(): GatewayRoute[] {
 /** The WebSocket dialects in ws.ts, keyed by path, and the boards' path (BOARD_STREAM_PATH, its :boardId any id). */
 function websocketRoutes(): GatewayRoute[] {
   const routes: GatewayRoute[] = [];
-  walk(sourceOf("gateway/src/ws.ts"), (node) => {
+  walk(sourceOf("gateway/src/streaming/ws.ts"), (node) => {
     if (ts.isVariableDeclaration(node) && node.name.getText() === "BOARD_STREAM_PATH" && node.initializer && ts.isStringLiteral(node.initializer)) {
       routes.push({ method: "GET", path: node.initializer.text.replace(/:[A-Za-z]+/g, "alice"), kind: "websocket", write: false });
     }
@@ -175,8 +175,8 @@ function seconds(duration: string | undefined): number {
 function longestStreamSilenceS(chartHeartbeatMs: number | undefined): number {
   const push = loadPushConfig(new EnvReader({})).heartbeatMs;
   const gateway = loadGatewayConfig(new EnvReader({ JWT_SECRET: "x".repeat(32) })).sseHeartbeatMs;
-  const ping = /pingIntervalMs \?\? ([\d_]+)/.exec(readFileSync(join(root, "gateway/src/ws.ts"), "utf8"))?.[1];
-  if (!ping) throw new Error("gateway/src/ws.ts no longer says its default ping interval (pingIntervalMs ?? N)");
+  const ping = /pingIntervalMs \?\? ([\d_]+)/.exec(readFileSync(join(root, "gateway/src/streaming/ws.ts"), "utf8"))?.[1];
+  if (!ping) throw new Error("gateway/src/streaming/ws.ts no longer says its default ping interval (pingIntervalMs ?? N)");
   return Math.max(push, gateway, Number(ping.replaceAll("_", "")), chartHeartbeatMs ?? 0) / 1000;
 }
 

@@ -4,7 +4,7 @@ import { inRouteSpan } from "@scoreboard/platform/tracing";
 import type { DemoPage } from "./demo-page.js";
 import { RouteMeter } from "./http-metrics.js";
 import { sendFailure, sendJson, type Request, type Response } from "./http.js";
-import type { LeaderboardFeeds } from "./leaderboard-feed.js";
+import type { LeaderboardFeeds } from "./streaming/leaderboard-feed.js";
 import { createActionsApi } from "./rest/actions-api.js";
 import { createBoardsApi } from "./rest/boards-api.js";
 import { createLeaderboardReads, type ReadGate } from "./rest/leaderboard-reads.js";
@@ -13,12 +13,12 @@ import { createScoreUpdateApi } from "./rest/score-update-api.js";
 import { createScoresApi } from "./rest/scores-api.js";
 import { createUpdateScoreApi } from "./rest/update-score-api.js";
 import type { WriteRules } from "./rest/write-rules.js";
-import { serveBoardStream, serveLeaderboardStream } from "./sse.js";
-import { boardIdOfPath, streamLimitOf } from "./board-streams.js";
-import type { StreamableBoards } from "./streamable-boards.js";
+import { serveBoardStream, serveLeaderboardStream } from "./streaming/sse.js";
+import { boardIdOfPath, streamLimitOf } from "./streaming/board-streams.js";
+import type { StreamableBoards } from "./streaming/streamable-boards.js";
 import type { Upstreams } from "./upstreams.js";
 import type { WriteGuard } from "./write-guard.js";
-import type { StreamQuota } from "./stream-quota.js";
+import type { StreamQuota } from "./streaming/stream-quota.js";
 
 export interface RestDeps {
   upstreams: Upstreams;

@@ -12,10 +12,10 @@ import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
 import { pageLimit } from "@scoreboard/platform/board-params";
 import type { OpenCount } from "@scoreboard/platform/metrics";
-import type { LeaderboardFeeds } from "./leaderboard-feed.js";
-import type { StreamableBoards } from "./streamable-boards.js";
+import type { LeaderboardFeeds } from "./streaming/leaderboard-feed.js";
+import type { StreamableBoards } from "./streaming/streamable-boards.js";
 import type { Upstreams } from "./upstreams.js";
-import { clientAddressKey, type StreamQuota } from "./stream-quota.js";
+import { clientAddressKey, type StreamQuota } from "./streaming/stream-quota.js";
 
 export interface RpcProxyOptions {
   upstreams: Upstreams;

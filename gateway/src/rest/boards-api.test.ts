@@ -24,15 +24,15 @@ import type { AuthConfig } from "@scoreboard/platform/config";
 import { createLogger } from "@scoreboard/platform/logger";
 import type { RateLimitCheck, RateLimitDecision, RateLimiter, RateLimitRule } from "@scoreboard/platform/rate-limit";
 import type { DemoPage } from "../demo-page.js";
-import type { LeaderboardFeeds } from "../leaderboard-feed.js";
+import type { LeaderboardFeeds } from "../streaming/leaderboard-feed.js";
 import { createRestHandler } from "../routes.js";
 import { registerRpcProxy } from "../rpc-proxy.js";
-import { StreamQuota } from "../stream-quota.js";
+import { StreamQuota } from "../streaming/stream-quota.js";
 import type { Upstreams } from "../upstreams.js";
 import { WriteGuard } from "../write-guard.js";
 import { ReadGate } from "./leaderboard-reads.js";
 import { readWriteRules } from "./write-rules.js";
-import { StreamableBoards } from "../streamable-boards.js";
+import { StreamableBoards } from "../streaming/streamable-boards.js";
 import { EnvReader } from "@scoreboard/platform/config";
 
 const auth: AuthConfig = { jwtSecret: "boards-api-test-secret-0123456789abcdef", issuer: "scoreboard", audience: "scoreboard-api" };

@@ -4,7 +4,7 @@ import type { LeaderboardEntry } from "@scoreboard/gen/scoreboard/v1/leaderboard
 import { Scopes, requireScope, type TokenVerifier } from "@scoreboard/platform/auth";
 import { MAX_LIMIT } from "@scoreboard/platform/board-params";
 import type { LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
-import type { LeaderboardFeeds } from "../leaderboard-feed.js";
+import type { LeaderboardFeeds } from "../streaming/leaderboard-feed.js";
 import type { Upstreams } from "../upstreams.js";
 import { HttpError, sendFailure, type Request, type Response } from "../http.js";
 

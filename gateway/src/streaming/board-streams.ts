@@ -1,7 +1,7 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "@scoreboard/platform/board-params";
-import { HttpError } from "./http.js";
+import { HttpError } from "../http.js";
 
 // What the boards API's live streams share: SSE /api/boards/{id}/stream and
 // the WebSocket /ws/boards/{id}, for any board the gateway serves (a defined

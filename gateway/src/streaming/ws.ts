@@ -7,13 +7,13 @@ import type { TokenVerifier } from "@scoreboard/platform/auth";
 import type { Logger } from "@scoreboard/platform/logger";
 import type { OpenCount } from "@scoreboard/platform/metrics";
 import { boardIdOfPath, boardUpdateJson, streamLimitOf } from "./board-streams.js";
-import { describeError } from "./http.js";
+import { describeError } from "../http.js";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
-import type { ReadGate } from "./rest/leaderboard-reads.js";
-import { SECURITY_HEADERS, type EdgePolicy } from "./edge-policy.js";
+import type { ReadGate } from "../rest/leaderboard-reads.js";
+import { SECURITY_HEADERS, type EdgePolicy } from "../edge-policy.js";
 import type { StreamQuota } from "./stream-quota.js";
 import type { StreamableBoards } from "./streamable-boards.js";
-import { asRpcError, type WriteGuard } from "./write-guard.js";
+import { asRpcError, type WriteGuard } from "../write-guard.js";
 
 export interface WebSocketOptions {
   feeds: LeaderboardFeeds;

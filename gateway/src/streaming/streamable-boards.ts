@@ -1,7 +1,7 @@
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { BoardReadService } from "@scoreboard/gen/scoreboard/v1/boards_pb";
 import { isDefinedBoardName, knownBoard, type BoardRules } from "@scoreboard/platform/board-params";
-import { fromUpstream } from "./http.js";
+import { fromUpstream } from "../http.js";
 
 /** Whether a defined board has this id (true), none has (false), or the answer is not known now (throws). */
 export type DefinedBoardProbe = (boardId: string) => Promise<boolean>;

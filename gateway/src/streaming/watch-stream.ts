@@ -14,12 +14,12 @@ import type { OpenCount } from "@scoreboard/platform/metrics";
 import type { RpcRecorder } from "@scoreboard/platform/rpc-metrics";
 import { startRpcServerSpan } from "@scoreboard/platform/rpc-tracing";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
-import type { ReadGate } from "./rest/leaderboard-reads.js";
+import type { ReadGate } from "../rest/leaderboard-reads.js";
 import { LatestOnlyWriter } from "./latest-only.js";
 import { StreamRegistry } from "./stream-registry.js";
 import type { StreamableBoards } from "./streamable-boards.js";
 import type { StreamQuota } from "./stream-quota.js";
-import { asRpcError, type WriteGuard } from "./write-guard.js";
+import { asRpcError, type WriteGuard } from "../write-guard.js";
 
 type Request = Parameters<NodeHandler>[0];
 // Both response kinds have the few methods used here; one type keeps the calls simple.

@@ -4,7 +4,7 @@ import { create } from "@bufbuild/protobuf";
 import { LeaderboardEntrySchema } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
 import { LeaderboardUpdateSchema, type LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
-import type { Request, Response } from "./http.js";
+import type { Request, Response } from "../http.js";
 import { serveLeaderboardStream } from "./sse.js";
 
 /** A response whose socket never drains: every write after the first is "blocked". */

@@ -2,7 +2,7 @@ import type { LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { boardUpdateJson } from "./board-streams.js";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
-import type { Request, Response } from "./http.js";
+import type { Request, Response } from "../http.js";
 import { LatestOnlyWriter } from "./latest-only.js";
 import { StreamRegistry } from "./stream-registry.js";
 
