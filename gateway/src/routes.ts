@@ -19,6 +19,7 @@ import type { StreamableBoards } from "./streaming/streamable-boards.js";
 import type { Upstreams } from "./upstreams.js";
 import type { WriteGuard } from "./write-guard.js";
 import type { StreamQuota } from "./streaming/stream-quota.js";
+import { streamToken } from "./streaming/stream-token.js";
 
 export interface RestDeps {
   upstreams: Upstreams;
@@ -62,7 +63,7 @@ export function createRestHandler(deps: RestDeps) {
   const sseStreams = deps.metrics?.openStreamsOf("sse");
   const sseOptions = () => ({ heartbeatMs: deps.sseHeartbeatMs, shutdownSignal: deps.shutdownSignal() });
   /**
-   * An SSE route: the read gate (EventSource cannot send headers, so a
+   * An SSE route: the read gate (streamToken: EventSource cannot send headers, so a
    * browser may pass ?access_token=), then `open` (which board; refusals
    * answered as JSON), then the address's stream quota.
    */
@@ -73,8 +74,7 @@ export function createRestHandler(deps: RestDeps) {
       let serve: (res: Response) => void;
       let release: () => void;
       try {
-        const query = new URL(req.url ?? "/", "http://gateway").searchParams.get("access_token");
-        await guard.throttlingRefusedTokens(address, () => deps.readGate.check(req.headers.authorization ?? (query ? `Bearer ${query}` : undefined)));
+        await guard.throttlingRefusedTokens(address, () => deps.readGate.check(streamToken(req)));
         serve = await open(req, params);
         release = deps.streamQuota.take(address);
       } catch (err) {

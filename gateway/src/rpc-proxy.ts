@@ -16,6 +16,7 @@ import type { LeaderboardFeeds } from "./streaming/leaderboard-feed.js";
 import type { StreamableBoards } from "./streaming/streamable-boards.js";
 import type { Upstreams } from "./upstreams.js";
 import { clientAddressKey, type StreamQuota } from "./streaming/stream-quota.js";
+import { streamToken } from "./streaming/stream-token.js";
 
 export interface RpcProxyOptions {
   upstreams: Upstreams;
@@ -71,9 +72,9 @@ export function registerRpcProxy(router: ConnectRouter, options: RpcProxyOptions
       .catch((err: unknown) => {
         throw asRpcError(err);
       });
-  const gateRead = (ctx: HandlerContext) =>
+  const gateRead = (ctx: HandlerContext, authorization = ctx.requestHeader.get("authorization")) =>
     guard
-      .throttlingRefusedTokens(ctx.values.get(clientAddressKey), () => readGate.check(ctx.requestHeader.get("authorization")))
+      .throttlingRefusedTokens(ctx.values.get(clientAddressKey), () => readGate.check(authorization))
       .catch((err: unknown) => {
         throw asRpcError(err);
       });
@@ -118,7 +119,7 @@ export function registerRpcProxy(router: ConnectRouter, options: RpcProxyOptions
   });
   router.service(PushService, {
     watchLeaderboard: async function* (req, ctx) {
-      await gateRead(ctx);
+      await gateRead(ctx, streamToken({ headers: ctx.requestHeader, url: ctx.url }));
       const board = await boards.resolve(req.board);
       const limit = pageLimit(req.limit);
       const release = streamQuota.take(ctx.values.get(clientAddressKey));

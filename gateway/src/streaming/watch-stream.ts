@@ -17,6 +17,7 @@ import type { LeaderboardFeeds } from "./leaderboard-feed.js";
 import type { ReadGate } from "../rest/leaderboard-reads.js";
 import { LatestOnlyWriter } from "./latest-only.js";
 import { StreamRegistry } from "./stream-registry.js";
+import { streamToken } from "./stream-token.js";
 import type { StreamableBoards } from "./streamable-boards.js";
 import type { StreamQuota } from "./stream-quota.js";
 import { asRpcError, type WriteGuard } from "../write-guard.js";
@@ -120,7 +121,7 @@ async function serve(
   let release: () => void;
   try {
     // The token before the body: an unauthorized caller gets nothing read.
-    await options.guard.throttlingRefusedTokens(address, () => options.readGate.check(headerOf(req, "authorization")));
+    await options.guard.throttlingRefusedTokens(address, () => options.readGate.check(streamToken(req)));
     const request = decodeRequest(await readBody(req), protocol.json);
     board = await options.boards.resolve(request.board);
     limit = pageLimit(request.limit);
@@ -175,11 +176,6 @@ function refuse(res: Response, protocol: Protocol, error: ConnectError, record: 
   res.writeHead(200, { "content-type": protocol.contentType });
   res.end(endFrame(protocol, error));
   record(error);
-}
-
-function headerOf(req: Request, name: string): string | undefined {
-  const value = req.headers[name];
-  return typeof value === "string" ? value : undefined;
 }
 
 async function readBody(req: Request): Promise<Buffer> {

@@ -14,6 +14,7 @@ import { SECURITY_HEADERS, type EdgePolicy } from "../edge-policy.js";
 import type { StreamQuota } from "./stream-quota.js";
 import type { StreamableBoards } from "./streamable-boards.js";
 import { asRpcError, type WriteGuard } from "../write-guard.js";
+import { streamToken } from "./stream-token.js";
 
 export interface WebSocketOptions {
   feeds: LeaderboardFeeds;
@@ -93,8 +94,8 @@ const MAX_BUFFERED_BYTES = 64 * 1024;
 /**
  * WebSocket streams of the top 10 (seeds 002 and 003), fed by the same shared
  * leaderboard feed as SSE and Connect. Browsers cannot set headers on a
- * WebSocket, so the token may come as `Authorization: Bearer`, as the
- * subprotocol pair ["bearer", "<jwt>"], or as ?access_token=.
+ * WebSocket, so the token may also come as the subprotocol pair
+ * ["bearer", "<jwt>"] or as ?access_token= (streamToken).
  */
 export function createWebSocketUpgrade(options: WebSocketOptions) {
   const server = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024, handleProtocols: (protocols) => (protocols.has("bearer") ? "bearer" : false) });
@@ -113,7 +114,7 @@ export function createWebSocketUpgrade(options: WebSocketOptions) {
     }
     const address = options.guard.clientAddress(req);
     void options.guard
-      .throttlingRefusedTokens(address, () => authorize(req, url, dialect, options))
+      .throttlingRefusedTokens(address, () => authorize(req, dialect, options))
       .then(() => streamOf(url, options))
       .then((stream) => ({ stream, release: options.streamQuota.take(address) }))
       .then(
@@ -130,19 +131,10 @@ export function createWebSocketUpgrade(options: WebSocketOptions) {
   };
 }
 
-async function authorize(req: IncomingMessage, url: URL, dialect: Dialect, options: WebSocketOptions): Promise<void> {
-  const token = tokenOf(req, url);
-  if (dialect.requiresToken) await options.verifier.authenticate(token ? `Bearer ${token}` : undefined);
-  await options.readGate.check(token ? `Bearer ${token}` : undefined);
-}
-
-function tokenOf(req: IncomingMessage, url: URL): string | undefined {
-  const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1];
-  if (bearer) return bearer;
-  const protocols = (req.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim());
-  const index = protocols.indexOf("bearer");
-  if (index >= 0 && protocols[index + 1]) return protocols[index + 1];
-  return url.searchParams.get("access_token") ?? undefined;
+async function authorize(req: IncomingMessage, dialect: Dialect, options: WebSocketOptions): Promise<void> {
+  const token = streamToken(req);
+  if (dialect.requiresToken) await options.verifier.authenticate(token);
+  await options.readGate.check(token);
 }
 
 function serve(ws: WebSocket, { dialect, board, limit }: WebSocketStream, options: WebSocketOptions, pingIntervalMs: number): void {
