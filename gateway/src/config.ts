@@ -9,6 +9,7 @@ export interface GatewayConfig extends CommonConfig {
   host: string;
   port: number;
   upstreams: { score: string; ranking: string; push: string };
+  /** Every stream's heartbeat interval (streaming/heartbeat.ts): SSE comments, Connect and gRPC heartbeats, WebSocket pings. */
   sseHeartbeatMs: number;
   /** Verifies tokens of writes so rate limits key on proven users. */
   auth: AuthConfig;

@@ -116,6 +116,7 @@ async function main(): Promise<void> {
       readGate,
       shutdownSignal: () => server!.shutdownSignal,
       logger,
+      heartbeatMs: config.sseHeartbeatMs,
       openStreams: metrics.openStreamsOf("websocket"),
       edge,
       streamQuota,

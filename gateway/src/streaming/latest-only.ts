@@ -1,4 +1,5 @@
 import { setDefaultHighWaterMark } from "node:stream";
+import { Heartbeat } from "./heartbeat.js";
 
 /**
  * How much a stream to a client may hold before its write() pushes back and
@@ -16,24 +17,33 @@ export function boundStreamBuffers(): void {
 }
 
 /** Where a stream's body goes: Node's write() backpressure and its "drain" event. */
-interface Body {
-  write(chunk: Buffer | string): boolean;
+export interface Body<C = Buffer | string> {
+  /** False when the body is full: nothing more until "drain". */
+  write(chunk: C): boolean;
   on(event: "drain", listener: () => void): unknown;
   off(event: "drain", listener: () => void): unknown;
 }
 
+export interface LatestOnlyOptions<T> {
+  /** Heartbeat every intervalMs of silence (Heartbeat), sending `value`; none when absent. */
+  heartbeat?: { intervalMs: number; value: T };
+}
+
 /**
- * The slow-client rule of every HTTP leaderboard stream: while the socket is
- * full, only the newest value is kept, and it is written once the socket
- * drains; so a client that cannot keep up gets the latest state, never a
- * growing queue. `render` turns one value into the bytes to write.
+ * The slow-client rule of every gateway stream (SSE, WebSocket, Connect,
+ * gRPC-Web and gRPC): while the body is full, only the newest value is kept,
+ * and it is written once the body drains; so a client that cannot keep up
+ * gets the latest state, never a growing queue. `render` turns one value
+ * into what to write. A heartbeat is skipped while the body is full: the
+ * stream is not idle then, and the pending state goes out first.
  *
  * Over HTTP/2 the bytes go straight to the response's stream: the
  * compatibility response only forwards them, and with ten thousand streams
  * per change that layer was a cost of its own.
  */
-export class LatestOnlyWriter<T> {
-  private readonly body: Body;
+export class LatestOnlyWriter<T, C = Buffer | string> {
+  private readonly body: Body<C>;
+  private readonly heartbeat: Heartbeat | undefined;
   private blocked = false;
   private pending: { value: T } | undefined;
   private readonly onDrain = () => {
@@ -44,16 +54,14 @@ export class LatestOnlyWriter<T> {
   };
 
   constructor(
-    res: Body & { stream?: Body },
-    private readonly render: (value: T) => Buffer | string,
+    res: Body<C> & { stream?: Body<C> },
+    private readonly render: (value: T) => C,
+    options: LatestOnlyOptions<T> = {},
   ) {
     this.body = res.stream ?? res;
     this.body.on("drain", this.onDrain);
-  }
-
-  /** Whether the socket is full (a heartbeat then has no reason to be sent). */
-  get isBlocked(): boolean {
-    return this.blocked;
+    const beat = options.heartbeat;
+    this.heartbeat = beat && new Heartbeat(beat.intervalMs, () => this.blocked || this.send(beat.value));
   }
 
   send(value: T): void {
@@ -61,10 +69,12 @@ export class LatestOnlyWriter<T> {
       this.pending = { value };
       return;
     }
+    this.heartbeat?.wrote();
     this.blocked = !this.body.write(this.render(value));
   }
 
   stop(): void {
+    this.heartbeat?.stop();
     this.body.off("drain", this.onDrain);
   }
 }

@@ -80,15 +80,13 @@ function serveStream(req: Request, res: Response, feeds: LeaderboardFeeds, optio
   });
   res.write(`retry: 2000\nevent: connected\ndata: ${JSON.stringify(stream.connected)}\n\n`);
 
-  const writer = new LatestOnlyWriter<LeaderboardUpdate | undefined>(res, (update) => (update ? stream.frameOf(update) : ": heartbeat\n\n"));
+  // Heartbeats are comments: they keep proxies from closing an idle stream.
+  const writer = new LatestOnlyWriter<LeaderboardUpdate | undefined>(res, (update) => (update ? stream.frameOf(update) : ": heartbeat\n\n"), {
+    heartbeat: { intervalMs: options.heartbeatMs, value: undefined },
+  });
   const unsubscribe = feeds.subscribe(stream.board, stream.limit, (update) => writer.send(update));
-  // Comments keep proxies from closing an idle stream.
-  const heartbeat = setInterval(() => {
-    if (!writer.isBlocked) writer.send(undefined);
-  }, options.heartbeatMs);
 
   const finish = () => {
-    clearInterval(heartbeat);
     unsubscribe();
     unregister();
     writer.stop();

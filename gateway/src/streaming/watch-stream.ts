@@ -134,22 +134,15 @@ async function serve(
   res.writeHead(200, { "content-type": protocol.contentType, "cache-control": "no-cache, no-transform", "x-accel-buffering": "no" });
   options.openStreams?.inc();
   let sequence = 0;
-  // A heartbeat goes out on the second tick (of two per interval) without a
-  // write, so the stream is never silent for more than the interval. One
-  // timer per stream that is never re-armed keeps the fan-out loop free of
-  // timer work: re-arming a timeout per stream per change cost thousands of
-  // timer operations per change.
-  let quietTicks = 0;
-  const heartbeat = setInterval(() => {
-    quietTicks += 1;
-    if (quietTicks >= 2 && !writer.isBlocked) writer.send(undefined);
-  }, options.heartbeatMs / 2);
   // An update, or a heartbeat (undefined); each with this stream's next sequence.
-  const writer = new LatestOnlyWriter<LeaderboardUpdate | undefined>(res, (update) => {
-    sequence += 1;
-    quietTicks = 0;
-    return update ? updateFrame(update, sequence, protocol.json) : heartbeatFrame(sequence, protocol.json);
-  });
+  const writer = new LatestOnlyWriter<LeaderboardUpdate | undefined>(
+    res,
+    (update) => {
+      sequence += 1;
+      return update ? updateFrame(update, sequence, protocol.json) : heartbeatFrame(sequence, protocol.json);
+    },
+    { heartbeat: { intervalMs: options.heartbeatMs, value: undefined } },
+  );
   const unsubscribe = options.feeds.subscribe(board, limit, (update) => writer.send(update));
 
   let finished = false;
@@ -157,7 +150,6 @@ async function serve(
     if (finished) return;
     finished = true;
     release();
-    clearInterval(heartbeat);
     unsubscribe();
     unregister();
     writer.stop();

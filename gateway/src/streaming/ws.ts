@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
@@ -14,6 +15,8 @@ import { SECURITY_HEADERS, type EdgePolicy } from "../edge-policy.js";
 import type { StreamQuota } from "./stream-quota.js";
 import type { StreamableBoards } from "./streamable-boards.js";
 import { asRpcError, type WriteGuard } from "../write-guard.js";
+import { Heartbeat } from "./heartbeat.js";
+import { LatestOnlyWriter } from "./latest-only.js";
 import { streamToken } from "./stream-token.js";
 
 export interface WebSocketOptions {
@@ -22,7 +25,8 @@ export interface WebSocketOptions {
   readGate: ReadGate;
   shutdownSignal: () => AbortSignal;
   logger: Logger;
-  pingIntervalMs?: number;
+  /** The streams' heartbeat interval: a ping goes out every interval. */
+  heartbeatMs: number;
   /** Counts the WebSocket streams open right now. */
   openStreams?: OpenCount;
   /** Refuses pages of origins outside CORS_ALLOWED_ORIGINS. */
@@ -92,6 +96,31 @@ async function streamOf(url: URL, options: WebSocketOptions): Promise<WebSocketS
 const MAX_BUFFERED_BYTES = 64 * 1024;
 
 /**
+ * A WebSocket as LatestOnlyWriter's body: an update's messages go out
+ * together; the socket counts as full while more than MAX_BUFFERED_BYTES
+ * wait, and drains when the last message of a write has left with no more
+ * than that waiting. A socket no longer open takes (and drops) everything.
+ */
+class WebSocketBody extends EventEmitter {
+  constructor(private readonly ws: WebSocket) {
+    super();
+  }
+
+  write(messages: string[]): boolean {
+    const ws = this.ws;
+    if (ws.readyState !== ws.OPEN) return true;
+    messages.forEach((message, i) => {
+      ws.send(message, i === messages.length - 1 ? this.sent : undefined);
+    });
+    return ws.bufferedAmount <= MAX_BUFFERED_BYTES;
+  }
+
+  private readonly sent = () => {
+    if (this.ws.bufferedAmount <= MAX_BUFFERED_BYTES) this.emit("drain");
+  };
+}
+
+/**
  * WebSocket streams of the top 10 (seeds 002 and 003), fed by the same shared
  * leaderboard feed as SSE and Connect. Browsers cannot set headers on a
  * WebSocket, so the token may also come as the subprotocol pair
@@ -99,7 +128,6 @@ const MAX_BUFFERED_BYTES = 64 * 1024;
  */
 export function createWebSocketUpgrade(options: WebSocketOptions) {
   const server = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024, handleProtocols: (protocols) => (protocols.has("bearer") ? "bearer" : false) });
-  const pingIntervalMs = options.pingIntervalMs ?? 30_000;
 
   return (req: IncomingMessage, socket: Socket, head: Buffer): void => {
     const url = new URL(req.url ?? "/", "http://gateway");
@@ -121,7 +149,7 @@ export function createWebSocketUpgrade(options: WebSocketOptions) {
         ({ stream, release }) => {
           // The socket, not the WebSocket: a handshake ws refuses never makes one.
           socket.once("close", release);
-          server.handleUpgrade(req, socket, head, (ws) => serve(ws, stream, options, pingIntervalMs));
+          server.handleUpgrade(req, socket, head, (ws) => serve(ws, stream, options));
         },
         (err: unknown) => {
           const { status, code, message } = describeError(asRpcError(err));
@@ -137,38 +165,24 @@ async function authorize(req: IncomingMessage, dialect: Dialect, options: WebSoc
   await options.readGate.check(token);
 }
 
-function serve(ws: WebSocket, { dialect, board, limit }: WebSocketStream, options: WebSocketOptions, pingIntervalMs: number): void {
+function serve(ws: WebSocket, { dialect, board, limit }: WebSocketStream, options: WebSocketOptions): void {
   let previous: LeaderboardEntry[] | undefined;
-  let pending: LeaderboardUpdate | undefined;
-  let alive = true;
-
-  const send = (update: LeaderboardUpdate) => {
-    if (ws.readyState !== ws.OPEN) return;
-    if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
-      pending = update;
-      return;
-    }
+  const writer = new LatestOnlyWriter<LeaderboardUpdate, string[]>(new WebSocketBody(ws), (update) => {
     const messages = dialect.messages(board, update, previous);
     previous = update.entries;
-    messages.forEach((message, i) => {
-      ws.send(message, i === messages.length - 1 ? flush : undefined);
-    });
-  };
-  // Called when a send left the socket: a state that waited goes out now.
-  const flush = () => {
-    if (!pending || ws.bufferedAmount > MAX_BUFFERED_BYTES) return;
-    const update = pending;
-    pending = undefined;
-    send(update);
-  };
-  const unsubscribe = options.feeds.subscribe(board, limit, send);
+    return messages;
+  });
+  const unsubscribe = options.feeds.subscribe(board, limit, (update) => writer.send(update));
   options.openStreams?.inc();
-  // Pings keep proxies from closing an idle stream and find dead peers.
-  const ping = setInterval(() => {
+  // The heartbeat is a ping: it keeps proxies from closing an idle stream and
+  // finds dead peers (no pong since the last one), so it goes every interval
+  // whatever was written.
+  let alive = true;
+  const heartbeat = new Heartbeat(options.heartbeatMs, () => {
     if (!alive) return ws.terminate();
     alive = false;
     ws.ping();
-  }, pingIntervalMs);
+  });
   ws.on("pong", () => (alive = true));
   // Clients only listen; anything they send is ignored (maxPayload bounds it).
   ws.on("message", () => {});
@@ -177,7 +191,8 @@ function serve(ws: WebSocket, { dialect, board, limit }: WebSocketStream, option
   shutdown.addEventListener("abort", onShutdown, { once: true });
   ws.once("close", () => {
     options.openStreams?.dec();
-    clearInterval(ping);
+    heartbeat.stop();
+    writer.stop();
     unsubscribe();
     shutdown.removeEventListener("abort", onShutdown);
   });
