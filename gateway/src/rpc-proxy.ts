@@ -4,19 +4,17 @@ import type { RateLimitRule } from "@scoreboard/platform/rate-limit";
 import { fromUpstream } from "./http.js";
 import type { ReadGate } from "./rest/leaderboard-reads.js";
 import { asRpcError, isRateLimited, type WriteGuard } from "./write-guard.js";
-import { PushService, type LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
-import { latestStateStream } from "@scoreboard/platform/leaderboard-stream";
+import { PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { BoardAdminService, BoardReadService, BoardScoreService } from "@scoreboard/gen/scoreboard/v1/boards_pb";
 import { CatalogService } from "@scoreboard/gen/scoreboard/v1/catalog_pb";
 import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
-import { pageLimit } from "@scoreboard/platform/board-params";
 import type { OpenCount } from "@scoreboard/platform/metrics";
 import type { LeaderboardFeeds } from "./streaming/leaderboard-feed.js";
 import type { StreamableBoards } from "./streaming/streamable-boards.js";
 import type { Upstreams } from "./upstreams.js";
 import { clientAddressKey, type StreamQuota } from "./streaming/stream-quota.js";
-import { streamToken } from "./streaming/stream-token.js";
+import { watchLeaderboardMessages } from "./streaming/watch-leaderboard.js";
 
 export interface RpcProxyOptions {
   upstreams: Upstreams;
@@ -72,9 +70,9 @@ export function registerRpcProxy(router: ConnectRouter, options: RpcProxyOptions
       .catch((err: unknown) => {
         throw asRpcError(err);
       });
-  const gateRead = (ctx: HandlerContext, authorization = ctx.requestHeader.get("authorization")) =>
+  const gateRead = (ctx: HandlerContext) =>
     guard
-      .throttlingRefusedTokens(ctx.values.get(clientAddressKey), () => readGate.check(authorization))
+      .throttlingRefusedTokens(ctx.values.get(clientAddressKey), () => readGate.check(ctx.requestHeader.get("authorization")))
       .catch((err: unknown) => {
         throw asRpcError(err);
       });
@@ -117,20 +115,10 @@ export function registerRpcProxy(router: ConnectRouter, options: RpcProxyOptions
     getBoardEntries: (req, ctx) => boardRead(ctx, () => upstreams.boardRead.getBoardEntries(req, forward(ctx))),
     listSeasons: (req, ctx) => boardRead(ctx, () => upstreams.boardRead.listSeasons(req, forward(ctx))),
   });
+  // The same WatchLeaderboard as the Connect fast path's, for what that leaves to connect-node.
+  const watchDeps = { feeds, readGate, guard, boards, streamQuota, heartbeatMs, openStreams };
   router.service(PushService, {
-    watchLeaderboard: async function* (req, ctx) {
-      await gateRead(ctx, streamToken({ headers: ctx.requestHeader, url: ctx.url }));
-      const board = await boards.resolve(req.board);
-      const limit = pageLimit(req.limit);
-      const release = streamQuota.take(ctx.values.get(clientAddressKey));
-      openStreams?.inc();
-      try {
-        yield* watchThroughFeed(feeds, board, limit, ctx, heartbeatMs);
-      } finally {
-        openStreams?.dec();
-        release();
-      }
-    },
+    watchLeaderboard: (req, ctx) => watchLeaderboardMessages(watchDeps, req, ctx),
   });
 }
 
@@ -159,14 +147,4 @@ function rethrowRevisionConflict(err: unknown): never {
   const error = ConnectError.from(err);
   if (error.code === Code.Aborted) throw new ConnectError(error.rawMessage, Code.Aborted);
   return rethrowClean(err);
-}
-
-function watchThroughFeed(feeds: LeaderboardFeeds, board: string, limit: number, ctx: HandlerContext, heartbeatMs: number) {
-  return latestStateStream<LeaderboardUpdate>({
-    subscribe: (onChange) => feeds.subscribe(board, limit, onChange),
-    signal: ctx.signal,
-    heartbeatMs,
-    // Sequence numbers are per client stream, as the contract says.
-    render: (update) => ({ entries: update.entries, asOf: update.asOf }),
-  });
 }

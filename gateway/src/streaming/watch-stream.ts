@@ -1,5 +1,4 @@
 import type { ServerResponse } from "node:http";
-import type { NodeHandler } from "@scoreboard/platform/rpc-server";
 import { create, fromBinary, fromJson, toBinary, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
@@ -8,19 +7,13 @@ import {
   type LeaderboardUpdate,
   type WatchLeaderboardRequest,
 } from "@scoreboard/gen/scoreboard/v1/push_pb";
-import { pageLimit } from "@scoreboard/platform/board-params";
 import type { Logger } from "@scoreboard/platform/logger";
-import type { OpenCount } from "@scoreboard/platform/metrics";
 import type { RpcRecorder } from "@scoreboard/platform/rpc-metrics";
+import type { NodeHandler } from "@scoreboard/platform/rpc-server";
 import { startRpcServerSpan } from "@scoreboard/platform/rpc-tracing";
-import type { LeaderboardFeeds } from "./leaderboard-feed.js";
-import type { ReadGate } from "../rest/leaderboard-reads.js";
-import { LatestOnlyWriter } from "./latest-only.js";
 import { StreamRegistry } from "./stream-registry.js";
 import { streamToken } from "./stream-token.js";
-import type { StreamableBoards } from "./streamable-boards.js";
-import type { StreamQuota } from "./stream-quota.js";
-import { asRpcError, type WriteGuard } from "../write-guard.js";
+import { type AdmittedWatch, admitWatch, streamWatch, type WatchLeaderboardDeps } from "./watch-leaderboard.js";
 
 type Request = Parameters<NodeHandler>[0];
 // Both response kinds have the few methods used here; one type keeps the calls simple.
@@ -44,18 +37,9 @@ const MAX_REQUEST_BYTES = 4 * 1024;
  * Everything else (plain gRPC with HTTP/2 trailers, gRPC-Web text,
  * compressed requests) is left to connect-node: the handler answers false.
  */
-export interface WatchStreamOptions {
-  feeds: LeaderboardFeeds;
-  readGate: ReadGate;
-  heartbeatMs: number;
+export interface WatchStreamOptions extends WatchLeaderboardDeps {
   logger: Logger;
-  /** Seed boards and defined boards' ids. */
-  boards: StreamableBoards;
-  streamQuota: StreamQuota;
-  /** Counts refused tokens against their address, as on every other path. */
-  guard: WriteGuard;
   clientAddress: (req: Request) => string;
-  openStreams?: OpenCount;
   /** Counts each stream in sb_rpc_requests_total / sb_rpc_duration_seconds, as connect-node's streams are. */
   recordRpc?: RpcRecorder;
 }
@@ -115,45 +99,25 @@ async function serve(
     options.recordRpc?.(SERVICE, METHOD, error?.code ?? 0, (performance.now() - startedAt) / 1_000);
     endSpan(error);
   };
-  const address = options.clientAddress(req);
-  let board: string;
-  let limit: number;
-  let release: () => void;
+  let watch: AdmittedWatch;
   try {
-    // The token before the body: an unauthorized caller gets nothing read.
-    await options.guard.throttlingRefusedTokens(address, () => options.readGate.check(streamToken(req)));
-    const request = decodeRequest(await readBody(req), protocol.json);
-    board = await options.boards.resolve(request.board);
-    limit = pageLimit(request.limit);
-    release = options.streamQuota.take(address);
+    watch = await admitWatch(options, options.clientAddress(req), streamToken(req), async () => decodeRequest(await readBody(req), protocol.json));
   } catch (err) {
-    refuse(res, protocol, ConnectError.from(asRpcError(err)), record);
+    refuse(res, protocol, ConnectError.from(err), record);
     return;
   }
 
   res.writeHead(200, { "content-type": protocol.contentType, "cache-control": "no-cache, no-transform", "x-accel-buffering": "no" });
-  options.openStreams?.inc();
-  let sequence = 0;
-  // An update, or a heartbeat (undefined); each with this stream's next sequence.
-  const writer = new LatestOnlyWriter<LeaderboardUpdate | undefined>(
-    res,
-    (update) => {
-      sequence += 1;
-      return update ? updateFrame(update, sequence, protocol.json) : heartbeatFrame(sequence, protocol.json);
-    },
-    { heartbeat: { intervalMs: options.heartbeatMs, value: undefined } },
+  const stop = streamWatch(options, watch, res, (update, sequence) =>
+    update ? updateFrame(update, sequence, protocol.json) : heartbeatFrame(sequence, protocol.json),
   );
-  const unsubscribe = options.feeds.subscribe(board, limit, (update) => writer.send(update));
 
   let finished = false;
   const finish = () => {
     if (finished) return;
     finished = true;
-    release();
-    unsubscribe();
+    stop();
     unregister();
-    writer.stop();
-    options.openStreams?.dec();
     record(shutdownSignal.aborted ? undefined : new ConnectError("the client went away", Code.Canceled));
   };
   // Shutdown ends the stream cleanly, so clients reconnect elsewhere.
