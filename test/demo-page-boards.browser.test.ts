@@ -5,20 +5,19 @@
 // standings. The mesh's processes run on the real clock, so the past season
 // is written to PostgreSQL as score would have written it a week ago (ranking
 // reads a season Redis never held from there).
-import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { launchChromium, requireChromium } from "./harness/browser.js";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { BoardAdminService, ScoreOperator, SortOrder } from "@scoreboard/gen/scoreboard/v1/boards_pb";
 import { Scopes } from "@scoreboard/platform/auth";
 import { SeasonSchedule } from "@scoreboard/platform/seasons";
 import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
 
-const CHROMIUM = "/usr/bin/chromium";
 const resultsDir = fileURLToPath(new URL("../test-results/", import.meta.url));
 const WEEK_MS = 7 * 24 * 3600 * 1000;
 
@@ -78,9 +77,7 @@ describe("demo page: picking a defined board and a season (phone viewport)", () 
   }
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`Chromium not found at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (this test never downloads a browser)`);
-    }
+    requireChromium();
     mesh = await startMesh(inject("infra"));
     const admin = createClient(BoardAdminService, createConnectTransport({ baseUrl: mesh.urls.gateway, httpVersion: "1.1" }));
     const adminToken = await mesh.token("ops", { scopes: [Scopes.adminScore] });
@@ -109,19 +106,7 @@ describe("demo page: picking a defined board and a season (phone viewport)", () 
     }
     for (const driver of drivers) await submitLap(driver, driver.lap);
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: "en-US" });
     page = await context.newPage();
     // The browser's own favicon request is the page's one 404.

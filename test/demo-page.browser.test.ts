@@ -6,11 +6,11 @@ import { existsSync } from "node:fs";
 import { mkdir, rm, stat } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { launchChromium, requireChromium } from "./harness/browser.js";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
 
-const CHROMIUM = "/usr/bin/chromium";
 const resultsDir = fileURLToPath(new URL("../test-results/", import.meta.url));
 const screenshotPath = `${resultsDir}demo-page.png`;
 
@@ -77,9 +77,7 @@ describe("demo page in a browser (phone viewport)", () => {
   }
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`Chromium not found at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (this test never downloads a browser)`);
-    }
+    requireChromium();
     mesh = await startMesh(inject("infra"));
     await mesh.sql("insert into actions(action_id, points, description) values ($1, 10, $2), ($3, 50, $4), ($5, 100, $6)", [
       actions.small,
@@ -90,19 +88,7 @@ describe("demo page in a browser (phone viewport)", () => {
       "demo: via the page form",
     ]);
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
     context = await browser.newContext({
       viewport: { width: 390, height: 844 },
       deviceScaleFactor: 2,

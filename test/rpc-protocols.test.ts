@@ -3,13 +3,13 @@
 // shared port (Connect protocol), and Connect-Web in a real browser through
 // the gateway all reach the same ScoreService and RankingService handlers,
 // and every gRPC port answers reflection and grpc.health.v1.
-import { existsSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { build } from "esbuild";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
+import { launchChromium, requireChromium } from "./harness/browser.js";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus } from "@scoreboard/gen/grpc/health/v1/health_pb";
 import { ServerReflection } from "@scoreboard/gen/grpc/reflection/v1/reflection_pb";
@@ -18,7 +18,6 @@ import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
 import { createServiceTransport, type ServiceTransport } from "@scoreboard/platform/clients";
 import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
 
-const CHROMIUM = "/usr/bin/chromium";
 const root = fileURLToPath(new URL("../", import.meta.url));
 
 // A page script that calls the gateway with Connect-Web, as a product's frontend would.
@@ -52,7 +51,7 @@ describe("the same handlers over grpc-js, connect-node and Connect-Web", () => {
   let connectNode: { score: Client<typeof ScoreService>; ranking: Client<typeof RankingService> };
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install -y chromium`);
+    requireChromium();
     mesh = await startMesh(inject("infra"));
     token = await mesh.token(user);
     const score = createServiceTransport(mesh.grpcUrls.score, [ScoreService]);
@@ -63,19 +62,7 @@ describe("the same handlers over grpc-js, connect-node and Connect-Web", () => {
       score: createClient(ScoreService, createConnectTransport({ baseUrl: mesh.urls.score, httpVersion: "1.1" })),
       ranking: createClient(RankingService, createConnectTransport({ baseUrl: mesh.urls.ranking, httpVersion: "1.1" })),
     };
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {
