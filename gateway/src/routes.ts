@@ -3,7 +3,7 @@ import type { ProcessMetrics } from "@scoreboard/platform/metrics";
 import { inRouteSpan } from "@scoreboard/platform/tracing";
 import type { DemoPage } from "./demo-page.js";
 import { RouteMeter } from "./http-metrics.js";
-import { sendFailure, sendJson, type Request, type Response } from "./http.js";
+import { sendJson, type Request, type Response } from "./http.js";
 import type { LeaderboardFeeds } from "./streaming/leaderboard-feed.js";
 import { createActionsApi } from "./rest/actions-api.js";
 import { createBoardsApi } from "./rest/boards-api.js";
@@ -13,13 +13,11 @@ import { createScoreUpdateApi } from "./rest/score-update-api.js";
 import { createScoresApi } from "./rest/scores-api.js";
 import { createUpdateScoreApi } from "./rest/update-score-api.js";
 import type { WriteRules } from "./rest/write-rules.js";
-import { serveBoardStream, serveLeaderboardStream } from "./streaming/sse.js";
-import { boardIdOfPath, streamLimitOf } from "./streaming/board-streams.js";
+import { createSseRoutes } from "./streaming/sse.js";
 import type { StreamableBoards } from "./streaming/streamable-boards.js";
 import type { Upstreams } from "./upstreams.js";
 import type { WriteGuard } from "./write-guard.js";
 import type { StreamQuota } from "./streaming/stream-quota.js";
-import { streamToken } from "./streaming/stream-token.js";
 
 export interface RestDeps {
   upstreams: Upstreams;
@@ -60,34 +58,16 @@ export function createRestHandler(deps: RestDeps) {
   const updateScore = createUpdateScoreApi(upstreams, guard, rules);
   const reads = createLeaderboardReads(upstreams, deps.readGate, deps.feeds);
   const boards = createBoardsApi(upstreams, guard, rules, deps.readGate);
-  const sseStreams = deps.metrics?.openStreamsOf("sse");
-  const sseOptions = () => ({ heartbeatMs: deps.sseHeartbeatMs, shutdownSignal: deps.shutdownSignal() });
-  /**
-   * An SSE route: the read gate (streamToken: EventSource cannot send headers, so a
-   * browser may pass ?access_token=), then `open` (which board; refusals
-   * answered as JSON), then the address's stream quota.
-   */
-  const sse =
-    (open: (req: Request, params: Record<string, string>) => Promise<(res: Response) => void>): Handler =>
-    async (req, res, params) => {
-      const address = guard.clientAddress(req);
-      let serve: (res: Response) => void;
-      let release: () => void;
-      try {
-        await guard.throttlingRefusedTokens(address, () => deps.readGate.check(streamToken(req)));
-        serve = await open(req, params);
-        release = deps.streamQuota.take(address);
-      } catch (err) {
-        sendFailure(res, err);
-        return;
-      }
-      sseStreams?.inc();
-      res.once("close", () => {
-        sseStreams?.dec();
-        release();
-      });
-      serve(res);
-    };
+  const sse = createSseRoutes({
+    feeds: deps.feeds,
+    readGate: deps.readGate,
+    guard,
+    streamQuota: deps.streamQuota,
+    boards: deps.boards,
+    heartbeatMs: deps.sseHeartbeatMs,
+    shutdownSignal: deps.shutdownSignal,
+    openStreams: deps.metrics?.openStreamsOf("sse"),
+  });
 
   // First match wins: seed 002's /api/score/update shadows seed 001's
   // /api/score/{user_id} for a user literally named "update".
@@ -97,7 +77,7 @@ export function createRestHandler(deps: RestDeps) {
     { method: "GET", path: "/api/scores/leaderboard", handler: reads.scores },
     { method: "GET", path: "/api/scores", handler: reads.scoresWithNames },
     { method: "GET", path: "/leaderboard", handler: reads.players },
-    { method: "GET", path: "/api/leaderboard/stream", handler: sse(async (req) => (res) => serveLeaderboardStream(req, res, deps.feeds, sseOptions())) },
+    { method: "GET", path: "/api/leaderboard/stream", handler: sse.leaderboard },
     { method: "POST", path: "/api/scores/update", handler: scores.update },
     { method: "POST", path: "/api/score/update", handler: scoreUpdate.update },
     { method: "POST", path: "/api/score/:userId", handler: (req, res, p) => increment.increment(req, res, { userId: p.userId! }) },
@@ -111,15 +91,7 @@ export function createRestHandler(deps: RestDeps) {
     { method: "GET", path: "/api/boards/:boardId/seasons/:season", handler: boards.page },
     { method: "GET", path: "/api/boards/:boardId/rank/:userId", handler: boards.rank },
     { method: "GET", path: "/api/boards/:boardId/users", handler: boards.users },
-    {
-      method: "GET",
-      path: "/api/boards/:boardId/stream",
-      handler: sse(async (req, params) => {
-        const board = await deps.boards.resolve(boardIdOfPath(params.boardId!));
-        const limit = streamLimitOf(new URL(req.url ?? "/", "http://gateway").searchParams);
-        return (res) => serveBoardStream(req, res, deps.feeds, board, limit, sseOptions());
-      }),
-    },
+    { method: "GET", path: "/api/boards/:boardId/stream", handler: sse.board },
   ];
   const metrics = deps.metrics;
   const meters = new Map(metrics ? routes.map((route) => [route, new RouteMeter(metrics, route.path, route.method)]) : []);

@@ -1,10 +1,16 @@
-import type { LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { boardUpdateJson } from "./board-streams.js";
-import type { LeaderboardFeeds } from "./leaderboard-feed.js";
-import type { Request, Response } from "../http.js";
+import type { LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
+import type { OpenCount } from "@scoreboard/platform/metrics";
+import { sendFailure, type Request, type Response } from "../http.js";
+import type { ReadGate } from "../rest/leaderboard-reads.js";
+import type { WriteGuard } from "../write-guard.js";
+import { boardIdOfPath, boardUpdateJson, streamLimitOf } from "./board-streams.js";
 import { LatestOnlyWriter } from "./latest-only.js";
+import type { LeaderboardFeeds } from "./leaderboard-feed.js";
+import type { StreamQuota } from "./stream-quota.js";
 import { StreamRegistry } from "./stream-registry.js";
+import { streamToken } from "./stream-token.js";
+import type { StreamableBoards } from "./streamable-boards.js";
 
 // Every client of a feed gets the same update object: render its frame once,
 // not once per client (10,000 clients would mean 10,000 JSON.stringify calls
@@ -31,6 +37,61 @@ function boardFrameOf(board: string, update: LeaderboardUpdate): Buffer {
     boardFrames.set(update, frame);
   }
   return frame;
+}
+
+export interface SseRouteDeps {
+  feeds: LeaderboardFeeds;
+  readGate: ReadGate;
+  /** Counts refused tokens against their address; knows the client's address. */
+  guard: WriteGuard;
+  streamQuota: StreamQuota;
+  /** The boards /api/boards/{id}/stream may name: seed boards and defined boards' ids. */
+  boards: StreamableBoards;
+  heartbeatMs: number;
+  shutdownSignal: () => AbortSignal;
+  /** Counts the SSE streams open right now. */
+  openStreams?: OpenCount;
+}
+
+type RouteHandler = (req: Request, res: Response, params: Record<string, string>) => Promise<void>;
+
+/** The SSE routes' handlers: seed 004's stream and any board's. */
+export function createSseRoutes(deps: SseRouteDeps): { leaderboard: RouteHandler; board: RouteHandler } {
+  const options = () => ({ heartbeatMs: deps.heartbeatMs, shutdownSignal: deps.shutdownSignal() });
+  /**
+   * An SSE route: the read gate (streamToken: EventSource cannot send headers, so a
+   * browser may pass ?access_token=), then `open` (which board; refusals
+   * answered as JSON), then the address's stream quota.
+   */
+  const route =
+    (open: (req: Request, params: Record<string, string>) => Promise<(res: Response) => void>): RouteHandler =>
+    async (req, res, params) => {
+      const address = deps.guard.clientAddress(req);
+      let serve: (res: Response) => void;
+      let release: () => void;
+      try {
+        await deps.guard.throttlingRefusedTokens(address, () => deps.readGate.check(streamToken(req)));
+        serve = await open(req, params);
+        release = deps.streamQuota.take(address);
+      } catch (err) {
+        sendFailure(res, err);
+        return;
+      }
+      deps.openStreams?.inc();
+      res.once("close", () => {
+        deps.openStreams?.dec();
+        release();
+      });
+      serve(res);
+    };
+  return {
+    leaderboard: route(async (req) => (res) => serveLeaderboardStream(req, res, deps.feeds, options())),
+    board: route(async (req, params) => {
+      const board = await deps.boards.resolve(boardIdOfPath(params.boardId!));
+      const limit = streamLimitOf(new URL(req.url ?? "/", "http://gateway").searchParams);
+      return (res) => serveBoardStream(req, res, deps.feeds, board, limit, options());
+    }),
+  };
 }
 
 export interface SseOptions {
