@@ -101,7 +101,7 @@ const MAX_BUFFERED_BYTES = 64 * 1024;
  * wait, and drains when the last message of a write has left with no more
  * than that waiting. A socket no longer open takes (and drops) everything.
  */
-class WebSocketBody extends EventEmitter {
+export class WebSocketBody extends EventEmitter {
   constructor(private readonly ws: WebSocket) {
     super();
   }
