@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { fromBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import pino from "pino";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { ScoreOperator, SortOrder, TieRule } from "@scoreboard/gen/scoreboard/v1/boards_pb";
 import { ScoreChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
 import { Scopes } from "@scoreboard/platform/auth";
@@ -12,6 +12,7 @@ import type { EventPublisher, OutboxEvent } from "../services/score/src/events.j
 import { PostgresLedger } from "../services/score/src/ledger.js";
 import { OutboxRelay } from "../services/score/src/outbox.js";
 import { startBoardServices, type BoardServices } from "./harness/board-services.js";
+import { codeOf } from "./harness/rpc-errors.js";
 
 let t: BoardServices;
 beforeAll(async () => {
@@ -20,15 +21,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.db.destroy();
 });
-
-async function code(call: Promise<unknown>): Promise<Code | undefined> {
-  try {
-    await call;
-    return undefined;
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-}
 
 const lapTimes = {
   boardId: "laps",
@@ -83,37 +75,37 @@ describe("BoardAdminService", () => {
   it("refuses what a definition may not be or become", async () => {
     const admin = await t.adminHeaders();
     const base = { boardId: "rules", title: "Rules" };
-    expect(await code(t.admin.createBoard({ board: { ...base, boardId: "Bad Id" } }, admin))).toBe(Code.InvalidArgument);
-    expect(await code(t.admin.createBoard({ board: { ...base, title: "x".repeat(201) } }, admin))).toBe(Code.InvalidArgument);
-    expect(await code(t.admin.createBoard({ board: { ...base, resetSchedule: "hourly" } }, admin))).toBe(Code.InvalidArgument);
-    expect(await code(t.admin.createBoard({ board: { ...base, resetSchedule: "daily", timeZone: "Mars/Olympus" } }, admin))).toBe(Code.InvalidArgument);
-    expect(await code(t.admin.createBoard({ board: { ...base, minScore: 5n, maxScore: 4n } }, admin))).toBe(Code.InvalidArgument);
-    expect(await code(t.admin.createBoard({ board: { ...base, maxScore: 2n ** 53n } }, admin))).toBe(Code.InvalidArgument);
-    expect(await code(t.admin.createBoard({ board: { ...base, metadataMaxBytes: 4097 } }, admin))).toBe(Code.InvalidArgument);
-    expect(await code(t.admin.createBoard({ board: { ...base, retainedSeasons: 1001 } }, admin))).toBe(Code.InvalidArgument);
-    expect(await code(t.admin.createBoard({ board: { ...base, writeScopes: ["has space"] } }, admin))).toBe(Code.InvalidArgument);
-    expect(await code(t.admin.createBoard({ board: { ...base, operator: 9 as ScoreOperator } }, admin))).toBe(Code.InvalidArgument);
-    expect(await code(t.admin.createBoard({ board: { ...base, boardId: "global" } }, admin))).toBe(Code.AlreadyExists);
+    expect(await codeOf(t.admin.createBoard({ board: { ...base, boardId: "Bad Id" } }, admin))).toBe(Code.InvalidArgument);
+    expect(await codeOf(t.admin.createBoard({ board: { ...base, title: "x".repeat(201) } }, admin))).toBe(Code.InvalidArgument);
+    expect(await codeOf(t.admin.createBoard({ board: { ...base, resetSchedule: "hourly" } }, admin))).toBe(Code.InvalidArgument);
+    expect(await codeOf(t.admin.createBoard({ board: { ...base, resetSchedule: "daily", timeZone: "Mars/Olympus" } }, admin))).toBe(Code.InvalidArgument);
+    expect(await codeOf(t.admin.createBoard({ board: { ...base, minScore: 5n, maxScore: 4n } }, admin))).toBe(Code.InvalidArgument);
+    expect(await codeOf(t.admin.createBoard({ board: { ...base, maxScore: 2n ** 53n } }, admin))).toBe(Code.InvalidArgument);
+    expect(await codeOf(t.admin.createBoard({ board: { ...base, metadataMaxBytes: 4097 } }, admin))).toBe(Code.InvalidArgument);
+    expect(await codeOf(t.admin.createBoard({ board: { ...base, retainedSeasons: 1001 } }, admin))).toBe(Code.InvalidArgument);
+    expect(await codeOf(t.admin.createBoard({ board: { ...base, writeScopes: ["has space"] } }, admin))).toBe(Code.InvalidArgument);
+    expect(await codeOf(t.admin.createBoard({ board: { ...base, operator: 9 as ScoreOperator } }, admin))).toBe(Code.InvalidArgument);
+    expect(await codeOf(t.admin.createBoard({ board: { ...base, boardId: "global" } }, admin))).toBe(Code.AlreadyExists);
 
     await t.admin.createBoard({ board: base }, admin);
-    expect(await code(t.admin.createBoard({ board: base }, admin))).toBe(Code.AlreadyExists);
-    expect(await code(t.admin.updateBoard({ board: base, expectedRevision: 7n }, admin))).toBe(Code.Aborted);
-    expect(await code(t.admin.updateBoard({ board: { ...base, sortOrder: SortOrder.ASCENDING } }, admin))).toBe(Code.FailedPrecondition);
-    expect(await code(t.admin.updateBoard({ board: { ...base, tieRule: TieRule.SUBSCORE } }, admin))).toBe(Code.FailedPrecondition);
-    expect(await code(t.admin.updateBoard({ board: { boardId: "global", title: "Mine" } }, admin))).toBe(Code.FailedPrecondition);
-    expect(await code(t.admin.archiveBoard({ boardId: "weekly" }, admin))).toBe(Code.FailedPrecondition);
-    expect(await code(t.admin.updateBoard({ board: { boardId: "nope", title: "" } }, admin))).toBe(Code.NotFound);
-    expect(await code(t.admin.getBoard({ boardId: "nope" }, admin))).toBe(Code.NotFound);
+    expect(await codeOf(t.admin.createBoard({ board: base }, admin))).toBe(Code.AlreadyExists);
+    expect(await codeOf(t.admin.updateBoard({ board: base, expectedRevision: 7n }, admin))).toBe(Code.Aborted);
+    expect(await codeOf(t.admin.updateBoard({ board: { ...base, sortOrder: SortOrder.ASCENDING } }, admin))).toBe(Code.FailedPrecondition);
+    expect(await codeOf(t.admin.updateBoard({ board: { ...base, tieRule: TieRule.SUBSCORE } }, admin))).toBe(Code.FailedPrecondition);
+    expect(await codeOf(t.admin.updateBoard({ board: { boardId: "global", title: "Mine" } }, admin))).toBe(Code.FailedPrecondition);
+    expect(await codeOf(t.admin.archiveBoard({ boardId: "weekly" }, admin))).toBe(Code.FailedPrecondition);
+    expect(await codeOf(t.admin.updateBoard({ board: { boardId: "nope", title: "" } }, admin))).toBe(Code.NotFound);
+    expect(await codeOf(t.admin.getBoard({ boardId: "nope" }, admin))).toBe(Code.NotFound);
   });
 
   it("needs admin:score to change boards; read:leaderboard reads them", async () => {
     const player = await t.headers("pat", { scopes: [Scopes.updateScore, Scopes.readLeaderboard] });
-    expect(await code(t.admin.createBoard({ board: { boardId: "mine", title: "" } }, player))).toBe(Code.PermissionDenied);
-    expect(await code(t.admin.archiveBoard({ boardId: "rules" }, player))).toBe(Code.PermissionDenied);
+    expect(await codeOf(t.admin.createBoard({ board: { boardId: "mine", title: "" } }, player))).toBe(Code.PermissionDenied);
+    expect(await codeOf(t.admin.archiveBoard({ boardId: "rules" }, player))).toBe(Code.PermissionDenied);
     expect((await t.admin.listBoards({}, player)).boards.length).toBeGreaterThan(0);
     const writer = await t.headers("pat", { scopes: [Scopes.updateScore] });
-    expect(await code(t.admin.listBoards({}, writer))).toBe(Code.PermissionDenied);
-    expect(await code(t.admin.listBoards({}, {}))).toBe(Code.Unauthenticated);
+    expect(await codeOf(t.admin.listBoards({}, writer))).toBe(Code.PermissionDenied);
+    expect(await codeOf(t.admin.listBoards({}, {}))).toBe(Code.Unauthenticated);
   });
 });
 

@@ -3,12 +3,13 @@
 // seasons keyed by the (injected) clock, and who may write.
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { sql } from "kysely";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ScoreOperator, SortOrder, TieRule, type BoardDefinitionSchema } from "@scoreboard/gen/scoreboard/v1/boards_pb";
 import { Scopes } from "@scoreboard/platform/auth";
 import { startBoardServices, type BoardServices } from "./harness/board-services.js";
+import { codeOf } from "./harness/rpc-errors.js";
 
 let t: BoardServices;
 beforeAll(async () => {
@@ -45,15 +46,6 @@ async function submit(
     },
     options,
   );
-}
-
-async function code(call: Promise<unknown>): Promise<Code | undefined> {
-  try {
-    await call;
-    return undefined;
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
 }
 
 const entryOf = (boardId: string, userId: string) =>
@@ -130,15 +122,15 @@ describe("operators", () => {
 
   it("refuses scores outside the bounds: the submission for best and set, the result for incr and decr", async () => {
     const capped = await board({ operator: ScoreOperator.SET, minScore: 0n, maxScore: 100n });
-    expect(await code(submit("fa", capped, 101))).toBe(Code.InvalidArgument);
-    expect(await code(submit("fa", capped, -1))).toBe(Code.InvalidArgument);
+    expect(await codeOf(submit("fa", capped, 101))).toBe(Code.InvalidArgument);
+    expect(await codeOf(submit("fa", capped, -1))).toBe(Code.InvalidArgument);
     const counter = await board({ operator: ScoreOperator.INCREMENT, maxScore: 10n });
     await submit("fa", counter, 8);
-    expect(await code(submit("fa", counter, 3))).toBe(Code.FailedPrecondition);
+    expect(await codeOf(submit("fa", counter, 3))).toBe(Code.FailedPrecondition);
     expect((await entryOf(counter, "fa"))?.score).toBe(8);
     const floor = await board({ operator: ScoreOperator.DECREMENT, minScore: 0n });
-    expect(await code(submit("fa", floor, 1))).toBe(Code.FailedPrecondition);
-    expect(await code(submit("fa", counter, Number.MAX_SAFE_INTEGER + 2))).toBe(Code.InvalidArgument);
+    expect(await codeOf(submit("fa", floor, 1))).toBe(Code.FailedPrecondition);
+    expect(await codeOf(submit("fa", counter, Number.MAX_SAFE_INTEGER + 2))).toBe(Code.InvalidArgument);
     const refused = await t.db.selectFrom("audit_log").select("reason").where("operation", "=", "submit_score").where("reason", "=", "out_of_bounds").execute();
     expect(refused.length).toBe(4);
   });
@@ -154,8 +146,8 @@ describe("idempotency", () => {
       expect(retry.replayed).toBe(true);
       expect([retry.requestId, retry.entry?.score, retry.entry?.reachedAt, retry.changed]).toEqual([first.requestId, 5n, first.entry?.reachedAt, true]);
     }
-    expect(await code(submit("gu", id, 6, { key: "k-1" }))).toBe(Code.FailedPrecondition);
-    expect(await code(submit("gu", `${id}x`, 5, { key: "k-1" }))).toBe(Code.NotFound);
+    expect(await codeOf(submit("gu", id, 6, { key: "k-1" }))).toBe(Code.FailedPrecondition);
+    expect(await codeOf(submit("gu", `${id}x`, 5, { key: "k-1" }))).toBe(Code.NotFound);
     expect((await entryOf(id, "gu"))?.score).toBe(5);
     expect((await ledgerOf(id)).length).toBe(1);
   });
@@ -231,21 +223,21 @@ describe("seasons and definition changes", () => {
 
 describe("who may submit where", () => {
   it("refuses unknown, builtin and archived boards", async () => {
-    expect(await code(submit("na", "no-such-board", 1))).toBe(Code.NotFound);
-    expect(await code(submit("na", "global", 1))).toBe(Code.FailedPrecondition);
+    expect(await codeOf(submit("na", "no-such-board", 1))).toBe(Code.NotFound);
+    expect(await codeOf(submit("na", "global", 1))).toBe(Code.FailedPrecondition);
     const id = await board();
     await t.admin.archiveBoard({ boardId: id }, await t.adminHeaders());
-    expect(await code(submit("na", id, 1))).toBe(Code.FailedPrecondition);
-    expect(await code(submit("na", "Not An Id", 1))).toBe(Code.InvalidArgument);
+    expect(await codeOf(submit("na", id, 1))).toBe(Code.FailedPrecondition);
+    expect(await codeOf(submit("na", "Not An Id", 1))).toBe(Code.InvalidArgument);
   });
 
   it("needs update:score and the board's write scopes", async () => {
     const id = await board({ writeScopes: ["write:tournament"] });
-    expect(await code(submit("ol", id, 1))).toBe(Code.PermissionDenied);
+    expect(await codeOf(submit("ol", id, 1))).toBe(Code.PermissionDenied);
     const scoped = await t.headers("ol", { scopes: [Scopes.updateScore, "write:tournament"] });
     expect((await t.boards.submitScore({ boardId: id, score: 1n }, scoped)).entry?.score).toBe(1n);
     const readOnly = await t.headers("ol", { scopes: [Scopes.readLeaderboard, "write:tournament"] });
-    expect(await code(t.boards.submitScore({ boardId: id, score: 1n }, readOnly))).toBe(Code.PermissionDenied);
+    expect(await codeOf(t.boards.submitScore({ boardId: id, score: 1n }, readOnly))).toBe(Code.PermissionDenied);
   });
 
   it("checks X-API-Key when a submission carries one, as grants do", async () => {
@@ -253,31 +245,31 @@ describe("who may submit where", () => {
     await submit("qa", id, 1);
     const wrongKey = await t.headers("qa");
     Object.assign(wrongKey.headers, { "x-api-key": "not-qa's-key" });
-    expect(await code(t.boards.submitScore({ boardId: id, score: 1n }, wrongKey))).toBe(Code.Unauthenticated);
+    expect(await codeOf(t.boards.submitScore({ boardId: id, score: 1n }, wrongKey))).toBe(Code.Unauthenticated);
     expect((await entryOf(id, "qa"))?.score).toBe(1);
   });
 
   it("takes metadata only as a JSON object within the board's cap", async () => {
     const none = await board();
-    expect(await code(submit("pi", none, 1, { metadata: "{}" }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(submit("pi", none, 1, { metadata: "{}" }))).toBe(Code.InvalidArgument);
     const small = await board({ metadataMaxBytes: 16 });
-    expect(await code(submit("pi", small, 1, { metadata: '{"car":"a-very-long-name"}' }))).toBe(Code.InvalidArgument);
-    expect(await code(submit("pi", small, 1, { metadata: "[1,2]" }))).toBe(Code.InvalidArgument);
-    expect(await code(submit("pi", small, 1, { metadata: "{car" }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(submit("pi", small, 1, { metadata: '{"car":"a-very-long-name"}' }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(submit("pi", small, 1, { metadata: "[1,2]" }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(submit("pi", small, 1, { metadata: "{car" }))).toBe(Code.InvalidArgument);
     expect((await submit("pi", small, 1, { metadata: '{"car":"kart"}' })).entry?.metadata).toBe('{"car": "kart"}');
   });
 
   it("takes only ticketed submissions on requires_ticket boards, each ticket once, for its score", async () => {
     const id = await board({ operator: ScoreOperator.BEST, requiresTicket: true });
-    expect(await code(submit("qu", id, 70))).toBe(Code.PermissionDenied);
-    expect(await code(submit("qu", id, 70, { ticket: await t.ticket("qu", id, 71) }))).toBe(Code.PermissionDenied);
-    expect(await code(submit("qu", id, 70, { ticket: await t.ticket("qu", id) }))).toBe(Code.PermissionDenied);
-    expect(await code(submit("qu", id, 70, { ticket: await t.ticket("qu", "other", 70) }))).toBe(Code.PermissionDenied);
+    expect(await codeOf(submit("qu", id, 70))).toBe(Code.PermissionDenied);
+    expect(await codeOf(submit("qu", id, 70, { ticket: await t.ticket("qu", id, 71) }))).toBe(Code.PermissionDenied);
+    expect(await codeOf(submit("qu", id, 70, { ticket: await t.ticket("qu", id) }))).toBe(Code.PermissionDenied);
+    expect(await codeOf(submit("qu", id, 70, { ticket: await t.ticket("qu", "other", 70) }))).toBe(Code.PermissionDenied);
     const ticket = await t.ticket("qu", id, 70);
     expect((await submit("qu", id, 70, { ticket, key: "t1" })).entry?.score).toBe(70n);
     // A retry with its key replays; the same ticket in another request is spent.
     expect((await submit("qu", id, 70, { ticket, key: "t1" })).replayed).toBe(true);
-    expect(await code(submit("qu", id, 70, { ticket, key: "t2" }))).toBe(Code.PermissionDenied);
+    expect(await codeOf(submit("qu", id, 70, { ticket, key: "t2" }))).toBe(Code.PermissionDenied);
   });
 
   it("tells the relay after each committed change only", async () => {

@@ -11,12 +11,12 @@ import { randomBytes } from "node:crypto";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { launchChromium, requireChromium } from "./harness/browser.js";
+import { launchChromium, requireChromium, waitForPage } from "./harness/browser.js";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { BoardAdminService, ScoreOperator, SortOrder } from "@scoreboard/gen/scoreboard/v1/boards_pb";
 import { Scopes } from "@scoreboard/platform/auth";
 import { SeasonSchedule } from "@scoreboard/platform/seasons";
-import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
+import { startMesh, type Mesh } from "./harness/mesh.js";
 
 const resultsDir = fileURLToPath(new URL("../test-results/", import.meta.url));
 const WEEK_MS = 7 * 24 * 3600 * 1000;
@@ -50,22 +50,8 @@ describe("demo page: picking a defined board and a season (phone viewport)", () 
   let page: Page;
   const pageProblems: string[] = [];
 
-  async function waitForRows(what: string, check: (rows: [string, number][]) => boolean, timeoutMs = 20_000): Promise<[string, number][]> {
-    let last: [string, number][] = [];
-    try {
-      return await eventually(
-        async () => {
-          last = await readRows(page);
-          return check(last) ? last : undefined;
-        },
-        timeoutMs,
-        what,
-      );
-    } catch (err) {
-      const status = await page.textContent("#status").catch(() => "?");
-      throw new Error(`${String(err)}\n#status: ${status}\nrows: ${JSON.stringify(last)}\npage problems:\n${pageProblems.join("\n")}`);
-    }
-  }
+  const waitForRows = (what: string, check: (rows: [string, number][]) => boolean, timeoutMs = 20_000): Promise<[string, number][]> =>
+    waitForPage(page, readRows, check, { what, timeoutMs, problems: pageProblems });
 
   async function submitLap(user: { id: string; name: string }, lap: number): Promise<void> {
     const res = await fetch(`${mesh!.urls.gateway}/api/boards/${boardId}/scores`, {

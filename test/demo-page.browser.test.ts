@@ -7,7 +7,7 @@ import { mkdir, rm, stat } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { launchChromium, requireChromium } from "./harness/browser.js";
+import { launchChromium, requireChromium, waitForPage } from "./harness/browser.js";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
 
@@ -51,25 +51,13 @@ describe("demo page in a browser (phone viewport)", () => {
   let navigations = 0;
 
   /** Polls the table until `check` accepts it; the failure shows the last table, page errors and gateway log. */
-  async function waitForRows(what: string, check: (rows: Row[]) => boolean, timeoutMs = 15_000): Promise<Row[]> {
-    let last: Row[] = [];
-    try {
-      return await eventually(
-        async () => {
-          last = await readRows(page);
-          return check(last) ? last : undefined;
-        },
-        timeoutMs,
-        what,
-      );
-    } catch (err) {
-      const status = await page.textContent("#status").catch(() => "?");
-      throw new Error(
-        `${String(err)}\n#status: ${status}\nrows: ${JSON.stringify(last)}\npage problems:\n${pageProblems.join("\n")}\n` +
-          `gateway log:\n${mesh?.logs.gateway.slice(-15).join("\n")}\npush log:\n${mesh?.logs.push.slice(-15).join("\n")}`,
-      );
-    }
-  }
+  const waitForRows = (what: string, check: (rows: Row[]) => boolean, timeoutMs = 15_000): Promise<Row[]> =>
+    waitForPage(page, readRows, check, {
+      what,
+      timeoutMs,
+      problems: pageProblems,
+      context: () => `gateway log:\n${mesh?.logs.gateway.slice(-15).join("\n")}\npush log:\n${mesh?.logs.push.slice(-15).join("\n")}`,
+    });
 
   async function grant(userId: string, name: string, actionId: string): Promise<{ status: number; body: Record<string, unknown> }> {
     const res = await mesh!.submitAction(userId, actionId, { name });

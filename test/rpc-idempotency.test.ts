@@ -1,10 +1,11 @@
 // The Idempotency-Key header over Connect and gRPC through the gateway: a
 // retry with the same header gets the first answer and grants once, as on REST.
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { Code, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
 import { startMesh, type Mesh } from "./harness/mesh.js";
+import { codeOf } from "./harness/rpc-errors.js";
 
 let mesh: Mesh;
 
@@ -25,13 +26,6 @@ const total = async (userId: string) =>
   Number((await mesh.sql<{ score: string }>("SELECT score::text FROM scores WHERE user_id = $1", [userId]))[0]?.score ?? 0);
 
 const grants = async (userId: string) => Number((await mesh.sql<{ n: string }>("SELECT count(*)::text AS n FROM ledger WHERE user_id = $1", [userId]))[0]!.n);
-
-async function codeOf(call: Promise<unknown>): Promise<Code | undefined> {
-  return call.then(
-    () => undefined,
-    (err: unknown) => ConnectError.from(err).code,
-  );
-}
 
 describe.each(Object.keys(transports))("Idempotency-Key over %s through the gateway", (name) => {
   const client = () => createClient(ScoreService, transports[name]!());

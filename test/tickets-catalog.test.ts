@@ -2,13 +2,14 @@
 // entry that requires a ticket is granted only with a valid, unused one.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inject } from "vitest";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { exportJWK, generateKeyPair } from "jose";
 import { CatalogService } from "@scoreboard/gen/scoreboard/v1/catalog_pb";
 import { mintActionTicket } from "@scoreboard/platform/action-ticket";
 import { Scopes } from "@scoreboard/platform/auth";
 import { startMesh, type Mesh } from "./harness/mesh.js";
+import { codeOf } from "./harness/rpc-errors.js";
 
 let mesh: Mesh;
 let gameServerKey: CryptoKey;
@@ -37,15 +38,6 @@ async function submit(userId: string, actionId: string, actionTicket?: string) {
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
-async function code(call: Promise<unknown>): Promise<Code | undefined> {
-  try {
-    await call;
-    return undefined;
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-}
-
 describe("CatalogService", () => {
   it("lets an admin put, list and delete actions", async () => {
     await catalog.putAction({ action: { actionId: "boss-kill", points: 500n, description: "Killed the boss", requiresTicket: true } }, await admin());
@@ -57,21 +49,21 @@ describe("CatalogService", () => {
     ]);
     await catalog.putAction({ action: { actionId: "temp", points: 1n } }, await admin());
     await catalog.deleteAction({ actionId: "temp" }, await admin());
-    expect(await code(catalog.deleteAction({ actionId: "temp" }, await admin()))).toBe(Code.NotFound);
+    expect(await codeOf(catalog.deleteAction({ actionId: "temp" }, await admin()))).toBe(Code.NotFound);
   });
 
   it("refuses players and bad entries", async () => {
     const player = await as("eve", [Scopes.updateScore]);
-    expect(await code(catalog.putAction({ action: { actionId: "free-points", points: 1_000_000n } }, player))).toBe(Code.PermissionDenied);
-    expect(await code(catalog.putAction({ action: { actionId: "x", points: 0n } }, await admin()))).toBe(Code.InvalidArgument);
-    expect(await code(catalog.putAction({ action: { actionId: "x".repeat(65), points: 1n } }, await admin()))).toBe(Code.InvalidArgument);
-    expect(await code(catalog.listActions({}, player))).toBe(Code.PermissionDenied);
-    expect(await code(catalog.listActions({}))).toBe(Code.Unauthenticated);
+    expect(await codeOf(catalog.putAction({ action: { actionId: "free-points", points: 1_000_000n } }, player))).toBe(Code.PermissionDenied);
+    expect(await codeOf(catalog.putAction({ action: { actionId: "x", points: 0n } }, await admin()))).toBe(Code.InvalidArgument);
+    expect(await codeOf(catalog.putAction({ action: { actionId: "x".repeat(65), points: 1n } }, await admin()))).toBe(Code.InvalidArgument);
+    expect(await codeOf(catalog.listActions({}, player))).toBe(Code.PermissionDenied);
+    expect(await codeOf(catalog.listActions({}))).toBe(Code.Unauthenticated);
   });
 
   it("keeps an action that was granted", async () => {
     expect((await submit("kim", "tutorial")).status).toBe(200);
-    expect(await code(catalog.deleteAction({ actionId: "tutorial" }, await admin()))).toBe(Code.FailedPrecondition);
+    expect(await codeOf(catalog.deleteAction({ actionId: "tutorial" }, await admin()))).toBe(Code.FailedPrecondition);
   });
 });
 
