@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file scoreboard/v1/events.proto.
  */
 export const file_scoreboard_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChpzY29yZWJvYXJkL3YxL2V2ZW50cy5wcm90bxINc2NvcmVib2FyZC52MSLKAgoMU2NvcmVDaGFuZ2VkEhEKCWxlZGdlcl9pZBgBIAEoAxISCgpyZXF1ZXN0X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSEAoIdXNlcm5hbWUYBCABKAkSEQoJYWN0aW9uX2lkGAUgASgJEg4KBnBvaW50cxgGIAEoAxIRCgluZXdfc2NvcmUYByABKAMSDwoHdmVyc2lvbhgIIAEoAxIvCgtvY2N1cnJlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVnaW9uGAogASgJEjEKDXBlcmlvZF9zY29yZXMYCyADKAsyGi5zY29yZWJvYXJkLnYxLlBlcmlvZFNjb3JlEjUKC2JvYXJkX2VudHJ5GAwgASgLMiAuc2NvcmVib2FyZC52MS5Cb2FyZEVudHJ5Q2hhbmdlZCKxAgoRQm9hcmRFbnRyeUNoYW5nZWQSEAoIYm9hcmRfaWQYASABKAkSDgoGc2Vhc29uGAIgASgJEg0KBXNjb3JlGAMgASgDEhAKCHN1YnNjb3JlGAQgASgDEi4KCnJlYWNoZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YBiABKAMSEAoIbWV0YWRhdGEYByABKAkSLAoKc29ydF9vcmRlchgIIAEoDjIYLnNjb3JlYm9hcmQudjEuU29ydE9yZGVyEigKCHRpZV9ydWxlGAkgASgOMhYuc2NvcmVib2FyZC52MS5UaWVSdWxlEi4KCmV4cGlyZXNfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkAKEVNjb3JlQ2hhbmdlZEJhdGNoEisKBmV2ZW50cxgBIAMoCzIbLnNjb3JlYm9hcmQudjEuU2NvcmVDaGFuZ2VkIisKC1BlcmlvZFNjb3JlEg0KBWJvYXJkGAEgASgJEg0KBXNjb3JlGAIgASgDInYKDEJvYXJkQ2hhbmdlZBINCgVib2FyZBgBIAEoCRIsCgN0b3AYAiADKAsyHy5zY29yZWJvYXJkLnYxLkxlYWRlcmJvYXJkRW50cnkSKQoFYXNfb2YYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp, file_scoreboard_v1_boards, file_scoreboard_v1_leaderboard]);
+  fileDesc("ChpzY29yZWJvYXJkL3YxL2V2ZW50cy5wcm90bxINc2NvcmVib2FyZC52MSLKAgoMU2NvcmVDaGFuZ2VkEhEKCWxlZGdlcl9pZBgBIAEoAxISCgpyZXF1ZXN0X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSEAoIdXNlcm5hbWUYBCABKAkSEQoJYWN0aW9uX2lkGAUgASgJEg4KBnBvaW50cxgGIAEoAxIRCgluZXdfc2NvcmUYByABKAMSDwoHdmVyc2lvbhgIIAEoAxIvCgtvY2N1cnJlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVnaW9uGAogASgJEjEKDXBlcmlvZF9zY29yZXMYCyADKAsyGi5zY29yZWJvYXJkLnYxLlBlcmlvZFNjb3JlEjUKC2JvYXJkX2VudHJ5GAwgASgLMiAuc2NvcmVib2FyZC52MS5Cb2FyZEVudHJ5Q2hhbmdlZCKxAgoRQm9hcmRFbnRyeUNoYW5nZWQSEAoIYm9hcmRfaWQYASABKAkSDgoGc2Vhc29uGAIgASgJEg0KBXNjb3JlGAMgASgDEhAKCHN1YnNjb3JlGAQgASgDEi4KCnJlYWNoZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YBiABKAMSEAoIbWV0YWRhdGEYByABKAkSLAoKc29ydF9vcmRlchgIIAEoDjIYLnNjb3JlYm9hcmQudjEuU29ydE9yZGVyEigKCHRpZV9ydWxlGAkgASgOMhYuc2NvcmVib2FyZC52MS5UaWVSdWxlEi4KCmV4cGlyZXNfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkAKEVNjb3JlQ2hhbmdlZEJhdGNoEisKBmV2ZW50cxgBIAMoCzIbLnNjb3JlYm9hcmQudjEuU2NvcmVDaGFuZ2VkIisKC1BlcmlvZFNjb3JlEg0KBWJvYXJkGAEgASgJEg0KBXNjb3JlGAIgASgDIoUBCgxCb2FyZENoYW5nZWQSDQoFYm9hcmQYASABKAkSLAoDdG9wGAIgAygLMh8uc2NvcmVib2FyZC52MS5MZWFkZXJib2FyZEVudHJ5EikKBWFzX29mGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVlcG9jaBgEIAEoCSJ+CgpCb2FyZE1vdmVkEg0KBWJvYXJkGAEgASgJEg0KBWVwb2NoGAIgASgJEicKBW1vdmVzGAMgAygLMhguc2NvcmVib2FyZC52MS5FbnRyeU1vdmUSKQoFYXNfb2YYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlYKCUVudHJ5TW92ZRIPCgd1c2VyX2lkGAEgASgJEhcKCmZyb21fc2NvcmUYAiABKANIAIgBARIQCgh0b19zY29yZRgDIAEoA0INCgtfZnJvbV9zY29yZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_scoreboard_v1_boards, file_scoreboard_v1_leaderboard]);
 
 /**
  * ScoreChanged is the durable event of one committed grant. Score publishes
@@ -272,6 +272,13 @@ export type BoardChanged = Message<"scoreboard.v1.BoardChanged"> & {
    * @generated from field: google.protobuf.Timestamp as_of = 3;
    */
   asOf?: Timestamp | undefined;
+
+  /**
+   * The board's epoch (StreamPosition.epoch) when the top was read.
+   *
+   * @generated from field: string epoch = 4;
+   */
+  epoch: string;
 };
 
 /**
@@ -280,4 +287,79 @@ export type BoardChanged = Message<"scoreboard.v1.BoardChanged"> & {
  */
 export const BoardChangedSchema: GenMessage<BoardChanged> = /*@__PURE__*/
   messageDesc(file_scoreboard_v1_events, 4);
+
+/**
+ * BoardMoved is published on core NATS (subject
+ * scoreboard.board.<board>.moved) by ranking after it applied events to a
+ * board: which entries moved, from which score to which, within one
+ * announcement window. Only the scores between `from_score` and `to_score`
+ * changed rank, so a standing whose scores lie outside every move of a
+ * message is unchanged. Losing one delays a standing until its watcher's
+ * next re-read.
+ *
+ * @generated from message scoreboard.v1.BoardMoved
+ */
+export type BoardMoved = Message<"scoreboard.v1.BoardMoved"> & {
+  /**
+   * @generated from field: string board = 1;
+   */
+  board: string;
+
+  /**
+   * The board's epoch (StreamPosition.epoch) the moves happened in.
+   *
+   * @generated from field: string epoch = 2;
+   */
+  epoch: string;
+
+  /**
+   * @generated from field: repeated scoreboard.v1.EntryMove moves = 3;
+   */
+  moves: EntryMove[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp as_of = 4;
+   */
+  asOf?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message scoreboard.v1.BoardMoved.
+ * Use `create(BoardMovedSchema)` to create a new message.
+ */
+export const BoardMovedSchema: GenMessage<BoardMoved> = /*@__PURE__*/
+  messageDesc(file_scoreboard_v1_events, 5);
+
+/**
+ * One entry's move: the user's score before and after.
+ *
+ * @generated from message scoreboard.v1.EntryMove
+ */
+export type EntryMove = Message<"scoreboard.v1.EntryMove"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The score before, when known (a grant: the new total minus its points);
+   * unset when not known, then any entry the user may have passed, from the
+   * new score to the end of the board, may have moved.
+   *
+   * @generated from field: optional int64 from_score = 2;
+   */
+  fromScore?: bigint | undefined;
+
+  /**
+   * @generated from field: int64 to_score = 3;
+   */
+  toScore: bigint;
+};
+
+/**
+ * Describes the message scoreboard.v1.EntryMove.
+ * Use `create(EntryMoveSchema)` to create a new message.
+ */
+export const EntryMoveSchema: GenMessage<EntryMove> = /*@__PURE__*/
+  messageDesc(file_scoreboard_v1_events, 6);
 

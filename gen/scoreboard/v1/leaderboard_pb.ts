@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file scoreboard/v1/leaderboard.proto.
  */
 export const file_scoreboard_v1_leaderboard: GenFile = /*@__PURE__*/
-  fileDesc("Ch9zY29yZWJvYXJkL3YxL2xlYWRlcmJvYXJkLnByb3RvEg1zY29yZWJvYXJkLnYxIlIKEExlYWRlcmJvYXJkRW50cnkSDAoEcmFuaxgBIAEoAxIPCgd1c2VyX2lkGAIgASgJEhAKCHVzZXJuYW1lGAMgASgJEg0KBXNjb3JlGAQgASgDYgZwcm90bzM");
+  fileDesc("Ch9zY29yZWJvYXJkL3YxL2xlYWRlcmJvYXJkLnByb3RvEg1zY29yZWJvYXJkLnYxIlIKEExlYWRlcmJvYXJkRW50cnkSDAoEcmFuaxgBIAEoAxIPCgd1c2VyX2lkGAIgASgJEhAKCHVzZXJuYW1lGAMgASgJEg0KBXNjb3JlGAQgASgDIjAKDlN0cmVhbVBvc2l0aW9uEg0KBWVwb2NoGAEgASgJEg8KB3ZlcnNpb24YAiABKAQicgoIU3RhbmRpbmcSLgoFZW50cnkYASABKAsyHy5zY29yZWJvYXJkLnYxLkxlYWRlcmJvYXJkRW50cnkSNgoNbmVpZ2hib3VyaG9vZBgCIAMoCzIfLnNjb3JlYm9hcmQudjEuTGVhZGVyYm9hcmRFbnRyeWIGcHJvdG8z");
 
 /**
  * LeaderboardEntry is one ranked user on a board.
@@ -53,4 +53,71 @@ export type LeaderboardEntry = Message<"scoreboard.v1.LeaderboardEntry"> & {
  */
 export const LeaderboardEntrySchema: GenMessage<LeaderboardEntry> = /*@__PURE__*/
   messageDesc(file_scoreboard_v1_leaderboard, 0);
+
+/**
+ * StreamPosition says which state of a board a live message shows, so a
+ * client that reconnects can resume: it sends the last position it got and
+ * is sent nothing while that is still current, the latest state otherwise,
+ * never an older one.
+ *
+ * @generated from message scoreboard.v1.StreamPosition
+ */
+export type StreamPosition = Message<"scoreboard.v1.StreamPosition"> & {
+  /**
+   * Changes when the board's read model is rebuilt or a new season (period)
+   * starts: states of different epochs are not comparable, so a client seeing
+   * a new epoch replaces everything it shows. Ordered: "<generation>.<segment>",
+   * the generation the rebuild's start (ms since the Unix epoch), the segment
+   * the current season's or period's start ("20261207T0000Z") or "all".
+   *
+   * @generated from field: string epoch = 1;
+   */
+  epoch: string;
+
+  /**
+   * Within an epoch, grows with every change of what the stream shows
+   * (microseconds since the Unix epoch of the state). Equal versions on two
+   * gateway replicas mean the same state.
+   *
+   * @generated from field: uint64 version = 2;
+   */
+  version: bigint;
+};
+
+/**
+ * Describes the message scoreboard.v1.StreamPosition.
+ * Use `create(StreamPositionSchema)` to create a new message.
+ */
+export const StreamPositionSchema: GenMessage<StreamPosition> = /*@__PURE__*/
+  messageDesc(file_scoreboard_v1_leaderboard, 1);
+
+/**
+ * Standing is one user's place on a board: their entry and, when asked for,
+ * the entries around it.
+ *
+ * @generated from message scoreboard.v1.Standing
+ */
+export type Standing = Message<"scoreboard.v1.Standing"> & {
+  /**
+   * The user's entry; unset while the user has no score on the board.
+   *
+   * @generated from field: scoreboard.v1.LeaderboardEntry entry = 1;
+   */
+  entry?: LeaderboardEntry | undefined;
+
+  /**
+   * Up to `around` entries above and below the user, the user's own
+   * included, in rank order; empty without `around` or without an entry.
+   *
+   * @generated from field: repeated scoreboard.v1.LeaderboardEntry neighbourhood = 2;
+   */
+  neighbourhood: LeaderboardEntry[];
+};
+
+/**
+ * Describes the message scoreboard.v1.Standing.
+ * Use `create(StandingSchema)` to create a new message.
+ */
+export const StandingSchema: GenMessage<Standing> = /*@__PURE__*/
+  messageDesc(file_scoreboard_v1_leaderboard, 2);
 

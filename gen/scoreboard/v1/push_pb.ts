@@ -6,7 +6,9 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { LeaderboardEntry } from "./leaderboard_pb.js";
+import type { BoardMovedSchema } from "./events_pb.js";
+import { file_scoreboard_v1_events } from "./events_pb.js";
+import type { LeaderboardEntry, StreamPosition } from "./leaderboard_pb.js";
 import { file_scoreboard_v1_leaderboard } from "./leaderboard_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +16,26 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file scoreboard/v1/push.proto.
  */
 export const file_scoreboard_v1_push: GenFile = /*@__PURE__*/
-  fileDesc("ChhzY29yZWJvYXJkL3YxL3B1c2gucHJvdG8SDXNjb3JlYm9hcmQudjEiNwoXV2F0Y2hMZWFkZXJib2FyZFJlcXVlc3QSDQoFYm9hcmQYASABKAkSDQoFbGltaXQYAiABKAUilQEKEUxlYWRlcmJvYXJkVXBkYXRlEjAKB2VudHJpZXMYASADKAsyHy5zY29yZWJvYXJkLnYxLkxlYWRlcmJvYXJkRW50cnkSKQoFYXNfb2YYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNlcXVlbmNlGAMgASgEEhEKCWhlYXJ0YmVhdBgEIAEoCDJtCgtQdXNoU2VydmljZRJeChBXYXRjaExlYWRlcmJvYXJkEiYuc2NvcmVib2FyZC52MS5XYXRjaExlYWRlcmJvYXJkUmVxdWVzdBogLnNjb3JlYm9hcmQudjEuTGVhZGVyYm9hcmRVcGRhdGUwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_scoreboard_v1_leaderboard]);
+  fileDesc("ChhzY29yZWJvYXJkL3YxL3B1c2gucHJvdG8SDXNjb3JlYm9hcmQudjEiJwoWV2F0Y2hCb2FyZE1vdmVzUmVxdWVzdBINCgVib2FyZBgBIAEoCSJmChdXYXRjaExlYWRlcmJvYXJkUmVxdWVzdBINCgVib2FyZBgBIAEoCRINCgVsaW1pdBgCIAEoBRItCgZyZXN1bWUYAyABKAsyHS5zY29yZWJvYXJkLnYxLlN0cmVhbVBvc2l0aW9uIsYBChFMZWFkZXJib2FyZFVwZGF0ZRIwCgdlbnRyaWVzGAEgAygLMh8uc2NvcmVib2FyZC52MS5MZWFkZXJib2FyZEVudHJ5EikKBWFzX29mGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghzZXF1ZW5jZRgDIAEoBBIRCgloZWFydGJlYXQYBCABKAgSLwoIcG9zaXRpb24YBSABKAsyHS5zY29yZWJvYXJkLnYxLlN0cmVhbVBvc2l0aW9uMsQBCgtQdXNoU2VydmljZRJeChBXYXRjaExlYWRlcmJvYXJkEiYuc2NvcmVib2FyZC52MS5XYXRjaExlYWRlcmJvYXJkUmVxdWVzdBogLnNjb3JlYm9hcmQudjEuTGVhZGVyYm9hcmRVcGRhdGUwARJVCg9XYXRjaEJvYXJkTW92ZXMSJS5zY29yZWJvYXJkLnYxLldhdGNoQm9hcmRNb3Zlc1JlcXVlc3QaGS5zY29yZWJvYXJkLnYxLkJvYXJkTW92ZWQwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_scoreboard_v1_events, file_scoreboard_v1_leaderboard]);
+
+/**
+ * @generated from message scoreboard.v1.WatchBoardMovesRequest
+ */
+export type WatchBoardMovesRequest = Message<"scoreboard.v1.WatchBoardMovesRequest"> & {
+  /**
+   * The board whose moves to relay; empty means "global".
+   *
+   * @generated from field: string board = 1;
+   */
+  board: string;
+};
+
+/**
+ * Describes the message scoreboard.v1.WatchBoardMovesRequest.
+ * Use `create(WatchBoardMovesRequestSchema)` to create a new message.
+ */
+export const WatchBoardMovesRequestSchema: GenMessage<WatchBoardMovesRequest> = /*@__PURE__*/
+  messageDesc(file_scoreboard_v1_push, 0);
 
 /**
  * @generated from message scoreboard.v1.WatchLeaderboardRequest
@@ -34,6 +55,15 @@ export type WatchLeaderboardRequest = Message<"scoreboard.v1.WatchLeaderboardReq
    * @generated from field: int32 limit = 2;
    */
   limit: number;
+
+  /**
+   * The last position this client got (from an earlier stream): the first
+   * message is left out while it is still current (the stream then starts
+   * with the next change), and is the latest state otherwise.
+   *
+   * @generated from field: scoreboard.v1.StreamPosition resume = 3;
+   */
+  resume?: StreamPosition | undefined;
 };
 
 /**
@@ -41,7 +71,7 @@ export type WatchLeaderboardRequest = Message<"scoreboard.v1.WatchLeaderboardReq
  * Use `create(WatchLeaderboardRequestSchema)` to create a new message.
  */
 export const WatchLeaderboardRequestSchema: GenMessage<WatchLeaderboardRequest> = /*@__PURE__*/
-  messageDesc(file_scoreboard_v1_push, 0);
+  messageDesc(file_scoreboard_v1_push, 1);
 
 /**
  * @generated from message scoreboard.v1.LeaderboardUpdate
@@ -75,6 +105,14 @@ export type LeaderboardUpdate = Message<"scoreboard.v1.LeaderboardUpdate"> & {
    * @generated from field: bool heartbeat = 4;
    */
   heartbeat: boolean;
+
+  /**
+   * Which state of the board this is (unset on heartbeats); send it back as
+   * WatchLeaderboardRequest.resume after a reconnect.
+   *
+   * @generated from field: scoreboard.v1.StreamPosition position = 5;
+   */
+  position?: StreamPosition | undefined;
 };
 
 /**
@@ -82,7 +120,7 @@ export type LeaderboardUpdate = Message<"scoreboard.v1.LeaderboardUpdate"> & {
  * Use `create(LeaderboardUpdateSchema)` to create a new message.
  */
 export const LeaderboardUpdateSchema: GenMessage<LeaderboardUpdate> = /*@__PURE__*/
-  messageDesc(file_scoreboard_v1_push, 1);
+  messageDesc(file_scoreboard_v1_push, 2);
 
 /**
  * PushService streams live leaderboards. Any number of push replicas can
@@ -106,6 +144,22 @@ export const PushService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchLeaderboardRequestSchema;
     output: typeof LeaderboardUpdateSchema;
+  },
+  /**
+   * WatchBoardMoves relays ranking's BoardMoved announcements of one board
+   * (internal: the gateway's standing watchers use them to know whose
+   * standing may have changed). The first message carries no moves, only the
+   * board's current epoch; then one per announcement, and one without moves
+   * whenever the epoch changes. Lost messages are possible (core NATS):
+   * consumers re-read now and then.
+   * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+   *
+   * @generated from rpc scoreboard.v1.PushService.WatchBoardMoves
+   */
+  watchBoardMoves: {
+    methodKind: "server_streaming";
+    input: typeof WatchBoardMovesRequestSchema;
+    output: typeof BoardMovedSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_scoreboard_v1_push, 0);

@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { LeaderboardEntry } from "./leaderboard_pb.js";
+import type { LeaderboardEntry, Standing } from "./leaderboard_pb.js";
 import { file_scoreboard_v1_leaderboard } from "./leaderboard_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file scoreboard/v1/ranking.proto.
  */
 export const file_scoreboard_v1_ranking: GenFile = /*@__PURE__*/
-  fileDesc("ChtzY29yZWJvYXJkL3YxL3JhbmtpbmcucHJvdG8SDXNjb3JlYm9hcmQudjEiRQoVR2V0TGVhZGVyYm9hcmRSZXF1ZXN0Eg0KBWJvYXJkGAEgASgJEg0KBWxpbWl0GAIgASgFEg4KBm9mZnNldBgDIAEoBSJ1ChZHZXRMZWFkZXJib2FyZFJlc3BvbnNlEjAKB2VudHJpZXMYASADKAsyHy5zY29yZWJvYXJkLnYxLkxlYWRlcmJvYXJkRW50cnkSKQoFYXNfb2YYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkAKDkdldFJhbmtSZXF1ZXN0Eg0KBWJvYXJkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDgoGYXJvdW5kGAMgASgFInkKD0dldFJhbmtSZXNwb25zZRIuCgVlbnRyeRgBIAEoCzIfLnNjb3JlYm9hcmQudjEuTGVhZGVyYm9hcmRFbnRyeRI2Cg1uZWlnaGJvdXJob29kGAIgAygLMh8uc2NvcmVib2FyZC52MS5MZWFkZXJib2FyZEVudHJ5MsMBCg5SYW5raW5nU2VydmljZRJiCg5HZXRMZWFkZXJib2FyZBIkLnNjb3JlYm9hcmQudjEuR2V0TGVhZGVyYm9hcmRSZXF1ZXN0GiUuc2NvcmVib2FyZC52MS5HZXRMZWFkZXJib2FyZFJlc3BvbnNlIgOQAgESTQoHR2V0UmFuaxIdLnNjb3JlYm9hcmQudjEuR2V0UmFua1JlcXVlc3QaHi5zY29yZWJvYXJkLnYxLkdldFJhbmtSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_timestamp, file_scoreboard_v1_leaderboard]);
+  fileDesc("ChtzY29yZWJvYXJkL3YxL3JhbmtpbmcucHJvdG8SDXNjb3JlYm9hcmQudjEiRQoVR2V0TGVhZGVyYm9hcmRSZXF1ZXN0Eg0KBWJvYXJkGAEgASgJEg0KBWxpbWl0GAIgASgFEg4KBm9mZnNldBgDIAEoBSKEAQoWR2V0TGVhZGVyYm9hcmRSZXNwb25zZRIwCgdlbnRyaWVzGAEgAygLMh8uc2NvcmVib2FyZC52MS5MZWFkZXJib2FyZEVudHJ5EikKBWFzX29mGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVlcG9jaBgDIAEoCSJACg5HZXRSYW5rUmVxdWVzdBINCgVib2FyZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEg4KBmFyb3VuZBgDIAEoBSJ5Cg9HZXRSYW5rUmVzcG9uc2USLgoFZW50cnkYASABKAsyHy5zY29yZWJvYXJkLnYxLkxlYWRlcmJvYXJkRW50cnkSNgoNbmVpZ2hib3VyaG9vZBgCIAMoCzIfLnNjb3JlYm9hcmQudjEuTGVhZGVyYm9hcmRFbnRyeSJGChNHZXRTdGFuZGluZ3NSZXF1ZXN0Eg0KBWJvYXJkGAEgASgJEhAKCHVzZXJfaWRzGAIgAygJEg4KBmFyb3VuZBgDIAEoBSKAAQoUR2V0U3RhbmRpbmdzUmVzcG9uc2USLgoJc3RhbmRpbmdzGAEgAygLMhsuc2NvcmVib2FyZC52MS5Vc2VyU3RhbmRpbmcSDQoFZXBvY2gYAiABKAkSKQoFYXNfb2YYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkoKDFVzZXJTdGFuZGluZxIPCgd1c2VyX2lkGAEgASgJEikKCHN0YW5kaW5nGAIgASgLMhcuc2NvcmVib2FyZC52MS5TdGFuZGluZzKhAgoOUmFua2luZ1NlcnZpY2USYgoOR2V0TGVhZGVyYm9hcmQSJC5zY29yZWJvYXJkLnYxLkdldExlYWRlcmJvYXJkUmVxdWVzdBolLnNjb3JlYm9hcmQudjEuR2V0TGVhZGVyYm9hcmRSZXNwb25zZSIDkAIBEk0KB0dldFJhbmsSHS5zY29yZWJvYXJkLnYxLkdldFJhbmtSZXF1ZXN0Gh4uc2NvcmVib2FyZC52MS5HZXRSYW5rUmVzcG9uc2UiA5ACARJcCgxHZXRTdGFuZGluZ3MSIi5zY29yZWJvYXJkLnYxLkdldFN0YW5kaW5nc1JlcXVlc3QaIy5zY29yZWJvYXJkLnYxLkdldFN0YW5kaW5nc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_timestamp, file_scoreboard_v1_leaderboard]);
 
 /**
  * @generated from message scoreboard.v1.GetLeaderboardRequest
@@ -68,6 +68,13 @@ export type GetLeaderboardResponse = Message<"scoreboard.v1.GetLeaderboardRespon
    * @generated from field: google.protobuf.Timestamp as_of = 2;
    */
   asOf?: Timestamp | undefined;
+
+  /**
+   * The board's epoch (StreamPosition.epoch) when the page was read.
+   *
+   * @generated from field: string epoch = 3;
+   */
+  epoch: string;
 };
 
 /**
@@ -137,6 +144,95 @@ export const GetRankResponseSchema: GenMessage<GetRankResponse> = /*@__PURE__*/
   messageDesc(file_scoreboard_v1_ranking, 3);
 
 /**
+ * @generated from message scoreboard.v1.GetStandingsRequest
+ */
+export type GetStandingsRequest = Message<"scoreboard.v1.GetStandingsRequest"> & {
+  /**
+   * The board to read; empty means "global". A defined board's id reads its
+   * current season.
+   *
+   * @generated from field: string board = 1;
+   */
+  board: string;
+
+  /**
+   * The users, 1..1000, each at most once.
+   *
+   * @generated from field: repeated string user_ids = 2;
+   */
+  userIds: string[];
+
+  /**
+   * Neighbours above and below each user to return as well, 0..10.
+   *
+   * @generated from field: int32 around = 3;
+   */
+  around: number;
+};
+
+/**
+ * Describes the message scoreboard.v1.GetStandingsRequest.
+ * Use `create(GetStandingsRequestSchema)` to create a new message.
+ */
+export const GetStandingsRequestSchema: GenMessage<GetStandingsRequest> = /*@__PURE__*/
+  messageDesc(file_scoreboard_v1_ranking, 4);
+
+/**
+ * @generated from message scoreboard.v1.GetStandingsResponse
+ */
+export type GetStandingsResponse = Message<"scoreboard.v1.GetStandingsResponse"> & {
+  /**
+   * One per requested user, in request order.
+   *
+   * @generated from field: repeated scoreboard.v1.UserStanding standings = 1;
+   */
+  standings: UserStanding[];
+
+  /**
+   * The board's epoch (StreamPosition.epoch) when they were read.
+   *
+   * @generated from field: string epoch = 2;
+   */
+  epoch: string;
+
+  /**
+   * When they were read.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 3;
+   */
+  asOf?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message scoreboard.v1.GetStandingsResponse.
+ * Use `create(GetStandingsResponseSchema)` to create a new message.
+ */
+export const GetStandingsResponseSchema: GenMessage<GetStandingsResponse> = /*@__PURE__*/
+  messageDesc(file_scoreboard_v1_ranking, 5);
+
+/**
+ * @generated from message scoreboard.v1.UserStanding
+ */
+export type UserStanding = Message<"scoreboard.v1.UserStanding"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: scoreboard.v1.Standing standing = 2;
+   */
+  standing?: Standing | undefined;
+};
+
+/**
+ * Describes the message scoreboard.v1.UserStanding.
+ * Use `create(UserStandingSchema)` to create a new message.
+ */
+export const UserStandingSchema: GenMessage<UserStanding> = /*@__PURE__*/
+  messageDesc(file_scoreboard_v1_ranking, 6);
+
+/**
  * RankingService answers rank queries from the Redis read model, which is
  * fed by the durable score events and can always be rebuilt from
  * PostgreSQL. Reads are eventually consistent with writes (typically within
@@ -168,6 +264,19 @@ export const RankingService: GenService<{
     methodKind: "unary";
     input: typeof GetRankRequestSchema;
     output: typeof GetRankResponseSchema;
+  },
+  /**
+   * GetStandings returns many users' standings on one board in one call
+   * (the gateway's standing watchers re-read the ones a move may have
+   * changed), with the board's epoch. A user without a score gets a
+   * Standing without entry.
+   *
+   * @generated from rpc scoreboard.v1.RankingService.GetStandings
+   */
+  getStandings: {
+    methodKind: "unary";
+    input: typeof GetStandingsRequestSchema;
+    output: typeof GetStandingsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_scoreboard_v1_ranking, 0);

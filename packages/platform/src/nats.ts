@@ -30,6 +30,9 @@ export const Subjects = {
   allScores: "scoreboard.score.>",
   boardChanged: (board: string) => `scoreboard.board.${board}.changed`,
   allBoardsChanged: "scoreboard.board.*.changed",
+  /** BoardMoved: which entries of a board moved (ranking publishes, push relays to standing watchers). */
+  boardMoved: (board: string) => `scoreboard.board.${board}.moved`,
+  allBoardsMoved: "scoreboard.board.*.moved",
   /** Where a consumer parks a message it gave up on: scoreboard.dlq.<subject without "scoreboard.">. */
   deadLetter: (subject: string) => `scoreboard.dlq.${subject.replace(/^scoreboard\./, "")}`,
   /** The subject a dead letter was first published on (deadLetter's inverse). */
