@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import type { LeaderboardEntry } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
+import type { LeaderboardEntry, StreamPosition } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
 import { LeaderboardUpdateSchema, type LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
 
 export interface LatestStateStreamOptions<S> {
@@ -11,7 +11,7 @@ export interface LatestStateStreamOptions<S> {
   /** A stream silent this long gets a heartbeat message. */
   heartbeatMs: number;
   /** What to send for a state, or undefined when it changes nothing for this client. */
-  render: (state: S) => { entries: LeaderboardEntry[]; asOf?: Timestamp } | undefined;
+  render: (state: S) => { entries: LeaderboardEntry[]; asOf?: Timestamp; position?: StreamPosition } | undefined;
 }
 
 /**
@@ -38,7 +38,7 @@ export async function* latestStateStream<S>(options: LatestStateStreamOptions<S>
         latest = undefined;
         if (message) {
           sequence += 1n;
-          yield create(LeaderboardUpdateSchema, { entries: message.entries, asOf: message.asOf, sequence });
+          yield create(LeaderboardUpdateSchema, { entries: message.entries, asOf: message.asOf, position: message.position, sequence });
         }
         continue; // the state may have moved on while we were writing
       }

@@ -23,8 +23,8 @@ export interface SecondsObserver {
 export type DeadLetterReason = "verification" | "undecodable" | "max_deliveries";
 const DEAD_LETTER_REASONS: DeadLetterReason[] = ["verification", "undecodable", "max_deliveries"];
 
-/** What kind of long-lived stream is open: push's WatchLeaderboard, or one of the gateway's. */
-export type StreamKind = "watch" | "sse" | "websocket" | "connect";
+/** What kind of long-lived stream is open: push's WatchLeaderboard or WatchBoardMoves, or one of the gateway's. */
+export type StreamKind = "watch" | "moves" | "sse" | "websocket" | "connect";
 
 // Request latencies span sub-millisecond reads to multi-second timeouts;
 // streams that outlive the last bucket land in +Inf, which is what they are.
