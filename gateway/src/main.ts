@@ -1,5 +1,6 @@
 import { BoardAdminService, BoardReadService, BoardScoreService } from "@scoreboard/gen/scoreboard/v1/boards_pb";
 import { CatalogService } from "@scoreboard/gen/scoreboard/v1/catalog_pb";
+import { LiveService } from "@scoreboard/gen/scoreboard/v1/live_pb";
 import { PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 import { ScoreService } from "@scoreboard/gen/scoreboard/v1/score_pb";
@@ -20,6 +21,9 @@ import { createWebSocketUpgrade } from "./streaming/ws.js";
 import { boundStreamBuffers } from "./streaming/latest-only.js";
 import { loadDemoPage } from "./demo-page.js";
 import { LeaderboardFeeds } from "./streaming/leaderboard-feed.js";
+import type { LiveDeps } from "./streaming/live.js";
+import { registerLiveService } from "./streaming/live-service.js";
+import { StandingWatchers } from "./streaming/standings.js";
 import { createRestHandler } from "./routes.js";
 import { registerRpcProxy } from "./rpc-proxy.js";
 import { createWatchStreamHandler } from "./streaming/watch-stream.js";
@@ -53,6 +57,9 @@ async function main(): Promise<void> {
   const edge = new EdgePolicy(config.corsAllowedOrigins);
   const streamQuota = new StreamQuota(config.maxStreamsPerAddress);
   const boards = new StreamableBoards(config.boards, definedBoardProbe(upstreams.boardRead));
+  const standings = new StandingWatchers(upstreams.ranking, upstreams.push, logger);
+  const connectStreams = metrics.openStreamsOf("connect");
+  const live: Omit<LiveDeps, "openStreams"> = { feeds, standings, readGate, verifier, guard, boards, streamQuota, heartbeatMs: config.sseHeartbeatMs };
 
   let server: RpcServer | undefined;
   const rest = createRestHandler({
@@ -70,7 +77,6 @@ async function main(): Promise<void> {
     streamQuota,
     boards,
   });
-  const connectStreams = metrics.openStreamsOf("connect");
   const watchStreams = createWatchStreamHandler({
     feeds,
     readGate,
@@ -90,8 +96,9 @@ async function main(): Promise<void> {
     logger,
     services: [],
     connectOnly: {
-      services: [ScoreService, CatalogService, RankingService, PushService, BoardScoreService, BoardAdminService, BoardReadService],
-      routes: (router) =>
+      services: [ScoreService, CatalogService, RankingService, PushService, BoardScoreService, BoardAdminService, BoardReadService, LiveService],
+      routes: (router) => {
+        registerLiveService(router, { ...live, openStreams: connectStreams });
         registerRpcProxy(router, {
           upstreams,
           feeds,
@@ -102,7 +109,8 @@ async function main(): Promise<void> {
           boards,
           streamQuota,
           openStreams: connectStreams,
-        }),
+        });
+      },
     },
     contextValues: (req) => createContextValues().set(clientAddressKey, guard.clientAddress(req)),
     limits: config.limits,
@@ -131,6 +139,7 @@ async function main(): Promise<void> {
 
   onShutdown(logger, async () => {
     feeds.close();
+    standings.close();
     await server.close();
     upstreams.close();
     redis.disconnect();

@@ -27,6 +27,12 @@ export interface Body<C = Buffer | string> {
 export interface LatestOnlyOptions<T> {
   /** Heartbeat every intervalMs of silence (Heartbeat), sending `value`; none when absent. */
   heartbeat?: { intervalMs: number; value: T };
+  /**
+   * Which state a value is of, on a stream carrying several (a live stream's
+   * subscriptions): while the body is full the latest value of EACH key is
+   * kept, in the order the keys first waited. One state when absent.
+   */
+  keyOf?: (value: T) => string;
 }
 
 /**
@@ -44,13 +50,19 @@ export interface LatestOnlyOptions<T> {
 export class LatestOnlyWriter<T, C = Buffer | string> {
   private readonly body: Body<C>;
   private readonly heartbeat: Heartbeat | undefined;
+  private readonly keyOf: ((value: T) => string) | undefined;
   private blocked = false;
-  private pending: { value: T } | undefined;
+  /** Per key (one key without keyOf), the newest value waiting for the body to drain. */
+  private readonly pending = new Map<string, T>();
   private readonly onDrain = () => {
     this.blocked = false;
-    const pending = this.pending;
-    this.pending = undefined;
-    if (pending) this.send(pending.value);
+    // Written in the order they first waited, until the body is full again;
+    // whatever is left waits for the next drain, still latest-only.
+    for (const [key, value] of this.pending) {
+      if (this.blocked) return;
+      this.pending.delete(key);
+      this.write(value);
+    }
   };
 
   constructor(
@@ -59,6 +71,7 @@ export class LatestOnlyWriter<T, C = Buffer | string> {
     options: LatestOnlyOptions<T> = {},
   ) {
     this.body = res.stream ?? res;
+    this.keyOf = options.keyOf;
     this.body.on("drain", this.onDrain);
     const beat = options.heartbeat;
     this.heartbeat = beat && new Heartbeat(beat.intervalMs, () => this.blocked || this.send(beat.value));
@@ -66,9 +79,13 @@ export class LatestOnlyWriter<T, C = Buffer | string> {
 
   send(value: T): void {
     if (this.blocked) {
-      this.pending = { value };
+      this.pending.set(this.keyOf ? this.keyOf(value) : "", value);
       return;
     }
+    this.write(value);
+  }
+
+  private write(value: T): void {
     this.heartbeat?.wrote();
     this.blocked = !this.body.write(this.render(value));
   }

@@ -1,12 +1,23 @@
+import { setTimeout as delay } from "node:timers/promises";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import type { StreamPosition } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
 import type { LeaderboardUpdate, PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import type { Logger } from "@scoreboard/platform/logger";
+import { isNewerThanResume } from "@scoreboard/platform/stream-position";
 import { outsideAnyTrace } from "@scoreboard/platform/tracing";
 
 type Listener = (update: LeaderboardUpdate) => void;
 
 /** Listeners written per turn of the event loop (see Feed.deliver). */
 const DELIVERY_SLICE = 1_000;
+
+/**
+ * How long a feed stays open after its last listener left: a client that
+ * reconnects (a page reload, a network change) resumes against the same
+ * history, so a current position gets nothing, and no upstream stream is
+ * torn down and set up again for it.
+ */
+export const FEED_LINGER_MS = 30_000;
 
 /**
  * One upstream WatchLeaderboard stream per (board, limit) for the whole
@@ -20,17 +31,23 @@ export class LeaderboardFeeds {
   constructor(
     private readonly push: Client<typeof PushService>,
     private readonly logger: Logger,
+    private readonly lingerMs = FEED_LINGER_MS,
   ) {}
 
-  /** Calls `listener` with the latest update at once (if any) and on every change. Returns unsubscribe. */
-  subscribe(board: string, limit: number, listener: Listener): () => void {
+  /**
+   * Calls `listener` with the latest update at once (if any) and on every
+   * change. With `resume` (the position a reconnecting client last got), only
+   * updates newer than it are passed on: nothing while it is current, the
+   * latest state otherwise. Returns unsubscribe.
+   */
+  subscribe(board: string, limit: number, listener: Listener, resume?: StreamPosition): () => void {
     const key = `${board}/${limit}`;
     let feed = this.feeds.get(key);
     if (!feed) {
-      feed = new Feed(this.push, board, limit, this.logger, () => this.feeds.delete(key));
+      feed = new Feed(this.push, board, limit, this.logger, this.lingerMs, () => this.feeds.delete(key));
       this.feeds.set(key, feed);
     }
-    return feed.add(listener);
+    return feed.add(resume ? newerThan(resume, listener) : listener);
   }
 
   /**
@@ -59,12 +76,14 @@ class Feed {
   private readonly abort = new AbortController();
   private latest: LeaderboardUpdate | undefined;
   private streaming = false;
+  private lingering: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly push: Client<typeof PushService>,
     private readonly board: string,
     private readonly limit: number,
     private readonly logger: Logger,
+    private readonly lingerMs: number,
     private readonly onIdle: () => void,
   ) {
     // Shared by every watcher: not part of the trace of the request that opened it.
@@ -81,15 +100,19 @@ class Feed {
   }
 
   add(listener: Listener): () => void {
+    clearTimeout(this.lingering);
+    this.lingering = undefined;
     this.listeners.add(listener);
     if (this.latest) listener(this.latest);
     return () => {
-      this.listeners.delete(listener);
-      if (this.listeners.size === 0) this.close();
+      if (!this.listeners.delete(listener) || this.listeners.size > 0) return;
+      if (this.lingerMs <= 0) this.close();
+      else this.lingering = setTimeout(() => this.close(), this.lingerMs).unref();
     };
   }
 
   close(): void {
+    clearTimeout(this.lingering);
     if (this.abort.signal.aborted) return;
     this.abort.abort();
     this.onIdle();
@@ -136,21 +159,17 @@ class Feed {
         }
       }
       failures += 1;
-      await sleep(Math.min(100 * 2 ** failures, 5_000), this.abort.signal);
+      await delay(Math.min(100 * 2 ** failures, 5_000), undefined, { signal: this.abort.signal }).catch(() => undefined);
     }
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
-  });
+/** `listener`, told only of updates newer than `resume`; once one passed, of every update. */
+function newerThan(resume: StreamPosition, listener: Listener): Listener {
+  let waiting = true;
+  return (update) => {
+    if (waiting && update.position && !isNewerThanResume(update.position, resume)) return;
+    waiting = false;
+    listener(update);
+  };
 }

@@ -1,12 +1,13 @@
-import { EventEmitter } from "node:events";
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
+import type { StreamPosition } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
 import { LeaderboardUpdateSchema, type LeaderboardUpdate, type WatchLeaderboardRequest } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { pageLimit } from "@scoreboard/platform/board-params";
 import type { OpenCount } from "@scoreboard/platform/metrics";
 import type { ReadGate } from "../rest/leaderboard-reads.js";
 import { asRpcError, type WriteGuard } from "../write-guard.js";
 import { type Body, LatestOnlyWriter } from "./latest-only.js";
+import { MessageSlot } from "./message-slot.js";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
 import { clientAddressKey, type StreamQuota } from "./stream-quota.js";
 import type { StreamableBoards } from "./streamable-boards.js";
@@ -26,10 +27,11 @@ export interface WatchLeaderboardDeps {
   openStreams?: OpenCount;
 }
 
-/** A stream WatchLeaderboard admitted: its board and limit, and its place in the address's quota. */
+/** A stream WatchLeaderboard admitted: its board and limit, where it resumes, and its place in the address's quota. */
 export interface AdmittedWatch {
   board: string;
   limit: number;
+  resume: StreamPosition | undefined;
   release: () => void;
 }
 
@@ -50,7 +52,7 @@ export async function admitWatch(
     const request = await readRequest();
     const board = await deps.boards.resolve(request.board);
     const limit = pageLimit(request.limit);
-    return { board, limit, release: deps.streamQuota.take(address) };
+    return { board, limit, resume: request.resume?.epoch ? request.resume : undefined, release: deps.streamQuota.take(address) };
   } catch (err) {
     throw asRpcError(err);
   }
@@ -73,7 +75,7 @@ export function streamWatch<C>(
   const writer = new LatestOnlyWriter<LeaderboardUpdate | undefined, C>(body, (update) => frame(update, ++sequence), {
     heartbeat: { intervalMs: deps.heartbeatMs, value: undefined },
   });
-  const unsubscribe = deps.feeds.subscribe(watch.board, watch.limit, (update) => writer.send(update));
+  const unsubscribe = deps.feeds.subscribe(watch.board, watch.limit, (update) => writer.send(update), watch.resume);
   return () => {
     unsubscribe();
     writer.stop();
@@ -93,55 +95,11 @@ export async function* watchLeaderboardMessages(
   ctx: HandlerContext,
 ): AsyncGenerator<LeaderboardUpdate> {
   const watch = await admitWatch(deps, ctx.values.get(clientAddressKey), streamToken({ headers: ctx.requestHeader, url: ctx.url }), async () => request);
-  const slot = new MessageSlot();
+  const slot = new MessageSlot<LeaderboardUpdate>();
   const stop = streamWatch(deps, watch, slot, (update, sequence) =>
     update
-      ? create(LeaderboardUpdateSchema, { entries: update.entries, asOf: update.asOf, sequence: BigInt(sequence) })
+      ? create(LeaderboardUpdateSchema, { entries: update.entries, asOf: update.asOf, position: update.position, sequence: BigInt(sequence) })
       : create(LeaderboardUpdateSchema, { heartbeat: true, sequence: BigInt(sequence) }),
   );
-  const onAbort = () => slot.interrupt();
-  ctx.signal.addEventListener("abort", onAbort);
-  try {
-    for (;;) {
-      const message = await slot.take(ctx.signal);
-      if (!message) return;
-      yield message;
-      // connect-node asks for the next one once this one is written: the body drained.
-      slot.emit("drain");
-    }
-  } finally {
-    ctx.signal.removeEventListener("abort", onAbort);
-    stop();
-  }
-}
-
-/**
- * A generator's body for LatestOnlyWriter: it holds one message until
- * connect-node takes it and is full meanwhile, so the writer keeps only the
- * newest state behind it, as it does behind a socket.
- */
-class MessageSlot extends EventEmitter {
-  private message: LeaderboardUpdate | undefined;
-  private wake: (() => void) | undefined;
-
-  write(message: LeaderboardUpdate): boolean {
-    this.message = message;
-    this.interrupt();
-    return false;
-  }
-
-  interrupt(): void {
-    this.wake?.();
-  }
-
-  /** The message waiting, once there is one; undefined when the stream ended first. */
-  async take(signal: AbortSignal): Promise<LeaderboardUpdate | undefined> {
-    while (!this.message && !signal.aborted) {
-      await new Promise<void>((resolve) => (this.wake = resolve));
-      this.wake = undefined;
-    }
-    const message = this.message;
-    this.message = undefined;
-    return signal.aborted ? undefined : message;
-  }
+  yield* slot.messages(ctx.signal, stop);
 }

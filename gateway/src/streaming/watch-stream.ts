@@ -199,7 +199,9 @@ function buildUpdateFrame(update: LeaderboardUpdate, sequence: number, json: boo
   if (json) {
     let body = sharedJson.get(update);
     if (body === undefined) {
-      body = JSON.stringify(toJson(LeaderboardUpdateSchema, create(LeaderboardUpdateSchema, { entries: update.entries, asOf: update.asOf })));
+      body = JSON.stringify(
+        toJson(LeaderboardUpdateSchema, create(LeaderboardUpdateSchema, { entries: update.entries, asOf: update.asOf, position: update.position })),
+      );
       sharedJson.set(update, body);
     }
     const withSequence = body === "{}" ? `{"sequence":"${sequence}"}` : `${body.slice(0, -1)},"sequence":"${sequence}"}`;
@@ -207,7 +209,9 @@ function buildUpdateFrame(update: LeaderboardUpdate, sequence: number, json: boo
   }
   let body = sharedProto.get(update);
   if (!body) {
-    body = Buffer.from(toBinary(LeaderboardUpdateSchema, create(LeaderboardUpdateSchema, { entries: update.entries, asOf: update.asOf })));
+    body = Buffer.from(
+      toBinary(LeaderboardUpdateSchema, create(LeaderboardUpdateSchema, { entries: update.entries, asOf: update.asOf, position: update.position })),
+    );
     sharedProto.set(update, body);
   }
   // Field 3 (sequence, uint64) appended as wire bytes: its tag, then the varint.

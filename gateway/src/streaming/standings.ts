@@ -1,0 +1,339 @@
+import { setTimeout as delay } from "node:timers/promises";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { BoardMoved } from "@scoreboard/gen/scoreboard/v1/events_pb";
+import type { LeaderboardEntry, Standing, StreamPosition } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
+import type { PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
+import type { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
+import type { Logger } from "@scoreboard/platform/logger";
+import { compareEpochs, isNewerThanResume, positionOf } from "@scoreboard/platform/stream-position";
+import { outsideAnyTrace } from "@scoreboard/platform/tracing";
+import { MovedScores } from "./moved-scores.js";
+
+/** A standing as a stream sends it: the state, which state it is, and when. */
+export interface StandingState {
+  standing: Standing;
+  position: StreamPosition;
+  asOf: Timestamp | undefined;
+}
+
+type Listener = (state: StandingState) => void;
+
+export interface StandingWatchersOptions {
+  /** At most one read, so at most one message per watcher, per board and interval: changes in between are merged. */
+  intervalMs?: number;
+  /** Every watcher is re-read this often anyway: a lost move announcement delays a standing at most this long. */
+  sweepMs?: number;
+  /** A standing stays tracked this long after its last watcher left, so a reconnect resumes against the same history. */
+  lingerMs?: number;
+  /** Users per GetStandings call. */
+  batchSize?: number;
+}
+
+const DEFAULTS: Required<StandingWatchersOptions> = { intervalMs: 100, sweepMs: 30_000, lingerMs: 30_000, batchSize: 500 };
+
+/**
+ * The standings the gateway's clients watch ("you are #4,812"), per board:
+ * one tracked standing per (user, around) shared by all of its streams.
+ *
+ * Cost follows what changes, not how many watch: ranking announces which
+ * entries moved and between which scores (BoardMoved, relayed by push); only
+ * a standing whose scores lie within a move can have changed (every grant
+ * shifts the ranks of exactly the entries it passes), so only those are
+ * re-read from ranking, many per GetStandings call, at most once per
+ * interval per board. Watchers are told only when their standing really
+ * changed. A new epoch (rebuild, new season), an announcement too big to
+ * list, a reconnect to push or the periodic sweep re-read every standing.
+ */
+export class StandingWatchers {
+  private readonly boards = new Map<string, BoardStandings>();
+  private readonly options: Required<StandingWatchersOptions>;
+
+  constructor(
+    private readonly ranking: Pick<Client<typeof RankingService>, "getStandings">,
+    private readonly push: Pick<Client<typeof PushService>, "watchBoardMoves">,
+    private readonly logger: Logger,
+    options: StandingWatchersOptions = {},
+  ) {
+    this.options = { ...DEFAULTS, ...options };
+  }
+
+  /**
+   * Calls `listener` with the user's standing on `board` (with `around`
+   * neighbours) at once when known, and whenever it changes. With `resume`,
+   * a state is passed on only when newer than it (see isNewerThanResume).
+   * Returns unsubscribe.
+   */
+  subscribe(board: string, userId: string, around: number, listener: Listener, resume?: StreamPosition): () => void {
+    let standings = this.boards.get(board);
+    if (!standings) {
+      standings = new BoardStandings(board, this.ranking, this.push, this.logger, this.options, () => this.boards.delete(board));
+      this.boards.set(board, standings);
+    }
+    return standings.add(userId, around, resume ? newerThan(resume, listener) : listener);
+  }
+
+  /** Standings tracked (watched or lingering) across boards. */
+  get trackedCount(): number {
+    let count = 0;
+    for (const board of this.boards.values()) count += board.size;
+    return count;
+  }
+
+  close(): void {
+    for (const board of this.boards.values()) board.close();
+    this.boards.clear();
+  }
+}
+
+interface Tracked {
+  userId: string;
+  around: number;
+  key: string;
+  state: StandingState | undefined;
+  /** What the state shows, to tell a real change from a re-read that found the same. */
+  signature: string;
+  /** The lowest and highest score the state shows: a move outside them changes nothing it shows. */
+  low: number;
+  high: number;
+  dirty: boolean;
+  listeners: Set<Listener>;
+  lingering: NodeJS.Timeout | undefined;
+}
+
+class BoardStandings {
+  private readonly tracked = new Map<string, Tracked>();
+  /** Trackers to re-read, in the order they became dirty. */
+  private readonly dirty = new Set<Tracked>();
+  private readonly moved = new MovedScores();
+  private readonly abort = new AbortController();
+  private epoch = "";
+  private reading = false;
+  private lastReadAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly sweep: NodeJS.Timeout;
+
+  constructor(
+    private readonly board: string,
+    private readonly ranking: Pick<Client<typeof RankingService>, "getStandings">,
+    private readonly push: Pick<Client<typeof PushService>, "watchBoardMoves">,
+    private readonly logger: Logger,
+    private readonly options: Required<StandingWatchersOptions>,
+    private readonly onIdle: () => void,
+  ) {
+    this.sweep = setInterval(() => this.markAll(), options.sweepMs).unref();
+    // Shared by every watcher of the board: not part of the trace of the request that opened it.
+    void outsideAnyTrace(() => this.followMoves());
+  }
+
+  get size(): number {
+    return this.tracked.size;
+  }
+
+  add(userId: string, around: number, listener: Listener): () => void {
+    const key = `${around}\u0000${userId}`;
+    let tracked = this.tracked.get(key);
+    if (!tracked) {
+      tracked = { userId, around, key, state: undefined, signature: "", low: 0, high: 0, dirty: false, listeners: new Set(), lingering: undefined };
+      this.tracked.set(key, tracked);
+      this.markDirty(tracked);
+    }
+    clearTimeout(tracked.lingering);
+    tracked.lingering = undefined;
+    tracked.listeners.add(listener);
+    if (tracked.state) listener(tracked.state);
+    const entry = tracked;
+    return () => {
+      if (!entry.listeners.delete(listener) || entry.listeners.size > 0) return;
+      entry.lingering = setTimeout(() => this.forget(entry), this.options.lingerMs).unref();
+    };
+  }
+
+  close(): void {
+    this.abort.abort();
+    clearInterval(this.sweep);
+    clearTimeout(this.timer);
+    for (const tracked of this.tracked.values()) clearTimeout(tracked.lingering);
+    this.tracked.clear();
+    this.dirty.clear();
+  }
+
+  private forget(tracked: Tracked): void {
+    this.tracked.delete(tracked.key);
+    this.dirty.delete(tracked);
+    if (this.tracked.size === 0) {
+      this.close();
+      this.onIdle();
+    }
+  }
+
+  /** Ranking's moves of this board, relayed by push; reconnects with backoff while push is away. */
+  private async followMoves(): Promise<void> {
+    let failures = 0;
+    while (!this.abort.signal.aborted) {
+      try {
+        for await (const moved of this.push.watchBoardMoves({ board: this.board }, { signal: this.abort.signal })) {
+          failures = 0;
+          this.onMoved(moved);
+        }
+      } catch (err) {
+        if (this.abort.signal.aborted) return;
+        const error = ConnectError.from(err);
+        if (error.code !== Code.Unavailable && error.code !== Code.Canceled) {
+          this.logger.warn({ err: error.message, board: this.board }, "board moves stream broke, reconnecting");
+        }
+      }
+      // Moves may have been missed meanwhile: every standing is read again.
+      this.markAll();
+      failures += 1;
+      await delay(Math.min(100 * 2 ** failures, 5_000), undefined, { signal: this.abort.signal }).catch(() => undefined);
+    }
+  }
+
+  private onMoved(moved: BoardMoved): void {
+    if (moved.epoch && moved.epoch !== this.epoch) {
+      const newer = this.epoch === "" || compareEpochs(moved.epoch, this.epoch) > 0;
+      if (!newer) return; // an announcement from before a rebuild or a season change that came late
+      const first = this.epoch === "";
+      this.epoch = moved.epoch;
+      // A new epoch: every standing may differ. (The first message only tells the epoch.)
+      if (!first) {
+        this.markAll();
+        return;
+      }
+    }
+    if (moved.everything) {
+      this.markAll();
+      return;
+    }
+    if (moved.moves.length === 0) return;
+    this.moved.add(moved.moves);
+    this.schedule();
+  }
+
+  private markDirty(tracked: Tracked): void {
+    if (tracked.dirty) return;
+    tracked.dirty = true;
+    this.dirty.add(tracked);
+    this.schedule();
+  }
+
+  private markAll(): void {
+    this.moved.clear();
+    for (const tracked of this.tracked.values()) this.markDirty(tracked);
+  }
+
+  /** Applies the moves gathered so far: marks the standings they may have changed. */
+  private takeMoves(): void {
+    if (this.moved.isEmpty) return;
+    if (this.moved.hasUnplaced) this.moved.place(this.knownScores());
+    for (const tracked of this.tracked.values()) {
+      if (tracked.dirty || !tracked.state) continue;
+      if (this.moved.touches(tracked.userId, tracked.low, tracked.high)) this.markDirty(tracked);
+    }
+    this.moved.clear();
+  }
+
+  /** Users' scores as the tracked standings last showed them (entries and neighbours). */
+  private knownScores(): (userId: string) => number | undefined {
+    const scores = new Map<string, number>();
+    for (const tracked of this.tracked.values()) {
+      const standing = tracked.state?.standing;
+      if (!standing) continue;
+      for (const e of [standing.entry, ...standing.neighbourhood]) if (e) scores.set(e.userId, Number(e.score));
+    }
+    return (userId) => scores.get(userId);
+  }
+
+  /** One read at a time per board, no sooner than an interval after the last one. */
+  private schedule(): void {
+    if (this.reading || this.timer || this.abort.signal.aborted) return;
+    const wait = Math.max(0, this.lastReadAt + this.options.intervalMs - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.read();
+    }, wait);
+  }
+
+  private async read(): Promise<void> {
+    this.takeMoves();
+    if (this.dirty.size === 0) return;
+    this.reading = true;
+    this.lastReadAt = Date.now();
+    // A call per `around` (GetStandings takes one), each at most batchSize users; the rest waits a turn.
+    const batches = new Map<number, Tracked[]>();
+    let taken = 0;
+    for (const tracked of this.dirty) {
+      if (taken >= this.options.batchSize * 4) break;
+      let batch = batches.get(tracked.around);
+      if (!batch) {
+        batch = [];
+        batches.set(tracked.around, batch);
+      }
+      if (batch.length >= this.options.batchSize) continue;
+      batch.push(tracked);
+      taken += 1;
+    }
+    for (const batch of batches.values()) {
+      for (const tracked of batch) {
+        // Cleared before the read: a move during it marks the standing again.
+        tracked.dirty = false;
+        this.dirty.delete(tracked);
+      }
+    }
+    try {
+      await Promise.all([...batches.values()].map((batch) => this.readBatch(batch)));
+    } finally {
+      this.reading = false;
+      if (this.dirty.size > 0 || !this.moved.isEmpty) this.schedule();
+    }
+  }
+
+  private async readBatch(batch: Tracked[]): Promise<void> {
+    try {
+      const answer = await this.ranking.getStandings(
+        { board: this.board, userIds: batch.map((t) => t.userId), around: batch[0]!.around },
+        { signal: this.abort.signal, timeoutMs: 5_000 },
+      );
+      if (answer.epoch && (this.epoch === "" || compareEpochs(answer.epoch, this.epoch) > 0)) this.epoch = answer.epoch;
+      const position = positionOf(answer.epoch, answer.asOf);
+      answer.standings.forEach((found, i) => {
+        const tracked = batch[i];
+        if (tracked && found.userId === tracked.userId && found.standing) this.update(tracked, found.standing, position, answer.asOf);
+      });
+    } catch (err) {
+      if (this.abort.signal.aborted) return;
+      // Read again at the next turn (ranking away: with backoff from the interval).
+      this.logger.warn({ err: ConnectError.from(err).message, board: this.board, users: batch.length }, "reading standings failed");
+      for (const tracked of batch) if (this.tracked.get(tracked.key) === tracked) this.markDirty(tracked);
+      this.lastReadAt = Date.now() + 1_000;
+    }
+  }
+
+  private update(tracked: Tracked, standing: Standing, position: StreamPosition, asOf: Timestamp | undefined): void {
+    const signature = `${position.epoch}\u0002${signatureOf(standing)}`;
+    if (signature === tracked.signature) return;
+    tracked.signature = signature;
+    tracked.state = { standing, position, asOf };
+    const scores = [standing.entry, ...standing.neighbourhood].filter((e): e is LeaderboardEntry => e !== undefined).map((e) => Number(e.score));
+    // A user without an entry: any move may be the one that puts them on the board (their own is always checked).
+    tracked.low = scores.length > 0 ? Math.min(...scores) : Number.POSITIVE_INFINITY;
+    tracked.high = scores.length > 0 ? Math.max(...scores) : Number.NEGATIVE_INFINITY;
+    for (const listener of tracked.listeners) listener(tracked.state);
+  }
+}
+
+function signatureOf(standing: Standing): string {
+  const entry = (e: LeaderboardEntry | undefined) => (e ? `${e.rank}\u0000${e.userId}\u0000${e.score}\u0000${e.username}` : "-");
+  return [entry(standing.entry), ...standing.neighbourhood.map(entry)].join("\u0001");
+}
+
+/** `listener`, told only of states newer than `resume`; once one passed, of every state. */
+function newerThan(resume: StreamPosition, listener: Listener): Listener {
+  let waiting = true;
+  return (state) => {
+    if (waiting && !isNewerThanResume(state.position, resume)) return;
+    waiting = false;
+    listener(state);
+  };
+}
