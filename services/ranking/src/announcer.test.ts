@@ -78,4 +78,37 @@ describe("BoardChangeAnnouncer", () => {
     await announcer.stop();
     expect(sent).toEqual(["scoreboard.board.laps.changed"]);
   });
+
+  it("stamps each message with the board's epoch: the alias carries the concrete board's, and a new epoch is announced even with the same top", async () => {
+    const sent: BoardChanged[] = [];
+    const nats = { publish: (_subject: string, data: Uint8Array) => sent.push(fromBinary(BoardChangedSchema, data)) } as unknown as NatsConnection;
+    const daily = periodBoardsAt(Date.now()).find((b) => b.startsWith("daily:"))!;
+    let generation = 5;
+    const asked: string[] = [];
+    const epochs = {
+      epochOf: async (board: string) => {
+        asked.push(board);
+        return `${generation}.${board === daily ? "day" : "all"}`;
+      },
+    };
+    const announcer = new BoardChangeAnnouncer(nats, { page: async () => [entry(1, "a", 3)] }, createLogger("test"), 60_000, epochs);
+    const announce = async (boards: string[]) => {
+      announcer.changed(boards);
+      await announcer.stop();
+    };
+    await announce([daily, "global"]);
+    expect(sent.map((m) => [m.board, m.epoch]).sort()).toEqual(
+      [
+        ["daily", "5.day"],
+        [daily, "5.day"],
+        ["global", "5.all"],
+      ].sort(),
+    );
+    expect(asked.sort()).toEqual([daily, "global"].sort());
+    await announce(["global"]);
+    expect(sent).toHaveLength(3);
+    generation = 6; // a rebuild
+    await announce(["global"]);
+    expect(sent.map((m) => [m.board, m.epoch]).at(-1)).toEqual(["global", "6.all"]);
+  });
 });

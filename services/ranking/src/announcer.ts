@@ -7,6 +7,7 @@ import type { Logger } from "@scoreboard/platform/logger";
 import { aliasOf } from "@scoreboard/platform/periods";
 import { Subjects } from "@scoreboard/platform/nats";
 import { toEntry, type RankedEntry } from "./boards.js";
+import { BoardEpochs, type EpochSource } from "./epochs.js";
 import { MAX_LIMIT } from "@scoreboard/platform/board-params";
 import { SpanKind, injectNats, isTracing, startSpan } from "@scoreboard/platform/tracing";
 
@@ -23,9 +24,11 @@ export interface AnnouncedBoards {
  * together at its end, so a burst costs one Redis read and one message per
  * board and window, and push always ends on the latest state.
  *
- * A top 100 equal to the one last announced is not announced again: most
- * grants move nobody in the top, and push already shows that state (its own
- * refresh covers a replica that missed it). Boards a reconciliation repaired
+ * A top 100 equal to the one last announced in the same epoch is not
+ * announced again: most grants move nobody in the top, and push already shows
+ * that state (its own refresh covers a replica that missed it). Each message
+ * carries the board's epoch (a rebuild or a new season changes it, and push's
+ * streams resume by it). Boards a reconciliation repaired
  * are announced anyway (`repaired`): push may show a drift this process never
  * announced.
  */
@@ -44,6 +47,8 @@ export class BoardChangeAnnouncer {
     private readonly boards: AnnouncedBoards,
     private readonly logger: Logger,
     private readonly windowMs = 20,
+    /** Each message's epoch; without it, generation 0 (tests). */
+    private readonly epochs: EpochSource = new BoardEpochs(undefined, { currentSeasonOf: async () => undefined }),
   ) {}
 
   /** Boards a reconciliation repaired: announced even when their top looks unchanged. */
@@ -106,8 +111,8 @@ export class BoardChangeAnnouncer {
   private async announce(board: string, asOf: Timestamp, cause: Context | undefined, force: boolean): Promise<void> {
     const span = startSpan("announce board change", SpanKind.PRODUCER, cause ?? ROOT_CONTEXT, { "scoreboard.board": board });
     try {
-      const ranked = await this.boards.page(board, 0, MAX_LIMIT);
-      const signature = ranked.map((e) => `${e.userId}\u0000${e.username}\u0000${e.score}`).join("\u0001");
+      const [ranked, epoch] = await Promise.all([this.boards.page(board, 0, MAX_LIMIT), this.epochs.epochOf(board)]);
+      const signature = `${epoch}\u0002${ranked.map((e) => `${e.userId}\u0000${e.username}\u0000${e.score}`).join("\u0001")}`;
       if (!force && this.announced.get(board) === signature) {
         span?.setAttribute("scoreboard.unchanged", true);
         return;
@@ -117,8 +122,8 @@ export class BoardChangeAnnouncer {
       this.announced.set(board, signature);
       // Fields may come in any order: the top is encoded once and each name's
       // board field put before it (the current period's board is also watched
-      // as "daily", "weekly", "monthly").
-      const body = toBinary(BoardChangedSchema, create(BoardChangedSchema, { top: ranked.map(toEntry), asOf }));
+      // as "daily", "weekly", "monthly", in the concrete board's epoch).
+      const body = toBinary(BoardChangedSchema, create(BoardChangedSchema, { top: ranked.map(toEntry), asOf, epoch }));
       for (const name of [board, aliasOf(board)]) {
         if (!name) continue;
         const head = toBinary(BoardChangedSchema, create(BoardChangedSchema, { board: name }));

@@ -70,6 +70,11 @@ function fixture() {
         const page = at < 0 ? [] : entries.slice(Math.max(0, at - around), at + around + 1);
         return { entry: entries[at], page: { entries: page, total: entries.length } };
       },
+      entriesOf: async (_board: BoardRules, season: ReadableSeason, userIds: string[]) => {
+        calls.push(`defined entriesOf ${season.id} ${userIds.join(",")}`);
+        const entries = (seasons.get(season.id) ?? []).filter((e) => userIds.includes(e.userId));
+        return { entries, total: entries.length };
+      },
     },
     now: () => now,
   };
@@ -121,5 +126,29 @@ describe("Leaderboards: which board a name is", () => {
     expect(await leaderboards.showsSeason("laps", "20261206T0000Z")).toBe(false);
     expect(await leaderboards.showsSeason("laps", "20261207T0000Z")).toBe(true);
     expect(await leaderboards.showsSeason("nothing", "20261207T0000Z")).toBe(false);
+  });
+
+  it("reads many standings of a defined board's current season in one read, in the order asked", async () => {
+    const { leaderboards, calls } = fixture();
+    const found = await leaderboards.standings("laps", ["cat", "zed", "amy"], 0);
+    expect(found.map((s) => s && [s.entry.userId, s.entry.rank, s.neighbourhood.length])).toEqual([["cat", 3, 0], undefined, ["amy", 1, 0]]);
+    expect(calls.filter((c) => c.startsWith("defined"))).toEqual(["defined entriesOf 20261206T0000Z cat,zed,amy"]);
+    const around = await leaderboards.standings("laps", ["ben", "zed"], 1);
+    expect(around.map((s) => s?.neighbourhood.map((e) => e.userId))).toEqual([["amy", "ben", "cat"], undefined]);
+  });
+
+  it("reads many standings of a seed board through its rank reads, in the order asked", async () => {
+    const { leaderboards, calls } = fixture();
+    expect(await leaderboards.standings("global", ["a", "b"], 0)).toEqual([undefined, undefined]);
+    expect(calls).toEqual(["seed rankOf global a", "seed rankOf global b"]);
+  });
+
+  it("names the season a defined board shows now, and none for seed boards", async () => {
+    const { leaderboards, setNow } = fixture();
+    expect(await leaderboards.currentSeasonOf("laps")).toBe("20261206T0000Z");
+    setNow("2026-12-07T00:00:01Z");
+    expect(await leaderboards.currentSeasonOf("laps")).toBe("20261207T0000Z");
+    expect(await leaderboards.currentSeasonOf("global")).toBeUndefined();
+    expect(await leaderboards.currentSeasonOf("nothing")).toBeUndefined();
   });
 });

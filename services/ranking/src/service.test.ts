@@ -181,6 +181,82 @@ describe("GetRank", () => {
   });
 });
 
+describe("GetStandings", () => {
+  it("answers one standing per user in the order asked, an empty one for a user without a score", async () => {
+    const boards = new FakeBoards().seed("global", 5);
+    const before = Date.now();
+    const res = await setup(boards).getStandings({ userIds: ["user-4", "nobody", "user-1"] });
+    expect(res.standings.map((s) => [s.userId, s.standing?.entry?.rank, s.standing?.neighbourhood.length])).toEqual([
+      ["user-4", 4n, 0],
+      ["nobody", undefined, 0],
+      ["user-1", 1n, 0],
+    ]);
+    // Without neighbours, one rank read per user and no page.
+    expect(boards.calls.map((c) => c.method)).toEqual(["rankOf", "rankOf", "rankOf"]);
+    expect(res.epoch).toBe("0.all");
+    expect(timestampDate(res.asOf!).getTime()).toBeGreaterThanOrEqual(before - 1000);
+  });
+
+  it("returns the neighbourhood of each user with around", async () => {
+    const res = await setup(new FakeBoards().seed("global", 10)).getStandings({ userIds: ["user-1", "user-5", "nobody"], around: 2 });
+    expect(res.standings.map((s) => s.standing?.neighbourhood.map((e) => e.rank))).toEqual([[1n, 2n, 3n], [3n, 4n, 5n, 6n, 7n], []]);
+  });
+
+  it("reads the current period's board for daily, in that period's epoch", async () => {
+    const boards = new FakeBoards();
+    const res = await setup(boards).getStandings({ board: "daily", userIds: ["u"] });
+    const day = periodAt("daily", Date.now());
+    expect([day.board, periodAt("daily", Date.now() - 60_000).board]).toContain(boards.calls[0]!.args[0]);
+    expect(res.epoch).toMatch(/^0\.\d{8}T0000Z$/);
+  });
+
+  it("stamps the epoch the epoch source gives for the resolved board", async () => {
+    const asked: string[] = [];
+    const epochs = {
+      epochOf: async (board: string) => {
+        asked.push(board);
+        return `1765000000000.${board === "global" ? "all" : "x"}`;
+      },
+    };
+    const client = createClient(
+      RankingService,
+      createRouterTransport((router) => router.service(RankingService, createRankingService(new FakeBoards().seed("global", 3), undefined, epochs))),
+    );
+    expect((await client.getStandings({ userIds: ["user-2"] })).epoch).toBe("1765000000000.all");
+    expect((await client.getLeaderboard({})).epoch).toBe("1765000000000.all");
+    expect(asked).toEqual(["global", "global"]);
+  });
+
+  it.each([
+    ["no users", { userIds: [] }, "user_ids must name 1..1000 users, got 0"],
+    ["1001 users", { userIds: Array.from({ length: 1001 }, (_, i) => `u${i}`) }, "user_ids must name 1..1000 users, got 1001"],
+    ["a user twice", { userIds: ["a", "b", "a"] }, 'user_ids[2] "a" is named twice: ask for each user once'],
+    ["an invalid user id", { userIds: ["a", "bad\u0000"] }, "user_ids[1] must be 1..64 characters without control characters"],
+    ["around 11", { userIds: ["a"], around: 11 }, "around must be 0..10"],
+    ["negative around", { userIds: ["a"], around: -1 }, "around must be 0..10"],
+    ["an invalid board", { board: "Not Valid", userIds: ["a"] }, "board must be 1..64 of a-z, 0-9, ':', '_' or '-'"],
+  ])("rejects %s with INVALID_ARGUMENT without reading the store", async (_name, req, message) => {
+    const boards = new FakeBoards().seed("global", 5);
+    const err = await setup(boards)
+      .getStandings(req)
+      .catch((e: unknown) => e as ConnectError);
+    expect(err).toBeInstanceOf(ConnectError);
+    expect([(err as ConnectError).code, (err as ConnectError).rawMessage]).toEqual([Code.InvalidArgument, message]);
+    expect(boards.calls).toEqual([]);
+  });
+
+  it("answers 1000 users at once", async () => {
+    const userIds = Array.from({ length: 1000 }, (_, i) => `user-${i + 1}`);
+    const res = await setup(new FakeBoards().seed("global", 1000)).getStandings({ userIds });
+    expect(res.standings.map((s) => s.standing?.entry?.rank)).toEqual(userIds.map((_, i) => BigInt(i + 1)));
+  });
+
+  it("answers UNAVAILABLE when the store is", async () => {
+    const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6379"), { code: "ECONNREFUSED" });
+    expect(await codeOf(setup(new FakeBoards(refused)).getStandings({ userIds: ["a"] }))).toBe(Code.Unavailable);
+  });
+});
+
 describe("store failures", () => {
   const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6379"), { code: "ECONNREFUSED" });
 
