@@ -88,12 +88,16 @@ async function consume(msgs: JsMsg[], done: () => boolean, options: { failUser?:
     },
   } as unknown as JetStreamClient;
   const changed: string[][] = [];
+  const changedBy: string[] = [];
   const consumer = new ScoreEventConsumer({
     js,
     boards,
     definedBoards: options.definedBoards,
     logger: createLogger("consumer-test", "silent"),
-    onBoardsChanged: (b) => changed.push(b),
+    onBoardsChanged: (b, event) => {
+      changed.push(b);
+      changedBy.push(event.userId);
+    },
     declare: async () => {},
     opener: sealer,
     maxDeliver: options.maxDeliver ?? 5,
@@ -102,17 +106,19 @@ async function consume(msgs: JsMsg[], done: () => boolean, options: { failUser?:
   const deadline = Date.now() + 5_000;
   while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   await consumer.stop();
-  return { applied, deadLetters, changed, maxInFlight };
+  return { applied, deadLetters, changed, changedBy, maxInFlight };
 }
 
 describe("ScoreEventConsumer", () => {
   it("applies every event of a batch message, 64 at a time, and acks the message once", async () => {
     const { msg, told } = message(Subjects.scoreBatch, batchOf(200));
-    const { applied, changed, maxInFlight, deadLetters } = await consume([msg], () => told.length > 0);
+    const { applied, changed, changedBy, maxInFlight, deadLetters } = await consume([msg], () => told.length > 0);
     expect(told).toEqual(["ack"]);
     expect(applied.map((s) => s.userId).sort()).toEqual(Array.from({ length: 200 }, (_, i) => `u${i + 1}`).sort());
     expect(applied.find((s) => s.userId === "u3")).toMatchObject({ score: 30, version: 3 });
     expect(changed).toHaveLength(200);
+    // Each change comes with its event: the move announcements need who moved and by how much.
+    expect(changedBy.sort()).toEqual(applied.map((s) => s.userId).sort());
     expect(maxInFlight).toBe(64);
     expect(deadLetters).toHaveLength(0);
   });

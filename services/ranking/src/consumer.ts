@@ -26,11 +26,11 @@ export interface ScoreEventConsumerOptions {
   boards: Boards;
   /** Where submissions to defined boards (events with board_entry) go; they never touch `boards`. */
   definedBoards?: DefinedBoardWrites;
-  /** Told which defined board's season an applied submission changed. */
-  onDefinedBoardChanged?: (boardId: string, season: string) => void;
+  /** Told which defined board's season an applied submission changed (and the submission's event). */
+  onDefinedBoardChanged?: (boardId: string, season: string, event: ScoreChanged) => void;
   logger: Logger;
-  /** Told which boards an applied event changed. */
-  onBoardsChanged: (boards: string[]) => void;
+  /** Told which boards an applied event changed (and the event: who moved, by how much). */
+  onBoardsChanged: (boards: string[], event: ScoreChanged) => void;
   /** Re-declares SCORES, SCORES_DLQ and the consumer; run before every (re)subscription. */
   declare: () => Promise<void>;
   /** Verifies (and decrypts) each event: only what score sealed reaches a board. */
@@ -212,7 +212,7 @@ export class ScoreEventConsumer {
       // Inside the event's span: the announcement continues its trace. Redis
       // has the change whether or not the message's ack is still to come.
       const touched = [...(changed ? boards : []), ...changedPeriods];
-      if (touched.length > 0) this.options.onBoardsChanged(touched);
+      if (touched.length > 0) this.options.onBoardsChanged(touched, event);
     } catch (err) {
       this.options.metrics?.applyFailures.inc();
       throw err;
@@ -225,7 +225,7 @@ export class ScoreEventConsumer {
     // Thrown, not skipped: the message is retried (then dead-lettered), never acked unapplied.
     if (!definedBoards) throw new Error("a board submission arrived but this consumer has no defined-board store");
     try {
-      if (await applyBoardEntryChanged(definedBoards, event)) onDefinedBoardChanged?.(event.boardEntry!.boardId, event.boardEntry!.season);
+      if (await applyBoardEntryChanged(definedBoards, event)) onDefinedBoardChanged?.(event.boardEntry!.boardId, event.boardEntry!.season, event);
     } catch (err) {
       this.options.metrics?.applyFailures.inc();
       throw err;

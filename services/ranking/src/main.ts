@@ -24,7 +24,9 @@ import { Startup } from "@scoreboard/platform/startup";
 import type { NatsConnection } from "nats";
 import { BoardChangeAnnouncer } from "./announcer.js";
 import { RedisBoards } from "./boards.js";
-import { keepBoardsBuilt } from "./rebuild.js";
+import { BoardEpochs } from "./epochs.js";
+import { BoardMoveAnnouncer } from "./move-announcer.js";
+import { keepBoardsBuilt, rebuiltBoards } from "./rebuild.js";
 import { reconcile, scheduleReconciliation, type ReconcileResult } from "./reconcile.js";
 import { migrationsCheck } from "./schema.js";
 import { PostgresStandings, ResilientBoards } from "./standings.js";
@@ -58,8 +60,10 @@ async function main(): Promise<void> {
   });
   // Names of seed and defined boards, for RankingService and the announcements alike.
   const leaderboards = new Leaderboards(boards, { definitions, reads: definedBoards });
+  const epochs = new BoardEpochs(redis, leaderboards);
   // Set once NATS is up; a repair before that reaches streams with push's next refresh.
   let announcer: BoardChangeAnnouncer | undefined;
+  let moves: BoardMoveAnnouncer | undefined;
   const afterReconciliation = (result: ReconcileResult | Error) => {
     if (result instanceof Error) {
       logger.warn({ err: result.message }, "reconciliation failed");
@@ -76,14 +80,33 @@ async function main(): Promise<void> {
       "reconciliation done",
     );
     // Streams showing a repaired board get it now, not at push's next refresh.
-    if (result.repaired.length > 0) announcer?.repaired([...new Set(result.repaired.map((drift) => drift.board))]);
+    const repaired = [...new Set(result.repaired.map((drift) => drift.board))];
+    if (repaired.length > 0) {
+      announcer?.repaired(repaired);
+      moves?.everything(repaired);
+    }
     const definedSeasons = new Map(result.definedBoards.repaired.map((drift) => [`${drift.boardId}:${drift.season}`, drift]));
-    for (const drift of definedSeasons.values()) announcer?.definedBoardChanged(drift.boardId, drift.season);
+    for (const drift of definedSeasons.values()) {
+      announcer?.definedBoardChanged(drift.boardId, drift.season);
+      moves?.definedBoardRepaired(drift.boardId, drift.season);
+    }
+  };
+  // A new generation: every board's epoch changed, and any standing may have.
+  const afterRebuild = () => {
+    epochs.forget();
+    rebuiltBoards(redisBoards, async () => (await definitions.definedBoards()).map((board) => board.boardId), config.periodRetention).then(
+      (rebuilt) => {
+        announcer?.repaired(rebuilt);
+        moves?.everything(rebuilt);
+      },
+      (err: unknown) => logger.warn({ err: (err as Error).message }, "announcing the rebuilt boards failed"),
+    );
   };
   const checkBoards = keepBoardsBuilt(db, redisBoards, redis, logger, {
     retention: config.periodRetention,
     onRebuilding: (running) => boards.setRebuilding(running),
     afterRestart: async () => afterReconciliation(await reconcile(db, redisBoards)),
+    afterRebuild,
   });
   const stopReconciling = scheduleReconciliation(() => reconcile(db, redisBoards), redis, config.reconcileIntervalMs, afterReconciliation);
 
@@ -100,7 +123,7 @@ async function main(): Promise<void> {
     grpc: config.grpc,
     logger,
     services: [
-      serve(RankingService, createRankingService(leaderboards, config.periodRetention)),
+      serve(RankingService, createRankingService(leaderboards, config.periodRetention, epochs)),
       serve(BoardReadService, createBoardReadService(definitions, definedBoards)),
     ],
     metrics,
@@ -119,6 +142,7 @@ async function main(): Promise<void> {
     stopSamplingLag?.();
     await consumer?.stop();
     await announcer?.stop();
+    await moves?.stop();
     stopReconciling();
     await nats?.drain();
     redis.disconnect();
@@ -142,15 +166,23 @@ async function main(): Promise<void> {
       void reconcile(db, redisBoards).then(afterReconciliation, afterReconciliation);
     }
   };
-  const changes = new BoardChangeAnnouncer(nc, leaderboards, logger);
+  const changes = new BoardChangeAnnouncer(nc, leaderboards, logger, undefined, epochs);
   announcer = changes;
+  const moved = new BoardMoveAnnouncer(nc, leaderboards, epochs, logger);
+  moves = moved;
   const events = new ScoreEventConsumer({
     js: nc.jetstream(),
     boards,
     definedBoards: redisBoards.defined,
     logger,
-    onBoardsChanged: (changed) => changes.changed(changed),
-    onDefinedBoardChanged: (boardId, season) => changes.definedBoardChanged(boardId, season),
+    onBoardsChanged: (changed, event) => {
+      changes.changed(changed);
+      moved.granted(event, changed);
+    },
+    onDefinedBoardChanged: (boardId, season, event) => {
+      changes.definedBoardChanged(boardId, season);
+      moved.definedEntryChanged(event);
+    },
     declare,
     opener: new EventSealer(config.eventSeal),
     maxDeliver: config.maxDeliver,

@@ -82,6 +82,19 @@ export async function rebuildBoards(
   return { users, periodRows, definedEntries, ms: Date.now() - started };
 }
 
+/**
+ * The boards a rebuild loaded, by the names streams watch: global, every
+ * region's, the live period boards, and the defined boards (by id).
+ */
+export async function rebuiltBoards(
+  boards: RedisBoards,
+  definedBoardIds: () => Promise<string[]>,
+  retention: PeriodRetention = DEFAULT_RETENTION_MS,
+): Promise<string[]> {
+  const [regions, defined] = await Promise.all([boards.boardsNamed("region:"), definedBoardIds()]);
+  return [DEFAULT_BOARD, ...regions, ...livePeriodBoards(retention), ...defined];
+}
+
 /** Every period board whose retention has not run out, newest first. */
 export function livePeriodBoards(retention: PeriodRetention, nowMs = Date.now()): string[] {
   const live: string[] = [];
@@ -143,6 +156,8 @@ export interface KeepBuiltOptions {
   onRebuilding?: (running: boolean) => void;
   /** Catches up a Redis that came back with its data (reconciliation, which never rolls back newer versions). */
   afterRestart?: () => Promise<unknown>;
+  /** Told when a rebuild completed and reads are back on Redis (a new generation: epochs change). */
+  afterRebuild?: () => void;
 }
 
 /**
@@ -153,7 +168,7 @@ export interface KeepBuiltOptions {
  * with `afterRestart`, by one ranking replica.
  */
 export function keepBoardsBuilt(db: Db, boards: RedisBoards, redis: Redis, logger: Logger, options: KeepBuiltOptions = {}): () => Promise<void> {
-  const { retention = DEFAULT_RETENTION_MS, onRebuilding = () => {}, afterRestart } = options;
+  const { retention = DEFAULT_RETENTION_MS, onRebuilding = () => {}, afterRestart, afterRebuild } = options;
   const checkOnce = async () => {
     try {
       if (await redis.exists(REBUILT_MARKER)) {
@@ -180,6 +195,7 @@ export function keepBoardsBuilt(db: Db, boards: RedisBoards, redis: Redis, logge
       } finally {
         onRebuilding(false);
       }
+      afterRebuild?.();
     } catch (err) {
       logger.warn({ err: (err as Error).message }, "board check failed; will retry when Redis is ready again");
     }
