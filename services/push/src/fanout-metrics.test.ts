@@ -11,6 +11,7 @@ import { BoardChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
 import { LeaderboardEntrySchema } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
 import { PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { createLogger } from "@scoreboard/platform/logger";
+import { BoardMovesRelay } from "./board-moves.js";
 import { TopNFanout } from "./fanout.js";
 import { createPushService } from "./service.js";
 
@@ -44,7 +45,7 @@ describe("fan-out latency", () => {
     const { nats, announce } = fakeNats();
     const observed: number[] = [];
     // Older than the announcements below, which a refresh must not roll back.
-    const snapshot = async () => ({ top: [], asOf: timestampFromMs(Date.now() - 10_000) });
+    const snapshot = async () => ({ top: [], asOf: timestampFromMs(Date.now() - 10_000), epoch: "1.all" });
     fanout = new TopNFanout(snapshot, logger, 3_600_000, 0, { observe: (s) => observed.push(s) });
     fanout.start(nats);
     announce("global", 10, Date.now() - 250); // nobody watches yet: nothing to time
@@ -63,7 +64,7 @@ describe("fan-out latency", () => {
 describe("open watch streams", () => {
   it("counts a WatchLeaderboard stream while it is open", async () => {
     const { nats } = fakeNats();
-    fanout = new TopNFanout(async () => ({ top: [], asOf: timestampFromMs(Date.now()) }), logger, 3_600_000, 0);
+    fanout = new TopNFanout(async () => ({ top: [], asOf: timestampFromMs(Date.now()), epoch: "1.all" }), logger, 3_600_000, 0);
     fanout.start(nats);
     let open = 0;
     const counter = {
@@ -76,7 +77,12 @@ describe("open watch streams", () => {
     };
     // A real HTTP/2 server: connect's in-memory router transport (2.3) no
     // longer ends a handler whose client went away, a real server does.
-    const server = http2.createServer(connectNodeAdapter({ routes: (router) => router.service(PushService, createPushService(fanout!, 60_000, counter)) }));
+    const server = http2.createServer(
+      connectNodeAdapter({
+        routes: (router) =>
+          router.service(PushService, createPushService(fanout!, new BoardMovesRelay(fanout!, logger), { heartbeatMs: 60_000, openStreams: counter })),
+      }),
+    );
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     onTestFinished(() => void server.close());
     const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -6,12 +6,15 @@ import type { LeaderboardEntry } from "@scoreboard/gen/scoreboard/v1/leaderboard
 import type { Logger } from "@scoreboard/platform/logger";
 import type { SecondsObserver } from "@scoreboard/platform/metrics";
 import { Subjects } from "@scoreboard/platform/nats";
+import { compareEpochs } from "@scoreboard/platform/stream-position";
 import { SpanKind, contextFromNats, startSpan, unsampled } from "@scoreboard/platform/tracing";
 
 export interface BoardSnapshot {
   /** The board's top entries (up to 100), highest first. */
   top: LeaderboardEntry[];
   asOf: Timestamp | undefined;
+  /** The board's epoch (StreamPosition.epoch) the top was read in. */
+  epoch: string;
 }
 
 /** Where a board's current state comes from when we have none (ranking's GetLeaderboard). */
@@ -65,7 +68,7 @@ export class TopNFanout {
         try {
           const changed = fromBinary(BoardChangedSchema, msg.data);
           span?.setAttributes({ "scoreboard.board": changed.board, "scoreboard.watchers": this.boards.get(changed.board)?.listeners.size ?? 0 });
-          this.publish(changed.board, { top: changed.top, asOf: changed.asOf }, true);
+          this.publish(changed.board, { top: changed.top, asOf: changed.asOf, epoch: changed.epoch }, true);
         } catch (error) {
           this.logger.warn({ err: (error as Error).message }, "undecodable board change");
         } finally {
@@ -126,8 +129,9 @@ export class TopNFanout {
     state.loading ??= this.source(board)
       .then((snapshot) => {
         // A change message may have arrived while we were loading; keep the newer.
-        if (!state.snapshot || millis(snapshot.asOf) >= millis(state.snapshot.asOf)) state.snapshot = snapshot;
-        return state.snapshot;
+        const verdict = successionOf(state.snapshot, snapshot);
+        if (verdict !== "older") state.snapshot = verdict.snapshot;
+        return state.snapshot ?? snapshot;
       })
       .finally(() => {
         state.loading = undefined;
@@ -139,11 +143,13 @@ export class TopNFanout {
     const state = this.boards.get(board);
     if (!state) return; // nobody here watches this board
     // A refresh answered after a newer change message must not roll it back.
-    if (state.snapshot && millis(snapshot.asOf) < millis(state.snapshot.asOf)) return;
+    const verdict = successionOf(state.snapshot, snapshot);
+    if (verdict === "older") return;
     // A refresh that found nothing new must not use up the coalescing window:
-    // the next real change would then wait for it.
-    const unchanged = state.snapshot !== undefined && sameTop(state.snapshot.top, snapshot.top);
-    state.snapshot = snapshot;
+    // the next real change would then wait for it. A new epoch is news even
+    // with the same top: clients resynchronise on it.
+    const unchanged = verdict.kind === "same epoch" && sameTop(verdict.held.top, verdict.snapshot.top);
+    state.snapshot = verdict.snapshot;
     if (unchanged) return;
     state.announced = announced;
     // Leading edge at once, then at most one trailing notification per window
@@ -182,6 +188,24 @@ export class TopNFanout {
       }
     }
   }
+}
+
+type Succession = "older" | { kind: "same epoch"; held: BoardSnapshot; snapshot: BoardSnapshot } | { kind: "new epoch"; snapshot: BoardSnapshot };
+
+/**
+ * Whether a snapshot may replace the one held. A newer epoch (a rebuild, a
+ * new season or period) wins even with an older asOf: the old epoch's states
+ * are gone; an older epoch never replaces a newer one; within one epoch the
+ * later asOf wins. A snapshot without an epoch (a ranking release before
+ * epochs) is taken as of the held epoch.
+ */
+function successionOf(held: BoardSnapshot | undefined, next: BoardSnapshot): Succession {
+  if (!held) return { kind: "new epoch", snapshot: next };
+  const snapshot = next.epoch === "" ? { ...next, epoch: held.epoch } : next;
+  const epochs = compareEpochs(snapshot.epoch, held.epoch);
+  if (epochs > 0) return { kind: "new epoch", snapshot };
+  if (epochs < 0 || millis(snapshot.asOf) < millis(held.asOf)) return "older";
+  return { kind: "same epoch", held, snapshot };
 }
 
 function sameTop(a: LeaderboardEntry[], b: LeaderboardEntry[]): boolean {

@@ -12,6 +12,7 @@ import { Readiness, natsCheck } from "@scoreboard/platform/probes";
 import { Startup } from "@scoreboard/platform/startup";
 import type { NatsConnection } from "nats";
 import { loadPushConfig } from "./config.js";
+import { BoardMovesRelay } from "./board-moves.js";
 import { TopNFanout } from "./fanout.js";
 import { createPushService } from "./service.js";
 
@@ -26,13 +27,14 @@ async function main(): Promise<void> {
   const fanout = new TopNFanout(
     async (board) => {
       const page = await rankingClient.getLeaderboard({ board, limit: 100 }, { timeoutMs: 5_000 });
-      return { top: page.entries, asOf: page.asOf };
+      return { top: page.entries, asOf: page.asOf, epoch: page.epoch };
     },
     logger,
     config.refreshIntervalMs,
     undefined, // the default coalescing window
     metrics.fanoutLatency,
   );
+  const moves = new BoardMovesRelay(fanout, logger);
 
   // Listening before NATS answers: alive, not ready, until start-up completes.
   let nats: NatsConnection | undefined;
@@ -44,7 +46,16 @@ async function main(): Promise<void> {
     grpcPort: config.grpcPort,
     grpc: config.grpc,
     logger,
-    services: [serve(PushService, createPushService(fanout, config.heartbeatMs, metrics.openStreamsOf("watch")))],
+    services: [
+      serve(
+        PushService,
+        createPushService(fanout, moves, {
+          heartbeatMs: config.heartbeatMs,
+          openStreams: metrics.openStreamsOf("watch"),
+          openMoveStreams: metrics.openStreamsOf("moves"),
+        }),
+      ),
+    ],
     metrics,
     startup,
     readiness: new Readiness({ checks: { startup: startup.check, nats: natsCheck(() => nats) }, logger }),
@@ -52,6 +63,7 @@ async function main(): Promise<void> {
   // Also while start-up still waits: what exists by then is closed.
   onShutdown(logger, async () => {
     await server.close();
+    moves.stop();
     fanout.stop();
     await nats?.drain();
     ranking.close();
@@ -60,6 +72,7 @@ async function main(): Promise<void> {
   // connectNats itself retries its first connection for as long as NATS is away.
   nats = await startup.waitFor("nats", () => connectNats(config.natsUrl, "push", logger));
   fanout.start(nats);
+  moves.start(nats);
   startup.complete();
 }
 

@@ -1,56 +1,16 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
-import { create, toBinary } from "@bufbuild/protobuf";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { Msg, NatsConnection, NatsError, Status } from "nats";
-import { BoardChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
-import { LeaderboardEntrySchema, type LeaderboardEntry } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
-import { PushService, type LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
+import type { StreamPosition } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
+import { PushService, type LeaderboardUpdate, type WatchLeaderboardRequestSchema } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { createLogger } from "@scoreboard/platform/logger";
 import { Subjects } from "@scoreboard/platform/nats";
+import { positionOf } from "@scoreboard/platform/stream-position";
+import { BoardMovesRelay } from "./board-moves.js";
+import { FakeNats, top } from "./fake-nats.js";
 import { TopNFanout, type BoardSnapshot } from "./fanout.js";
 import { createPushService } from "./service.js";
-
-type Callback = (err: NatsError | null, msg: Msg) => void;
-
-/** Just what TopNFanout uses of a NATS connection: one subscription and a status feed that stays quiet. */
-class FakeNats {
-  readonly subscriptions: Array<{ subject: string; callback: Callback; unsubscribed: boolean }> = [];
-
-  subscribe(subject: string, options: { callback: Callback }) {
-    const sub = { subject, callback: options.callback, unsubscribed: false };
-    this.subscriptions.push(sub);
-    return {
-      unsubscribe: () => {
-        sub.unsubscribed = true;
-      },
-    };
-  }
-
-  status(): AsyncIterable<Status> {
-    return { [Symbol.asyncIterator]: () => ({ next: () => new Promise<IteratorResult<Status>>(() => {}) }) };
-  }
-
-  /** Delivers a BoardChanged message as ranking would publish it. */
-  boardChanged(board: string, top: LeaderboardEntry[]): void {
-    const data = toBinary(BoardChangedSchema, create(BoardChangedSchema, { board, top, asOf: timestampFromMs(Date.now()) }));
-    for (const sub of this.subscriptions) {
-      if (!sub.unsubscribed) sub.callback(null, { subject: Subjects.boardChanged(board), data } as Msg);
-    }
-  }
-}
-
-/** A top list of `count` users; `bump` gives one user a different score. */
-function top(count: number, bump?: { userId: string; score: number }): LeaderboardEntry[] {
-  return Array.from({ length: count }, (_, i) =>
-    create(LeaderboardEntrySchema, {
-      rank: BigInt(i + 1),
-      userId: `user-${i + 1}`,
-      username: `User ${i + 1}`,
-      score: BigInt(bump?.userId === `user-${i + 1}` ? bump.score : 1000 - i),
-    }),
-  );
-}
 
 const tick = (ms = 10) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -58,8 +18,11 @@ function within<T>(promise: Promise<T>, ms = 200): Promise<T | "timeout"> {
   return Promise.race([promise, new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), ms))]);
 }
 
+const EPOCH = "1000.all";
+
 let nats: FakeNats;
 let fanout: TopNFanout;
+let moves: BoardMovesRelay;
 let loads: string[];
 let snapshotOf: (board: string) => Promise<BoardSnapshot>;
 const aborts: AbortController[] = [];
@@ -67,25 +30,28 @@ const aborts: AbortController[] = [];
 beforeEach(() => {
   nats = new FakeNats();
   loads = [];
-  snapshotOf = async () => ({ top: top(15), asOf: timestampFromMs(Date.now()) });
+  snapshotOf = async () => ({ top: top(15), asOf: timestampFromMs(Date.now()), epoch: EPOCH });
   const source = (board: string) => {
     loads.push(board);
     return snapshotOf(board);
   };
   // No coalescing window here; its own test below uses one.
   fanout = new TopNFanout(source, createLogger("push-test", "silent"), 3_600_000, 0);
-  fanout.start(nats as unknown as NatsConnection);
+  fanout.start(nats.connection);
+  moves = new BoardMovesRelay(fanout, createLogger("push-test", "silent"));
+  moves.start(nats.connection);
 });
 
 afterEach(() => {
   for (const a of aborts.splice(0)) a.abort();
+  moves.stop();
   fanout.stop();
 });
 
-function open(req: { board?: string; limit?: number } = {}) {
+function open(req: MessageInitShape<typeof WatchLeaderboardRequestSchema> = {}, heartbeatMs?: number) {
   const client = createClient(
     PushService,
-    createRouterTransport((router) => router.service(PushService, createPushService(fanout))),
+    createRouterTransport((router) => router.service(PushService, createPushService(fanout, moves, { heartbeatMs }))),
   );
   const abort = new AbortController();
   aborts.push(abort);
@@ -218,79 +184,72 @@ describe("WatchLeaderboard", () => {
     expect(loads).toEqual([]);
   });
 
-  it("does not let a slow periodic refresh roll back a newer change", async () => {
-    const old = timestampFromMs(Date.now() - 1_000);
-    let releaseRefresh!: (snapshot: BoardSnapshot) => void;
-    let calls = 0;
-    const refreshing = new TopNFanout(
-      () => {
-        calls += 1;
-        if (calls === 1) return Promise.resolve({ top: top(3), asOf: old });
-        return new Promise<BoardSnapshot>((resolve) => (releaseRefresh = resolve));
-      },
-      createLogger("push-test", "silent"),
-      20,
-    );
-    refreshing.start(nats as unknown as NatsConnection);
-    const seen: string[][] = [];
-    const unwatch = await refreshing.watch("global", (snapshot) => seen.push(snapshot.top.map((e) => `${e.userId}=${e.score}`)));
-    await tick(30); // the refresh is now in flight
-    nats.boardChanged("global", top(3, { userId: "user-3", score: 5_000 }));
-    releaseRefresh({ top: top(3), asOf: old });
-    await tick(5);
-    expect(seen.at(-1)).toContain("user-3=5000");
-    unwatch();
-    refreshing.stop();
-  });
-
-  it("coalesces a burst to at most one message per window per board, ending on the latest", async () => {
-    const coalescing = new TopNFanout(snapshotOf, createLogger("push-test", "silent"), 3_600_000, 100);
-    coalescing.start(nats as unknown as NatsConnection);
-    const seen: string[][] = [];
-    const unwatch = await coalescing.watch("global", (snapshot) => seen.push(snapshot.top.map((e) => `${e.userId}=${e.score}`)));
-    const before = seen.length;
-    for (let i = 1; i <= 30; i += 1) nats.boardChanged("global", top(3, { userId: "user-1", score: 20_000 + i }));
-    await tick(150);
-    const burst = seen.slice(before);
-    expect(burst.length).toBeLessThanOrEqual(2);
-    expect(burst.at(-1)).toContain("user-1=20030");
-    unwatch();
-    coalescing.stop();
-  });
-
-  it("sends a change at once after a refresh that found nothing new (the refresh does not use up the window)", async () => {
-    const sameTop = top(3);
-    const refreshing = new TopNFanout(
-      () => Promise.resolve({ top: sameTop, asOf: timestampFromMs(Date.now()) }),
-      createLogger("push-test", "silent"),
-      25, // refresh often
-      1_000, // a window long enough to see
-    );
-    refreshing.start(nats as unknown as NatsConnection);
-    const seen: Array<{ at: number; top: string[] }> = [];
-    const unwatch = await refreshing.watch("global", (snapshot) => seen.push({ at: Date.now(), top: snapshot.top.map((e) => `${e.userId}=${e.score}`) }));
-    await tick(1_100); // the first snapshot's window has passed; refreshes found the same top meanwhile
-    expect(seen).toHaveLength(1);
-    const changedAt = Date.now();
-    nats.boardChanged("global", top(3, { userId: "user-2", score: 7_000 }));
-    expect(seen).toHaveLength(2);
-    expect(seen[1]!.top).toContain("user-2=7000");
-    expect(seen[1]!.at - changedAt).toBeLessThan(500);
-    unwatch();
-    refreshing.stop();
-  });
-
   it("sends a heartbeat when nothing changes for a while", async () => {
-    const client = createClient(
-      PushService,
-      createRouterTransport((router) => router.service(PushService, createPushService(fanout, 50))),
-    );
-    const abort = new AbortController();
-    aborts.push(abort);
-    const stream = client.watchLeaderboard({ limit: 3 }, { signal: abort.signal })[Symbol.asyncIterator]();
-    const first = (await stream.next()).value as LeaderboardUpdate;
-    expect(first.heartbeat).toBe(false);
-    const beat = (await stream.next()).value as LeaderboardUpdate;
+    const w = open({ limit: 3 }, 50);
+    expect((await w.next()).heartbeat).toBe(false);
+    const beat = await w.next();
     expect(beat).toMatchObject({ heartbeat: true, sequence: 2n, entries: [] });
+    expect(beat.position).toBeUndefined();
+  });
+});
+
+describe("WatchLeaderboard positions", () => {
+  it("gives every update the position of the snapshot it shows: the epoch and asOf's microseconds", async () => {
+    const w = open({ limit: 5 });
+    const first = await w.next();
+    expect(first.position).toEqual(positionOf(EPOCH, first.asOf));
+    expect(first.position!.version).toBe(first.asOf!.seconds * 1_000_000n + BigInt(Math.floor(first.asOf!.nanos / 1_000)));
+    nats.boardChanged("global", top(15, { userId: "user-2", score: 2_000 }), { epoch: EPOCH, asOfMs: Date.now() + 5 });
+    const second = await w.next();
+    expect(second.position).toEqual(positionOf(EPOCH, second.asOf));
+    expect(second.position!.version).toBeGreaterThan(first.position!.version);
+  });
+
+  it("resends an equal top when the epoch changes, even with an older asOf, and ignores the older epoch after", async () => {
+    const w = open({ limit: 5 });
+    const first = await w.next();
+    nats.boardChanged("global", top(15), { epoch: "2000.all", asOfMs: Date.now() - 60_000 });
+    const rebuilt = await w.next();
+    expect(rebuilt.entries).toEqual(first.entries);
+    expect(rebuilt).toMatchObject({ sequence: 2n, position: { epoch: "2000.all" } });
+
+    const pending = w.next();
+    nats.boardChanged("global", top(15, { userId: "user-1", score: 9_999 }), { epoch: EPOCH, asOfMs: Date.now() + 1_000 });
+    expect(await within(pending)).toBe("timeout");
+    nats.boardChanged("global", top(15, { userId: "user-1", score: 8_888 }), { epoch: "2000.all" });
+    expect(users(await pending)).toContain("user-1=8888");
+  });
+
+  it("leaves the first state out for a client resuming from it; heartbeats and the next change still come", async () => {
+    const current = (await open({ limit: 5 }).next()).position!;
+    const w = open({ limit: 5, resume: current }, 50);
+    expect(await w.next()).toMatchObject({ heartbeat: true, sequence: 1n });
+    nats.boardChanged("global", top(15, { userId: "user-4", score: 4_000 }), { epoch: EPOCH });
+    const next = await w.next();
+    expect(next).toMatchObject({ heartbeat: false, sequence: 2n });
+    expect(users(next)).toContain("user-4=4000");
+  });
+
+  it.each([
+    ["an older version", (p: StreamPosition) => ({ epoch: p.epoch, version: p.version - 1n })],
+    ["an older epoch", (p: StreamPosition) => ({ epoch: "999.all", version: p.version + 10_000_000n })],
+    ["no position", () => ({ epoch: "", version: 0n })],
+  ])("sends the latest state at once to a client resuming from %s", async (_name, resumeOf) => {
+    const current = (await open({ limit: 5 }).next()).position!;
+    const first = await open({ limit: 5, resume: { ...resumeOf(current) } }).next();
+    expect(first).toMatchObject({ sequence: 1n, heartbeat: false, position: current });
+  });
+
+  it("sends a client ahead of this replica nothing until a state newer than its position", async () => {
+    const current = (await open({ limit: 5 }).next()).position!;
+    const aheadMs = Number(current.version / 1_000n) + 1_000;
+    const w = open({ limit: 5, resume: { epoch: EPOCH, version: BigInt(aheadMs) * 1_000n } });
+    const pending = w.next();
+    nats.boardChanged("global", top(15, { userId: "user-5", score: 5_000 }), { epoch: EPOCH, asOfMs: aheadMs - 500 });
+    expect(await within(pending)).toBe("timeout");
+    nats.boardChanged("global", top(15, { userId: "user-5", score: 5_500 }), { epoch: EPOCH, asOfMs: aheadMs + 500 });
+    const next = await pending;
+    expect(next.sequence).toBe(1n);
+    expect(users(next)).toContain("user-5=5500");
   });
 });

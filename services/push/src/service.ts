@@ -1,26 +1,51 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import type { LeaderboardEntry } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
+import type { LeaderboardEntry, StreamPosition } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
 import type { PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { boardName, pageLimit } from "@scoreboard/platform/board-params";
 import { latestStateStream } from "@scoreboard/platform/leaderboard-stream";
 import type { OpenCount } from "@scoreboard/platform/metrics";
+import { isNewerThanResume, positionOf } from "@scoreboard/platform/stream-position";
+import { type BoardMovesRelay, boardMovesStream } from "./board-moves.js";
 import type { BoardSnapshot, TopNFanout } from "./fanout.js";
 
-/** openStreams counts the WatchLeaderboard streams open right now. */
-export function createPushService(fanout: TopNFanout, heartbeatMs = 15_000, openStreams?: OpenCount): ServiceImpl<typeof PushService> {
+export interface PushServiceOptions {
+  /** A stream silent this long gets a heartbeat message. */
+  heartbeatMs?: number;
+  /** Counts the WatchLeaderboard streams open right now. */
+  openStreams?: OpenCount;
+  /** Counts the WatchBoardMoves streams open right now. */
+  openMoveStreams?: OpenCount;
+}
+
+export function createPushService(fanout: TopNFanout, moves: BoardMovesRelay, options: PushServiceOptions = {}): ServiceImpl<typeof PushService> {
+  const { heartbeatMs = 15_000, openStreams, openMoveStreams } = options;
   return {
     watchLeaderboard(req, ctx) {
-      return watch(fanout, boardName(req.board), pageLimit(req.limit), ctx, heartbeatMs, openStreams);
+      return watch(fanout, boardName(req.board), pageLimit(req.limit), req.resume, ctx, heartbeatMs, openStreams);
+    },
+    watchBoardMoves(req, ctx) {
+      return boardMovesStream(moves, boardName(req.board), ctx.signal, openMoveStreams);
     },
   };
 }
 
 /**
  * One stream: the current top N at once, then a message only when the top N
- * differs from what this client last got (latest state only, never a queue).
+ * or the epoch differs from what this client last got (latest state only,
+ * never a queue). A client resuming from a position is sent nothing until a
+ * state newer than that position.
  */
-function watch(fanout: TopNFanout, board: string, limit: number, ctx: HandlerContext, heartbeatMs: number, openStreams?: OpenCount) {
+function watch(
+  fanout: TopNFanout,
+  board: string,
+  limit: number,
+  resume: StreamPosition | undefined,
+  ctx: HandlerContext,
+  heartbeatMs: number,
+  openStreams?: OpenCount,
+) {
   let sentKey: string | undefined;
+  let resumed = false;
   return latestStateStream<BoardSnapshot>({
     subscribe: async (onChange) => {
       const unwatch = await fanout.watch(board, onChange);
@@ -34,10 +59,14 @@ function watch(fanout: TopNFanout, board: string, limit: number, ctx: HandlerCon
     heartbeatMs,
     render: (snapshot) => {
       const entries = snapshot.top.slice(0, limit);
-      const key = topKey(entries);
+      const key = `${snapshot.epoch}\u0002${topKey(entries)}`;
       if (key === sentKey) return undefined;
+      const position = positionOf(snapshot.epoch, snapshot.asOf);
+      // The client has this state or a newer one (from a replica ahead of us).
+      if (!resumed && !isNewerThanResume(position, resume)) return undefined;
+      resumed = true;
       sentKey = key;
-      return { entries, asOf: snapshot.asOf };
+      return { entries, asOf: snapshot.asOf, position };
     },
   });
 }
