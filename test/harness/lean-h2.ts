@@ -26,16 +26,30 @@ function frame(type: number, flags: number, streamId: number, payload: Buffer = 
   return Buffer.concat([head, payload]);
 }
 
-/** HPACK "literal header field without indexing, new name", no Huffman: names and values under 127 bytes. */
+/** An HPACK string's length: an integer with a 7-bit prefix (RFC 7541 5.1), Huffman bit clear. */
+function stringLength(length: number): Buffer {
+  if (length < 127) return Buffer.from([length]);
+  const bytes = [127];
+  let rest = length - 127;
+  while (rest >= 128) {
+    bytes.push((rest % 128) | 0x80);
+    rest = Math.floor(rest / 128);
+  }
+  bytes.push(rest);
+  return Buffer.from(bytes);
+}
+
+/** HPACK "literal header field without indexing, new name", no Huffman (a bearer token fits in one HEADERS frame). */
 function headerBlock(headers: Record<string, string>): Buffer {
   const parts: Buffer[] = [];
   for (const [name, value] of Object.entries(headers)) {
     const n = Buffer.from(name, "latin1");
     const v = Buffer.from(value, "latin1");
-    if (n.length > 126 || v.length > 126) throw new Error(`header ${name} is too long for this client`);
-    parts.push(Buffer.from([0x00, n.length]), n, Buffer.from([v.length]), v);
+    parts.push(Buffer.from([0x00]), stringLength(n.length), n, stringLength(v.length), v);
   }
-  return Buffer.concat(parts);
+  const block = Buffer.concat(parts);
+  if (block.length > 16_384) throw new Error("headers too long for this client's single HEADERS frame");
+  return block;
 }
 
 export interface LeanStream {
