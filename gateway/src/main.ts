@@ -22,11 +22,12 @@ import { boundStreamBuffers } from "./streaming/latest-only.js";
 import { loadDemoPage } from "./demo-page.js";
 import { LeaderboardFeeds } from "./streaming/leaderboard-feed.js";
 import type { LiveDeps } from "./streaming/live.js";
-import { registerLiveService } from "./streaming/live-service.js";
+import { liveFastPaths, registerLiveService } from "./streaming/live-service.js";
 import { StandingWatchers } from "./streaming/standings.js";
 import { createRestHandler } from "./routes.js";
 import { registerRpcProxy } from "./rpc-proxy.js";
-import { createWatchStreamHandler } from "./streaming/watch-stream.js";
+import { createFastStreamHandler } from "./streaming/fast-streams.js";
+import { watchLeaderboardFastPath } from "./streaming/watch-stream.js";
 import { connectUpstreams } from "./upstreams.js";
 import { EdgePolicy } from "./edge-policy.js";
 import { StreamQuota, clientAddressKey } from "./streaming/stream-quota.js";
@@ -77,18 +78,15 @@ async function main(): Promise<void> {
     streamQuota,
     boards,
   });
-  const watchStreams = createWatchStreamHandler({
-    feeds,
-    readGate,
-    heartbeatMs: config.sseHeartbeatMs,
-    logger,
-    boards,
-    streamQuota,
-    guard,
-    clientAddress: (req) => guard.clientAddress(req),
-    openStreams: connectStreams,
-    recordRpc: rpcRecorder(metrics),
-  });
+  const clientAddress = (req: Parameters<typeof guard.clientAddress>[0]) => guard.clientAddress(req);
+  // Server streams for Connect and gRPC-Web without connect-node's per-message machinery.
+  const fastStreams = createFastStreamHandler(
+    [
+      watchLeaderboardFastPath({ feeds, readGate, heartbeatMs: config.sseHeartbeatMs, boards, streamQuota, guard, openStreams: connectStreams }, clientAddress),
+      ...liveFastPaths({ ...live, openStreams: connectStreams }, clientAddress),
+    ],
+    rpcRecorder(metrics),
+  );
   server = await startRpcServer({
     name: "gateway",
     host: config.host,
@@ -115,8 +113,8 @@ async function main(): Promise<void> {
     contextValues: (req) => createContextValues().set(clientAddressKey, guard.clientAddress(req)),
     limits: config.limits,
     // Security and CORS headers on every answer (preflights answered here), then
-    // WatchLeaderboard for Connect and gRPC-Web without connect-node's per-message machinery.
-    preHandler: (req, res, shutdownSignal) => edge.apply(req, res) || watchStreams(req, res, shutdownSignal),
+    // the server streams' fast path (fast-streams.ts).
+    preHandler: (req, res, shutdownSignal) => edge.apply(req, res) || fastStreams(req, res, shutdownSignal),
     fallback: rest,
     onUpgrade: createWebSocketUpgrade({
       feeds,

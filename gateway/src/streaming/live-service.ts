@@ -1,6 +1,14 @@
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary, toJson } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
-import { LiveService, type LiveUpdate, LiveUpdateSchema, TopEntriesSchema } from "@scoreboard/gen/scoreboard/v1/live_pb";
+import {
+  LiveService,
+  type LiveUpdate,
+  LiveUpdateSchema,
+  TopEntriesSchema,
+  WatchRequestSchema,
+  WatchStandingRequestSchema,
+} from "@scoreboard/gen/scoreboard/v1/live_pb";
+import { envelope, type FastStreamMethod, type Request } from "./fast-streams.js";
 import {
   type AdmittedLive,
   admitLive,
@@ -40,4 +48,29 @@ export function liveUpdateOf(message: LiveMessage | undefined): LiveUpdate {
     asOf,
     state: message.standing ? { case: "standing", value: message.standing } : { case: "top", value: create(TopEntriesSchema, { entries: message.top ?? [] }) },
   });
+}
+
+/**
+ * LiveService's two methods on the fast path (fast-streams.ts), for Connect
+ * and gRPC-Web clients: each message encoded once, straight to the response.
+ * (Standings differ per watcher, so there is nothing to share between
+ * streams; the saving is connect-node's generators per message.)
+ */
+export function liveFastPaths(deps: LiveDeps, clientAddress: (req: Request) => string): FastStreamMethod[] {
+  const method = (name: string, subscriptions: (request: Parameters<FastStreamMethod["open"]>[2]) => Promise<LiveSubscription[]>): FastStreamMethod => ({
+    service: LiveService.typeName,
+    method: name,
+    async open(req, protocol, request) {
+      const live = await admitLive(deps, clientAddress(req), streamToken(req), () => subscriptions(request));
+      return (res) => streamLive(deps, live, res, (message) => liveFrame(liveUpdateOf(message), protocol.json));
+    },
+  });
+  return [
+    method("WatchStanding", async (request) => subscriptionsOfWatchStanding(await request(WatchStandingRequestSchema))),
+    method("Watch", async (request) => subscriptionsOfWatch(await request(WatchRequestSchema))),
+  ];
+}
+
+function liveFrame(update: LiveUpdate, json: boolean): Buffer {
+  return envelope(0, json ? Buffer.from(JSON.stringify(toJson(LiveUpdateSchema, update))) : toBinary(LiveUpdateSchema, update));
 }
