@@ -77,6 +77,7 @@ async function main(): Promise<void> {
     metrics,
     streamQuota,
     boards,
+    live,
   });
   const clientAddress = (req: Parameters<typeof guard.clientAddress>[0]) => guard.clientAddress(req);
   // Server streams for Connect and gRPC-Web without connect-node's per-message machinery.
@@ -128,6 +129,7 @@ async function main(): Promise<void> {
       streamQuota,
       guard,
       boards,
+      live,
     }),
     metrics,
     // Redis holds the shared rate limits, which fall back per replica while it

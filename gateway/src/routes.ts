@@ -18,6 +18,7 @@ import type { StreamableBoards } from "./streaming/streamable-boards.js";
 import type { Upstreams } from "./upstreams.js";
 import type { WriteGuard } from "./write-guard.js";
 import type { StreamQuota } from "./streaming/stream-quota.js";
+import type { LiveDeps } from "./streaming/live.js";
 
 export interface RestDeps {
   upstreams: Upstreams;
@@ -35,6 +36,8 @@ export interface RestDeps {
   streamQuota: StreamQuota;
   /** The boards streams may name: seed boards and defined boards' ids. */
   boards: StreamableBoards;
+  /** Live streams' SSE dialect (GET /api/live, /api/boards/{id}/standing); open streams are counted here as "sse". */
+  live: Omit<LiveDeps, "openStreams">;
 }
 
 type Handler = (req: Request, res: Response, params: Record<string, string>) => void | Promise<void>;

@@ -10,6 +10,7 @@ import type { OpenCount } from "@scoreboard/platform/metrics";
 import { boardIdOfPath, boardUpdateJson, streamLimitOf } from "./board-streams.js";
 import { describeError } from "../http.js";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
+import type { LiveDeps } from "./live.js";
 import type { ReadGate } from "../rest/leaderboard-reads.js";
 import { SECURITY_HEADERS, type EdgePolicy } from "../edge-policy.js";
 import type { StreamQuota } from "./stream-quota.js";
@@ -36,6 +37,8 @@ export interface WebSocketOptions {
   guard: WriteGuard;
   /** The boards /ws/boards/{id} may name: seed boards and defined boards' ids. */
   boards: StreamableBoards;
+  /** Live streams' WebSocket dialect (/ws/live, /ws/boards/{id}/standing); counted in openStreams above. */
+  live: Omit<LiveDeps, "openStreams">;
 }
 
 /** A WebSocket dialect: how to turn board changes into its messages (JSON text). */
