@@ -71,6 +71,16 @@ describe("TopNFanout epochs", () => {
     await tick(50);
     expect(seen).toEqual(["1000.all user-1=1000,user-2=999,user-3=998", "3000.all user-1=1000,user-2=999,user-3=998"]);
   });
+
+  it("keeps a state's asOf while refreshes find the same top, so a position taken from it stays current", async () => {
+    const fanout = fanoutOf(async () => ({ top: top(3), asOf: timestampFromMs(Date.now()), epoch: EPOCH }), 20);
+    const asOfs: bigint[] = [];
+    await fanout.watch("global", (s) => asOfs.push(s.asOf!.seconds * 1_000n + BigInt(s.asOf!.nanos)));
+    await tick(60);
+    await fanout.watch("global", (s) => asOfs.push(s.asOf!.seconds * 1_000n + BigInt(s.asOf!.nanos)));
+    expect(asOfs).toHaveLength(2);
+    expect(asOfs[1]).toBe(asOfs[0]);
+  });
 });
 
 describe("TopNFanout timing", () => {

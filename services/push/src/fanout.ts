@@ -31,6 +31,12 @@ interface BoardState {
   trailing: NodeJS.Timeout | undefined;
   /** The snapshot came from ranking's announcement (its asOf is when the board changed), not a refresh. */
   announced: boolean;
+  /**
+   * The latest asOf the held top was seen at. A refresh finding the same top
+   * moves this, not the snapshot: a state keeps the asOf (the position) it
+   * was first shown with, so a client resuming from it is still current.
+   */
+  seenAtMs: number;
 }
 
 /**
@@ -119,7 +125,7 @@ export class TopNFanout {
   private stateOf(board: string): BoardState {
     let state = this.boards.get(board);
     if (!state) {
-      state = { snapshot: undefined, loading: undefined, listeners: new Set(), notifiedAt: 0, trailing: undefined, announced: false };
+      state = { snapshot: undefined, loading: undefined, listeners: new Set(), notifiedAt: 0, trailing: undefined, announced: false, seenAtMs: 0 };
       this.boards.set(board, state);
     }
     return state;
@@ -129,8 +135,7 @@ export class TopNFanout {
     state.loading ??= this.source(board)
       .then((snapshot) => {
         // A change message may have arrived while we were loading; keep the newer.
-        const verdict = successionOf(state.snapshot, snapshot);
-        if (verdict !== "older") state.snapshot = verdict.snapshot;
+        this.take(state, snapshot);
         return state.snapshot ?? snapshot;
       })
       .finally(() => {
@@ -142,15 +147,9 @@ export class TopNFanout {
   private publish(board: string, snapshot: BoardSnapshot, announced = false): void {
     const state = this.boards.get(board);
     if (!state) return; // nobody here watches this board
-    // A refresh answered after a newer change message must not roll it back.
-    const verdict = successionOf(state.snapshot, snapshot);
-    if (verdict === "older") return;
     // A refresh that found nothing new must not use up the coalescing window:
-    // the next real change would then wait for it. A new epoch is news even
-    // with the same top: clients resynchronise on it.
-    const unchanged = verdict.kind === "same epoch" && sameTop(verdict.held.top, verdict.snapshot.top);
-    state.snapshot = verdict.snapshot;
-    if (unchanged) return;
+    // the next real change would then wait for it.
+    if (this.take(state, snapshot) !== "changed") return;
     state.announced = announced;
     // Leading edge at once, then at most one trailing notification per window
     // carrying whatever is latest by then.
@@ -164,6 +163,21 @@ export class TopNFanout {
       state.trailing = undefined;
       this.notify(state);
     }, wait);
+  }
+
+  /**
+   * Holds the snapshot when it succeeds the held one (successionOf): a
+   * refresh answered after a newer change message must not roll it back. A
+   * new epoch is a change even with the same top: clients resynchronise on it.
+   */
+  private take(state: BoardState, snapshot: BoardSnapshot): "older" | "same" | "changed" {
+    const held = state.snapshot;
+    const verdict = successionOf(held, state.seenAtMs, snapshot);
+    if (verdict === "older") return "older";
+    state.seenAtMs = millis(verdict.snapshot.asOf);
+    if (held && verdict.kind === "same epoch" && sameTop(held.top, verdict.snapshot.top)) return "same";
+    state.snapshot = verdict.snapshot;
+    return "changed";
   }
 
   private notify(state: BoardState): void {
@@ -190,22 +204,22 @@ export class TopNFanout {
   }
 }
 
-type Succession = "older" | { kind: "same epoch"; held: BoardSnapshot; snapshot: BoardSnapshot } | { kind: "new epoch"; snapshot: BoardSnapshot };
+type Succession = "older" | { kind: "same epoch" | "new epoch"; snapshot: BoardSnapshot };
 
 /**
  * Whether a snapshot may replace the one held. A newer epoch (a rebuild, a
  * new season or period) wins even with an older asOf: the old epoch's states
  * are gone; an older epoch never replaces a newer one; within one epoch the
- * later asOf wins. A snapshot without an epoch (a ranking release before
- * epochs) is taken as of the held epoch.
+ * later asOf (than the held top was last seen at) wins. A snapshot without
+ * an epoch (a ranking release before epochs) is taken as of the held epoch.
  */
-function successionOf(held: BoardSnapshot | undefined, next: BoardSnapshot): Succession {
+function successionOf(held: BoardSnapshot | undefined, heldSeenAtMs: number, next: BoardSnapshot): Succession {
   if (!held) return { kind: "new epoch", snapshot: next };
   const snapshot = next.epoch === "" ? { ...next, epoch: held.epoch } : next;
   const epochs = compareEpochs(snapshot.epoch, held.epoch);
   if (epochs > 0) return { kind: "new epoch", snapshot };
-  if (epochs < 0 || millis(snapshot.asOf) < millis(held.asOf)) return "older";
-  return { kind: "same epoch", held, snapshot };
+  if (epochs < 0 || millis(snapshot.asOf) < heldSeenAtMs) return "older";
+  return { kind: "same epoch", snapshot };
 }
 
 function sameTop(a: LeaderboardEntry[], b: LeaderboardEntry[]): boolean {
