@@ -131,11 +131,13 @@ export const LeaderboardUpdateSchema: GenMessage<LeaderboardUpdate> = /*@__PURE_
 export const PushService: GenService<{
   /**
    * WatchLeaderboard sends the current top N of a board at once, then a new
-   * message each time the top N changes, at most one per 100 ms per board
-   * (changes in between are merged; a slow client gets the latest state, not
-   * a queue). When nothing changes for a while (15 s by default) a heartbeat
-   * message keeps idle proxies from closing the stream. The stream stays open
-   * until the client cancels it or the server shuts down (then reconnect).
+   * message each time the top N changes or the board's epoch does (a
+   * rebuild, a new season or period: even an equal top is sent again), at
+   * most one per 100 ms per board (changes in between are merged; a slow
+   * client gets the latest state, not a queue). When nothing changes for a
+   * while (15 s by default) a heartbeat message keeps idle proxies from
+   * closing the stream. The stream stays open until the client cancels it or
+   * the server shuts down (then reconnect).
    * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
    *
    * @generated from rpc scoreboard.v1.PushService.WatchLeaderboard
@@ -149,8 +151,11 @@ export const PushService: GenService<{
    * WatchBoardMoves relays ranking's BoardMoved announcements of one board
    * (internal: the gateway's standing watchers use them to know whose
    * standing may have changed). The first message carries no moves, only the
-   * board's current epoch; then one per announcement, and one without moves
-   * whenever the epoch changes. Lost messages are possible (core NATS):
+   * board's current epoch; then one per announcement, in order, and one with
+   * `everything` and no moves whenever the epoch changes or push reconnected
+   * to NATS. A reader that falls behind gets the announcements waiting for it
+   * merged into one message (their moves in order), or, past 2,000 moves, one
+   * `everything` of the latest epoch. Lost messages are possible (core NATS):
    * consumers re-read now and then.
    * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
    *
