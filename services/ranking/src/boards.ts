@@ -64,7 +64,7 @@ export const REGION_BOARDS = "{sb}:region-boards";
 // A period board keeps its own "<version>|<tie key>" per user: a user's
 // member on yesterday's board (when they reached yesterday's total) is not
 // their member today; the hash and the board expire together.
-const periodUsersKey = (board: string) => `{sb}:pusers:${board}`;
+export const periodUsersKey = (board: string) => `{sb}:pusers:${board}`;
 
 // Ties: a sorted set orders equal scores by member bytes, and ZREVRANGE
 // reverses that. A member is "<13 digits of (MAX - reached at ms)>|<user id>",

@@ -4,6 +4,7 @@ import { toConnectError } from "@scoreboard/platform/errors";
 import type { Boards, RankedEntry } from "./boards.js";
 import type { BoardRules, DefinedBoardSource } from "./defined-boards/postgres-store.js";
 import type { DefinedBoardReads } from "./defined-boards/reads.js";
+import type { ManyRanks } from "./ranks.js";
 import { currentSeason, currentSeasonId } from "./defined-boards/seasons.js";
 
 /**
@@ -39,7 +40,8 @@ export class Leaderboards {
   private readonly now: () => Date;
 
   constructor(
-    private readonly seed: Boards,
+    /** With ManyRanks, standings without neighbours are one read (else one rank read per user). */
+    private readonly seed: Boards & Partial<ManyRanks>,
     private readonly defined?: DefinedBoardLookup,
   ) {
     this.now = defined?.now ?? (() => new Date());
@@ -71,13 +73,13 @@ export class Leaderboards {
 
   /**
    * Many users' standings at once, in the order asked (undefined for a user
-   * without an entry). The reads go out together: on Redis, ioredis'
-   * auto-pipelining sends them in a few round trips; a defined board's
-   * entries without neighbours are one script call.
+   * without an entry). Entries are one read (a script call on Redis); with
+   * neighbours, each user's page goes out together (ioredis' auto-pipelining
+   * sends them in a few round trips).
    */
   async standings(name: string, userIds: string[], around: number): Promise<(RankAround | undefined)[]> {
     const board = await this.definedBoard(name);
-    if (!board) return Promise.all(userIds.map((userId) => this.seedRankAround(name, userId, around)));
+    if (!board) return this.seedStandings(name, userIds, around);
     const season = currentSeason(board, this.now());
     if (around > 0) {
       return Promise.all(
@@ -107,9 +109,18 @@ export class Leaderboards {
     return board !== undefined && currentSeasonId(board, this.now()) === season;
   }
 
+  private async seedStandings(name: string, userIds: string[], around: number): Promise<(RankAround | undefined)[]> {
+    if (!this.seed.ranksOf) return Promise.all(userIds.map((userId) => this.seedRankAround(name, userId, around)));
+    const entries = await this.seed.ranksOf(name, userIds);
+    return Promise.all(entries.map((entry) => entry && this.seedNeighbourhood(name, entry, around)));
+  }
+
   private async seedRankAround(name: string, userId: string, around: number): Promise<RankAround | undefined> {
     const entry = await this.seed.rankOf(name, userId);
-    if (!entry) return undefined;
+    return entry && this.seedNeighbourhood(name, entry, around);
+  }
+
+  private async seedNeighbourhood(name: string, entry: RankedEntry, around: number): Promise<RankAround> {
     if (around === 0) return { entry, neighbourhood: [] };
     const first = Math.max(0, entry.rank - 1 - around);
     return { entry, neighbourhood: await this.seed.page(name, first, entry.rank - first + around) };

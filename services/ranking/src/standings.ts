@@ -6,6 +6,7 @@ import type { Logger } from "@scoreboard/platform/logger";
 import type { Tally } from "@scoreboard/platform/metrics";
 import { parsePeriodBoard } from "@scoreboard/platform/periods";
 import type { Boards, PeriodTotal, RankedEntry, ScoreState } from "./boards.js";
+import { RedisRanks, type ManyRanks } from "./ranks.js";
 
 /**
  * The global board read straight from PostgreSQL, the source of truth, in
@@ -45,6 +46,29 @@ export class PostgresStandings {
     return row ? { rank: Number(row.above) + 1, userId, username: row.username, score: Number(row.score) } : undefined;
   }
 
+  /**
+   * Many users' entries: each user's rank query for a few users, one ranked
+   * pass over the board for many (each query counts the entries above its
+   * user: a whole-board pass is cheaper once users are more than a handful).
+   */
+  async ranksOf(board: string, userIds: string[]): Promise<(RankedEntry | undefined)[]> {
+    if (userIds.length <= RANK_QUERIES_UP_TO) return Promise.all(userIds.map((userId) => this.rankOf(board, userId)));
+    const period = parsePeriodBoard(board) !== undefined;
+    const region = regionOf(board);
+    if (!period && region === undefined) return userIds.map(() => undefined);
+    const ranked = period
+      ? sql`SELECT p.user_id, u.username, p.score,
+            row_number() OVER (ORDER BY p.score DESC, date_trunc('milliseconds', p.reached_at) ASC, p.user_id COLLATE "C" DESC) AS rank
+          FROM period_scores p JOIN users u ON u.user_id = p.user_id WHERE p.board = ${board}`
+      : sql`SELECT s.user_id, u.username, s.score,
+            row_number() OVER (ORDER BY s.score DESC, date_trunc('milliseconds', s.updated_at) ASC, s.user_id COLLATE "C" DESC) AS rank
+          FROM scores s JOIN users u ON u.user_id = s.user_id WHERE ${region === null ? sql`true` : sql`u.region = ${region}`}`;
+    const { rows } = await sql<{ user_id: string; username: string; score: number; rank: number }>`
+      SELECT * FROM (${ranked}) r WHERE r.user_id = ANY(${userIds})`.execute(this.db);
+    const byUser = new Map(rows.map((r) => [r.user_id, { rank: Number(r.rank), userId: r.user_id, username: r.username, score: Number(r.score) }]));
+    return userIds.map((userId) => byUser.get(userId));
+  }
+
   private async periodPage(board: string, offset: number, limit: number): Promise<RankedEntry[]> {
     const { rows } = await sql<{ user_id: string; username: string; score: number }>`
       SELECT p.user_id, u.username, p.score
@@ -75,9 +99,11 @@ export class PostgresStandings {
  * (seeds 000 and 003), so a Redis outage slows reads down instead of failing
  * them. Writes (event applies) go to Redis only; they retry until it is back.
  */
-export class ResilientBoards implements Boards {
+export class ResilientBoards implements Boards, ManyRanks {
   private degraded = false;
   private rebuilding = false;
+  /** Made at the first many-users read (it defines a script on the connection). */
+  private ranks: RedisRanks | undefined;
 
   constructor(
     private readonly redisBoards: Boards,
@@ -107,6 +133,16 @@ export class ResilientBoards implements Boards {
     return this.read(
       () => this.redisBoards.rankOf(board, userId),
       () => this.standings.rankOf(board, userId),
+    );
+  }
+
+  ranksOf(board: string, userIds: string[]): Promise<(RankedEntry | undefined)[]> {
+    return this.read(
+      () => {
+        this.ranks ??= new RedisRanks(this.redis);
+        return this.ranks.ranksOf(board, userIds);
+      },
+      () => this.standings.ranksOf(board, userIds),
     );
   }
 
@@ -142,6 +178,9 @@ export class ResilientBoards implements Boards {
     }
   }
 }
+
+/** Users up to which PostgresStandings.ranksOf asks for each user's rank on its own. */
+const RANK_QUERIES_UP_TO = 8;
 
 /** null for the global board, the region for "region:<r>", undefined for boards PostgreSQL cannot answer. */
 function regionOf(board: string): string | null | undefined {
