@@ -28,6 +28,7 @@ import type { LeaderboardFeeds } from "../streaming/leaderboard-feed.js";
 import { createRestHandler } from "../routes.js";
 import { registerRpcProxy } from "../rpc-proxy.js";
 import { StreamQuota } from "../streaming/stream-quota.js";
+import type { StandingWatchers } from "../streaming/standings.js";
 import type { Upstreams } from "../upstreams.js";
 import { WriteGuard } from "../write-guard.js";
 import { ReadGate } from "./leaderboard-reads.js";
@@ -178,6 +179,16 @@ beforeAll(async () => {
     logger: createLogger("boards-api-test", "silent"),
     streamQuota: new StreamQuota(0),
     boards: streamableBoards,
+    live: {
+      feeds,
+      standings: { subscribe: () => () => {} } as unknown as StandingWatchers,
+      readGate,
+      verifier,
+      guard,
+      boards: streamableBoards,
+      streamQuota: new StreamQuota(0),
+      heartbeatMs: 15_000,
+    },
   });
   server = createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
