@@ -1,6 +1,6 @@
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { LeaderboardEntrySchema } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
+import { LeaderboardEntrySchema, StreamPositionSchema } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
 import { PushService, type LeaderboardUpdateSchema, type WatchLeaderboardRequest } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { afterEach, describe, expect, it } from "vitest";
 import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
@@ -193,6 +193,52 @@ describe("watchBoard", () => {
     expect(kinds(w.states)).toEqual(["connecting", "live", "retrying 5", "connecting", "live"]);
     const retry = w.states[2] as Extract<BoardState, { kind: "retrying" }>;
     expect(retry.error.code).toBe(Code.DeadlineExceeded);
+  });
+
+  it("resumes from the last position received: the first attempt from `resume`, heartbeats change nothing", async () => {
+    const at = (version: bigint, epoch = "1700000000000.all") => create(StreamPositionSchema, { epoch, version });
+    const w = await watch(
+      [
+        { updates: [{ ...board(1n), position: at(5n) }, heartbeat], end: unavailable },
+        { updates: [], end: unavailable },
+        { updates: [{ ...board(2n), position: at(9n, "1700000001000.all") }], end: unavailable },
+        // a server not tracking positions: nothing to resume from
+        { updates: [board(3n)], end: unavailable },
+        { updates: [board(4n)], end: "hang" },
+      ],
+      (_s, b) => b.length === 4,
+      { resume: at(2n) },
+    );
+    await w.done;
+    expect(w.requests.map((r) => (r.resume ? `${r.resume.epoch}~${r.resume.version}` : "none"))).toEqual([
+      "1700000000000.all~2",
+      "1700000000000.all~5",
+      "1700000000000.all~5",
+      "1700000001000.all~9",
+      "none",
+    ]);
+  });
+
+  it("sends the headers of each attempt, a function called again for every reconnect", async () => {
+    let token = 0;
+    const seen: string[] = [];
+    const transport = createRouterTransport(({ service }) =>
+      service(PushService, {
+        async *watchLeaderboard(_req, ctx) {
+          seen.push(ctx.requestHeader.get("authorization") ?? "");
+          if (seen.length < 2) throw unavailable;
+          yield board(1n);
+        },
+      }),
+    );
+    const stop = new AbortController();
+    await watchBoard(createClient(PushService, transport), {
+      signal: stop.signal,
+      backoff: noJitter,
+      headers: () => ({ authorization: `Bearer t${++token}` }),
+      onBoard: () => stop.abort(),
+    });
+    expect(seen).toEqual(["Bearer t1", "Bearer t2"]);
   });
 
   it("rejects with what a callback threw instead of reconnecting", async () => {
