@@ -21,12 +21,12 @@ const manifest = JSON.parse(await readFile(join(packageDir, "package.json"), "ut
   peerDependencies: Record<string, string>;
 };
 
-/** The ```ts block after the client-example marker in a README. */
-async function readmeExample(file: string): Promise<string> {
+/** The ```ts blocks after the client-example markers in a README, in order. */
+async function readmeExamples(file: string): Promise<string[]> {
   const text = await readFile(file, "utf8");
-  const match = /<!-- client-example[^>]*-->\n```ts\n([\s\S]*?)```/.exec(text);
-  if (!match) throw new Error(`${file}: no client-example block`);
-  return match[1]!;
+  const blocks = [...text.matchAll(/<!-- client-example[^>]*-->\n```ts\n([\s\S]*?)```/g)].map((match) => match[1]!);
+  if (blocks.length === 0) throw new Error(`${file}: no client-example block`);
+  return blocks;
 }
 
 describe("the packed @scoreboard/client", () => {
@@ -61,6 +61,7 @@ describe("the packed @scoreboard/client", () => {
     expect(files).toContain("package/dist/index.d.ts");
     expect(files).toContain("package/dist/gen/scoreboard/v1/push_pb.d.ts");
     expect(files).toContain("package/dist/gen/scoreboard/v1/boards_pb.d.ts");
+    expect(files).toContain("package/dist/gen/scoreboard/v1/live_pb.d.ts");
     expect(files.filter((f) => !/^package\/(package\.json|README\.md|dist\/.*\.(js|d\.ts))$/.test(f))).toEqual([]);
     expect(files.some((f) => f.includes("test"))).toBe(false);
     for (const file of files.filter((f) => f.startsWith("package/dist/"))) {
@@ -68,21 +69,35 @@ describe("the packed @scoreboard/client", () => {
     }
   });
 
-  it("runs in an app: messages, services, numbers and a live board over a transport", async () => {
+  it("runs in an app: messages, services, numbers, a live board and a live standing that resumes over a transport", async () => {
     await writeFile(
       join(app, "consumer.mjs"),
       `import { create, toBinary, fromBinary, toJson } from "@bufbuild/protobuf";
 import { createRouterTransport } from "@connectrpc/connect";
-import { createScoreboardClient, formatScore, LeaderboardEntrySchema, LeaderboardUpdateSchema, PushService } from "@scoreboard/client";
+import { createScoreboardClient, formatScore, LeaderboardEntrySchema, LeaderboardUpdateSchema, LiveService, PushService, standingSubscription } from "@scoreboard/client";
 const big = 2n ** 62n + 1n;
 const entry = create(LeaderboardEntrySchema, { rank: 1n, userId: "u1", username: "Una", score: big });
-const transport = createRouterTransport(({ service }) =>
-  service(PushService, { async *watchLeaderboard(req) { yield { entries: [entry] }; await new Promise(() => {}); } }));
+const requests = [];
+const transport = createRouterTransport(({ service }) => {
+  service(PushService, { async *watchLeaderboard(req) { yield { entries: [entry] }; await new Promise(() => {}); } });
+  service(LiveService, { async *watch(req) {
+    requests.push(req);
+    yield { subscription: req.subscriptions[0].id, position: { epoch: "1.all", version: 7n }, state: { case: "standing", value: { entry } } };
+    if (requests.length === 1) throw new Error("dropped");
+    await new Promise(() => {});
+  } });
+});
 const stop = new AbortController();
 let update;
 await createScoreboardClient({ transport }).watchBoard({ signal: stop.signal, onBoard: (u) => { update = u; stop.abort(); } });
+const stopLive = new AbortController();
+const ranks = [];
+await createScoreboardClient({ transport }).watchLive([standingSubscription("global", 2)], {
+  onUpdate: (u) => { ranks.push(String(u.state.value.entry.rank)); if (ranks.length === 2) stopLive.abort(); },
+}, { signal: stopLive.signal, backoff: { initialMs: 1, jitter: 0 } });
 createScoreboardClient({ baseUrl: "https://scores.example.com" });
 console.log(JSON.stringify({
+  live: { ranks, resumedFrom: requests.map((r) => r.subscriptions[0].resume?.version?.toString() ?? "none"), id: requests[0].subscriptions[0].id },
   service: PushService.typeName,
   roundTrip: fromBinary(LeaderboardEntrySchema, toBinary(LeaderboardEntrySchema, entry)).score === big,
   formatted: formatScore(update.entries[0].score, "en-US"),
@@ -92,6 +107,7 @@ console.log(JSON.stringify({
     );
     const { stdout } = await run(process.execPath, ["consumer.mjs"], { cwd: app, env });
     expect(JSON.parse(stdout)).toEqual({
+      live: { ranks: ["1", "1"], resumedFrom: ["none", "7"], id: "standing:global" },
       service: "scoreboard.v1.PushService",
       roundTrip: true,
       formatted: "4,611,686,018,427,387,905",
@@ -99,16 +115,17 @@ console.log(JSON.stringify({
     });
   });
 
-  it("type-checks the README's example as an app would (NodeNext and bundler resolution, library types checked)", async () => {
-    const example = await readmeExample(join(root, "README.md"));
-    expect(await readmeExample(join(packageDir, "README.md"))).toBe(example);
+  it("type-checks the README's examples as an app would (NodeNext and bundler resolution, library types checked)", async () => {
+    const examples = await readmeExamples(join(root, "README.md"));
+    expect(await readmeExamples(join(packageDir, "README.md"))).toEqual(examples);
+    const pages = examples.map((_example, i) => `page-${i + 1}.ts`);
     const misuse = `import type { LeaderboardEntry } from "@scoreboard/client";
 export function total(entry: LeaderboardEntry): number {
   // @ts-expect-error int64 is bigint, never a plain number
   return entry.score;
 }
 `;
-    await writeFile(join(app, "page.ts"), example);
+    for (const [i, example] of examples.entries()) await writeFile(join(app, pages[i]!), example);
     await writeFile(join(app, "misuse.ts"), misuse);
     const tsc = join(root, "node_modules/typescript/bin/tsc");
     for (const [module, moduleResolution] of [
@@ -125,7 +142,7 @@ export function total(entry: LeaderboardEntry): number {
         skipLibCheck: false,
         types: [],
       };
-      await writeFile(join(app, "tsconfig.json"), JSON.stringify({ compilerOptions, files: ["page.ts", "misuse.ts"] }));
+      await writeFile(join(app, "tsconfig.json"), JSON.stringify({ compilerOptions, files: [...pages, "misuse.ts"] }));
       const result = await run(process.execPath, [tsc, "-p", "tsconfig.json"], { cwd: app, env }).catch((err: { stdout: string }) => err);
       expect(result.stdout, `${moduleResolution}`).toBe("");
     }
