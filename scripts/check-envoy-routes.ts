@@ -47,7 +47,14 @@ function stringProperty(literal: ts.ObjectLiteralExpression, name: string): stri
   return undefined;
 }
 
-/** The REST table in routes.ts: every `{ method, path, handler }` literal. */
+/** Whether an object literal sets `name: true`. */
+function isTrue(literal: ts.ObjectLiteralExpression, name: string): boolean {
+  return literal.properties.some(
+    (property) => ts.isPropertyAssignment(property) && property.name.getText() === name && property.initializer.kind === ts.SyntaxKind.TrueKeyword,
+  );
+}
+
+/** The REST table in routes.ts: every `{ method, path, handler }` literal, SSE routes marked `stream: true`. */
 function restRoutes(): GatewayRoute[] {
   const routes: GatewayRoute[] = [];
   walk(sourceOf("gateway/src/routes.ts"), (node) => {
@@ -55,17 +62,17 @@ function restRoutes(): GatewayRoute[] {
     const method = stringProperty(node, "method");
     const path = stringProperty(node, "path");
     if (!method || !path) return;
-    const stream = path.endsWith("/stream");
+    const stream = isTrue(node, "stream");
     routes.push({ method, path: path.replace(/:[A-Za-z]+/g, "alice"), kind: stream ? "stream" : "rest", write: method === "POST" });
   });
   return routes;
 }
 
-/** The WebSocket dialects in ws.ts, keyed by path, and the boards' path (BOARD_STREAM_PATH, its :boardId any id). */
+/** The WebSocket dialects in ws.ts, keyed by path, and its other paths (every *_STREAM_PATH, its :boardId any id). */
 function websocketRoutes(): GatewayRoute[] {
   const routes: GatewayRoute[] = [];
   walk(sourceOf("gateway/src/streaming/ws.ts"), (node) => {
-    if (ts.isVariableDeclaration(node) && node.name.getText() === "BOARD_STREAM_PATH" && node.initializer && ts.isStringLiteral(node.initializer)) {
+    if (ts.isVariableDeclaration(node) && node.name.getText().endsWith("_STREAM_PATH") && node.initializer && ts.isStringLiteral(node.initializer)) {
       routes.push({ method: "GET", path: node.initializer.text.replace(/:[A-Za-z]+/g, "alice"), kind: "websocket", write: false });
     }
     if (ts.isVariableDeclaration(node) && node.name.getText() === "dialects" && node.initializer && ts.isObjectLiteralExpression(node.initializer)) {

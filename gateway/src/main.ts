@@ -58,7 +58,8 @@ async function main(): Promise<void> {
   const edge = new EdgePolicy(config.corsAllowedOrigins);
   const streamQuota = new StreamQuota(config.maxStreamsPerAddress);
   const boards = new StreamableBoards(config.boards, definedBoardProbe(upstreams.boardRead));
-  const standings = new StandingWatchers(upstreams.ranking, upstreams.push, logger);
+  const standings = new StandingWatchers(upstreams.ranking, upstreams.push, logger, { reads: metrics.standingReads });
+  metrics.trackStandings(() => standings.trackedCount);
   const connectStreams = metrics.openStreamsOf("connect");
   const live: Omit<LiveDeps, "openStreams"> = { feeds, standings, readGate, verifier, guard, boards, streamQuota, heartbeatMs: config.sseHeartbeatMs };
 

@@ -13,6 +13,7 @@ import { createScoreUpdateApi } from "./rest/score-update-api.js";
 import { createScoresApi } from "./rest/scores-api.js";
 import { createUpdateScoreApi } from "./rest/update-score-api.js";
 import type { WriteRules } from "./rest/write-rules.js";
+import { createLiveSseRoutes } from "./streaming/live-sse.js";
 import { createSseRoutes } from "./streaming/sse.js";
 import type { StreamableBoards } from "./streaming/streamable-boards.js";
 import type { Upstreams } from "./upstreams.js";
@@ -45,11 +46,13 @@ interface Route {
   method: string;
   path: string;
   handler: Handler;
+  /** A long-lived answer (SSE): Envoy must give it no timeout (scripts/check-envoy-routes.ts reads this flag). */
+  stream?: true;
 }
 
 /**
  * Every non-RPC route of the gateway: the seeds' REST dialects, the boards
- * API, SSE (seed 004's and any board's) and the demo page. (/healthz, /readyz and /metrics are answered before these, by
+ * API, SSE (seed 004's, any board's, and live streams') and the demo page. (/healthz, /readyz and /metrics are answered before these, by
  * the RPC server, the same way on every process.)
  */
 export function createRestHandler(deps: RestDeps) {
@@ -71,6 +74,7 @@ export function createRestHandler(deps: RestDeps) {
     shutdownSignal: deps.shutdownSignal,
     openStreams: deps.metrics?.openStreamsOf("sse"),
   });
+  const liveSse = createLiveSseRoutes({ ...deps.live, openStreams: deps.metrics?.openStreamsOf("sse") }, deps.shutdownSignal);
 
   // First match wins: seed 002's /api/score/update shadows seed 001's
   // /api/score/{user_id} for a user literally named "update".
@@ -80,7 +84,7 @@ export function createRestHandler(deps: RestDeps) {
     { method: "GET", path: "/api/scores/leaderboard", handler: reads.scores },
     { method: "GET", path: "/api/scores", handler: reads.scoresWithNames },
     { method: "GET", path: "/leaderboard", handler: reads.players },
-    { method: "GET", path: "/api/leaderboard/stream", handler: sse.leaderboard },
+    { method: "GET", path: "/api/leaderboard/stream", handler: sse.leaderboard, stream: true },
     { method: "POST", path: "/api/scores/update", handler: scores.update },
     { method: "POST", path: "/api/score/update", handler: scoreUpdate.update },
     { method: "POST", path: "/api/score/:userId", handler: (req, res, p) => increment.increment(req, res, { userId: p.userId! }) },
@@ -94,7 +98,10 @@ export function createRestHandler(deps: RestDeps) {
     { method: "GET", path: "/api/boards/:boardId/seasons/:season", handler: boards.page },
     { method: "GET", path: "/api/boards/:boardId/rank/:userId", handler: boards.rank },
     { method: "GET", path: "/api/boards/:boardId/users", handler: boards.users },
-    { method: "GET", path: "/api/boards/:boardId/stream", handler: sse.board },
+    { method: "GET", path: "/api/boards/:boardId/stream", handler: sse.board, stream: true },
+    // Live streams (LiveService's SSE dialect): several subscriptions, standings.
+    { method: "GET", path: "/api/live", handler: liveSse.live, stream: true },
+    { method: "GET", path: "/api/boards/:boardId/standing", handler: liveSse.standing, stream: true },
   ];
   const metrics = deps.metrics;
   const meters = new Map(metrics ? routes.map((route) => [route, new RouteMeter(metrics, route.path, route.method)]) : []);

@@ -1,7 +1,10 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "@scoreboard/platform/board-params";
-import { HttpError } from "../http.js";
+import type { StreamPosition } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
+import { HttpError, type Request } from "../http.js";
+import { entryJson, positionJson } from "./live-json.js";
+import { resumeVectorOf } from "./resume-vector.js";
 
 // What the boards API's live streams share: SSE /api/boards/{id}/stream and
 // the WebSocket /ws/boards/{id}, for any board the gateway serves (a defined
@@ -25,18 +28,32 @@ export function streamLimitOf(query: URLSearchParams): number {
   return value;
 }
 
+/** A board stream is one subscription, named as a live stream's top of the board is: its resume token's item. */
+export function boardStreamId(board: string): string {
+  return `top:${board}`;
+}
+
+/** Where a board stream's client resumes from: its item of Last-Event-ID or ?resume= (400 when too long). */
+export function boardStreamResume(req: Pick<Request, "headers">, query: URLSearchParams, board: string): StreamPosition | undefined {
+  return resumeVectorOf(req, query).get(boardStreamId(board));
+}
+
 // Every client of a feed gets the same update object: its JSON is rendered
 // once, not once per client. A feed is one board, so the update says which.
 const rendered = new WeakMap<LeaderboardUpdate, string>();
 
-/** `{"board","entries":[{"rank","userId","username","score"}…],"asOf"}`: an update as the boards API's streams send it. */
+/**
+ * `{"board","epoch","version","entries":[{"rank","userId","username","score"}…],"asOf"}`:
+ * an update as the boards API's streams send it (epoch and version: its
+ * StreamPosition, version a decimal string, as on live streams).
+ */
 export function boardUpdateJson(board: string, update: LeaderboardUpdate): string {
   let json = rendered.get(update);
   if (json === undefined) {
     json = JSON.stringify({
       board,
-      // Scores are within ±2^53-1 (boards.proto): JSON numbers carry them exactly.
-      entries: update.entries.map((e) => ({ rank: Number(e.rank), userId: e.userId, username: e.username, score: Number(e.score) })),
+      ...positionJson(update.position),
+      entries: update.entries.map(entryJson),
       asOf: (update.asOf ? timestampDate(update.asOf) : new Date()).toISOString(),
     });
     rendered.set(update, json);

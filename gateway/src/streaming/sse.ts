@@ -1,12 +1,14 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { StreamPosition } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
 import type { LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import type { OpenCount } from "@scoreboard/platform/metrics";
 import { sendFailure, type Request, type Response } from "../http.js";
 import type { ReadGate } from "../rest/leaderboard-reads.js";
 import type { WriteGuard } from "../write-guard.js";
-import { boardIdOfPath, boardUpdateJson, streamLimitOf } from "./board-streams.js";
+import { boardIdOfPath, boardStreamId, boardStreamResume, boardUpdateJson, streamLimitOf } from "./board-streams.js";
 import { LatestOnlyWriter } from "./latest-only.js";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
+import { singleResumeToken } from "./resume-vector.js";
 import type { StreamQuota } from "./stream-quota.js";
 import { StreamRegistry } from "./stream-registry.js";
 import { streamToken } from "./stream-token.js";
@@ -23,7 +25,7 @@ function frameOf(update: LeaderboardUpdate): Buffer {
       topUsers: update.entries.map((e) => ({ userId: e.userId, score: Number(e.score) })),
       timestamp: (update.asOf ? timestampDate(update.asOf) : new Date()).toISOString(),
     };
-    frame = Buffer.from(`event: score:update\ndata: ${JSON.stringify(payload)}\n\n`);
+    frame = Buffer.from(`event: score:update\n${idLineOf(SEED_BOARD, update)}data: ${JSON.stringify(payload)}\n\n`);
     frames.set(update, frame);
   }
   return frame;
@@ -33,10 +35,25 @@ const boardFrames = new WeakMap<LeaderboardUpdate, Buffer>();
 function boardFrameOf(board: string, update: LeaderboardUpdate): Buffer {
   let frame = boardFrames.get(update);
   if (!frame) {
-    frame = Buffer.from(`event: board:update\ndata: ${boardUpdateJson(board, update)}\n\n`);
+    frame = Buffer.from(`event: board:update\n${idLineOf(board, update)}data: ${boardUpdateJson(board, update)}\n\n`);
     boardFrames.set(update, frame);
   }
   return frame;
+}
+
+/** Seed 004's stream shows the global board. */
+const SEED_BOARD = "global";
+
+/**
+ * `id: top:<board>@<epoch>~<version>`: EventSource sends it back as
+ * Last-Event-ID when it reconnects, and the stream resumes from there.
+ */
+function idLineOf(board: string, update: LeaderboardUpdate): string {
+  return update.position ? `id: ${singleResumeToken(boardStreamId(board), update.position)}\n` : "";
+}
+
+function resumeOf(req: Request, board: string): StreamPosition | undefined {
+  return boardStreamResume(req, new URL(req.url ?? "/", "http://gateway").searchParams, board);
 }
 
 export interface SseRouteDeps {
@@ -85,11 +102,15 @@ export function createSseRoutes(deps: SseRouteDeps): { leaderboard: RouteHandler
       serve(res);
     };
   return {
-    leaderboard: route(async (req) => (res) => serveLeaderboardStream(req, res, deps.feeds, options())),
+    leaderboard: route(async (req) => {
+      const resume = resumeOf(req, SEED_BOARD);
+      return (res) => serveLeaderboardStream(req, res, deps.feeds, { ...options(), resume });
+    }),
     board: route(async (req, params) => {
       const board = await deps.boards.resolve(boardIdOfPath(params.boardId!));
       const limit = streamLimitOf(new URL(req.url ?? "/", "http://gateway").searchParams);
-      return (res) => serveBoardStream(req, res, deps.feeds, board, limit, options());
+      const resume = resumeOf(req, board);
+      return (res) => serveBoardStream(req, res, deps.feeds, board, limit, { ...options(), resume });
     }),
   };
 }
@@ -97,15 +118,18 @@ export function createSseRoutes(deps: SseRouteDeps): { leaderboard: RouteHandler
 export interface SseOptions {
   heartbeatMs: number;
   shutdownSignal: AbortSignal;
+  /** The position the client last got (Last-Event-ID, ?resume=): nothing is sent until the board is past it. */
+  resume?: StreamPosition;
 }
 
 /**
  * GET /api/leaderboard/stream (seed 004): `event: connected`, then
- * `event: score:update` with the top 10 at once and on every change.
+ * `event: score:update` with the top 10 at once and on every change, each
+ * with its `id:` (resume token).
  */
 export function serveLeaderboardStream(req: Request, res: Response, feeds: LeaderboardFeeds, options: SseOptions): void {
   serveStream(req, res, feeds, options, {
-    board: "global",
+    board: SEED_BOARD,
     limit: 10,
     connected: { message: "Connected to leaderboard stream" },
     frameOf,
@@ -114,8 +138,9 @@ export function serveLeaderboardStream(req: Request, res: Response, feeds: Leade
 
 /**
  * GET /api/boards/{id}/stream: `event: connected` with the board, then
- * `event: board:update` (boardUpdateJson) with the top `limit` at once and
- * on every change. A defined board's stream follows its current season.
+ * `event: board:update` (boardUpdateJson, with its `id:`) with the top
+ * `limit` at once and on every change. A defined board's stream follows its
+ * current season.
  */
 export function serveBoardStream(req: Request, res: Response, feeds: LeaderboardFeeds, board: string, limit: number, options: SseOptions): void {
   serveStream(req, res, feeds, options, { board, limit, connected: { board }, frameOf: (update) => boardFrameOf(board, update) });
@@ -133,19 +158,11 @@ interface SseStream {
  * drains (LatestOnlyWriter), so no per-client queue grows.
  */
 function serveStream(req: Request, res: Response, feeds: LeaderboardFeeds, options: SseOptions, stream: SseStream): void {
-  res.writeHead(200, {
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache, no-transform",
-    ...(req.httpVersionMajor === 1 ? { connection: "keep-alive" } : {}),
-    "x-accel-buffering": "no",
-  });
-  res.write(`retry: 2000\nevent: connected\ndata: ${JSON.stringify(stream.connected)}\n\n`);
-
-  // Heartbeats are comments: they keep proxies from closing an idle stream.
-  const writer = new LatestOnlyWriter<LeaderboardUpdate | undefined>(res, (update) => (update ? stream.frameOf(update) : ": heartbeat\n\n"), {
+  openEventStream(req, res, stream.connected);
+  const writer = new LatestOnlyWriter<LeaderboardUpdate | undefined>(res, (update) => (update ? stream.frameOf(update) : HEARTBEAT_FRAME), {
     heartbeat: { intervalMs: options.heartbeatMs, value: undefined },
   });
-  const unsubscribe = feeds.subscribe(stream.board, stream.limit, (update) => writer.send(update));
+  const unsubscribe = feeds.subscribe(stream.board, stream.limit, (update) => writer.send(update), options.resume);
 
   const finish = () => {
     unsubscribe();
@@ -157,4 +174,21 @@ function serveStream(req: Request, res: Response, feeds: LeaderboardFeeds, optio
     res.end();
   });
   res.once("close", finish);
+}
+
+/** Heartbeats are comments: they keep proxies from closing an idle stream. */
+export const HEARTBEAT_FRAME = ": heartbeat\n\n";
+
+/**
+ * Starts an SSE answer: its headers, the reconnect delay EventSource waits
+ * (2 s), and `event: connected` with `connected` as data.
+ */
+export function openEventStream(req: Request, res: Response, connected: object): void {
+  res.writeHead(200, {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache, no-transform",
+    ...(req.httpVersionMajor === 1 ? { connection: "keep-alive" } : {}),
+    "x-accel-buffering": "no",
+  });
+  res.write(`retry: 2000\nevent: connected\ndata: ${JSON.stringify(connected)}\n\n`);
 }

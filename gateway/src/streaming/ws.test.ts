@@ -1,6 +1,9 @@
 import type { WebSocket } from "ws";
 import { describe, expect, it } from "vitest";
 import { LatestOnlyWriter } from "./latest-only.js";
+import { fakeLiveDeps, standingState, topUpdate } from "./live-fakes.js";
+import { liveMessageJson } from "./live-json.js";
+import { liveSubscription, streamLive } from "./live.js";
 import { WebSocketBody } from "./ws.js";
 
 /** A WebSocket whose peer stopped reading: every message stays buffered until `flush`. */
@@ -37,5 +40,38 @@ describe("a WebSocket client that stops reading", () => {
     ws.flush();
     expect(ws.sent.map((m) => m.split(":")[0])).toEqual(["1", "1", "1000", "1000"]);
     writer.stop();
+  });
+});
+
+describe("a live WebSocket stream whose client stops reading", () => {
+  it("keeps the latest state of each subscription, sent when the socket drains", () => {
+    const ws = new StuckWebSocket();
+    const { deps, feeds, standings } = fakeLiveDeps();
+    const top = liveSubscription("", "global", { kind: "top", limit: 10 }, undefined);
+    const standing = liveSubscription("", "laps", { kind: "standing", around: 0 }, undefined);
+    const live = {
+      subscriptions: [
+        { subscription: top, board: "global" },
+        { subscription: standing, board: "laps" },
+      ],
+      userId: "alice",
+      release: () => {},
+    };
+    const stop = streamLive(deps, live, new WebSocketBody(ws as unknown as WebSocket), (m) => (m ? [liveMessageJson(m)] : []));
+    const padding = "x".repeat(70 * 1024);
+    feeds.publish("global", topUpdate({ [padding]: 1 }, 1));
+    for (let i = 2; i <= 300; i++) {
+      standings.publish("laps", "alice", standingState("alice", 3, i, i));
+      feeds.publish("global", topUpdate({ bob: i }, i));
+    }
+    expect(ws.sent).toHaveLength(1);
+    ws.flush();
+    const after = ws.sent.slice(1).map((m) => JSON.parse(m) as { subscription: string; entry?: { score: number }; entries?: { score: number }[] });
+    expect(after.map((m) => [m.subscription, m.entry?.score ?? m.entries?.[0]?.score])).toEqual([
+      ["standing:laps", 300],
+      ["top:global", 300],
+    ]);
+    stop();
+    expect(feeds.subscriptions).toHaveLength(0);
   });
 });

@@ -2,15 +2,18 @@ import { EventEmitter } from "node:events";
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
-import type { LeaderboardEntry } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
+import type { LeaderboardEntry, StreamPosition } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
 import type { LeaderboardUpdate } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import type { TokenVerifier } from "@scoreboard/platform/auth";
 import type { Logger } from "@scoreboard/platform/logger";
 import type { OpenCount } from "@scoreboard/platform/metrics";
-import { boardIdOfPath, boardUpdateJson, streamLimitOf } from "./board-streams.js";
+import { boardIdOfPath, boardStreamResume, boardUpdateJson, streamLimitOf } from "./board-streams.js";
 import { describeError } from "../http.js";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
-import type { LiveDeps } from "./live.js";
+import { admitLive, type LiveDeps, type LiveSubscription, streamLive } from "./live.js";
+import { liveMessageJson } from "./live-json.js";
+import { standingSubscriptionOf, subscriptionsOfQuery } from "./live-query.js";
+import { resumeVectorOf } from "./resume-vector.js";
 import type { ReadGate } from "../rest/leaderboard-reads.js";
 import { SECURITY_HEADERS, type EdgePolicy } from "../edge-policy.js";
 import type { StreamQuota } from "./stream-quota.js";
@@ -72,26 +75,105 @@ const dialects: Record<string, Dialect> = {
   },
 };
 
-// /ws/boards/{id}?limit=: any board the gateway serves, a defined board
-// following its current season; each message is boardUpdateJson's (rendered
-// once per update for every client).
+// /ws/boards/{id}?limit=&resume=: any board the gateway serves, a defined
+// board following its current season; each message is boardUpdateJson's
+// (rendered once per update for every client).
 const boardDialect: Dialect = { requiresToken: false, messages: (board, update) => [boardUpdateJson(board, update)] };
+// Live streams (LiveService's WebSocket dialect), each message live-json's:
+// /ws/live?subscribe=…&resume=… and /ws/boards/{id}/standing?around=&resume=.
+// (Every *_STREAM_PATH here is a route Envoy must pass: scripts/check-envoy-routes.ts reads them.)
 const BOARD_STREAM_PATH = "/ws/boards/:boardId";
-const BOARD_PATH = new RegExp(`^${BOARD_STREAM_PATH.replace(":boardId", "([^/]+)")}$`);
+const STANDING_STREAM_PATH = "/ws/boards/:boardId/standing";
+const LIVE_STREAM_PATH = "/ws/live";
+const BOARD_PATH = patternOf(BOARD_STREAM_PATH);
+const STANDING_PATH = patternOf(STANDING_STREAM_PATH);
 
-/** What a path streams: the dialect, and the board and limit it names (seed paths: the global top 10). */
-interface WebSocketStream {
-  dialect: Dialect;
-  board: string;
-  limit: number;
+function patternOf(path: string): RegExp {
+  return new RegExp(`^${path.replace(":boardId", "([^/]+)")}$`);
 }
 
-async function streamOf(url: URL, options: WebSocketOptions): Promise<WebSocketStream> {
-  const seed = dialects[url.pathname];
-  if (seed) return { dialect: seed, board: "global", limit: 10 };
-  const id = BOARD_PATH.exec(url.pathname)![1]!;
-  const board = await options.boards.resolve(boardIdOfPath(id));
-  return { dialect: boardDialect, board, limit: streamLimitOf(url.searchParams) };
+/** A stream a WebSocket asked for, admitted: how it starts on the socket (returning its stop), and its place in the quota. */
+interface AdmittedSocket {
+  start(ws: WebSocket): () => void;
+  release(): void;
+}
+
+/** How a path's streams are admitted (token, request, board, quota); refusals are thrown. */
+type Admission = (req: IncomingMessage, url: URL, address: string) => Promise<AdmittedSocket>;
+
+function admissionOf(pathname: string, options: WebSocketOptions): Admission | undefined {
+  const seed = dialects[pathname];
+  if (seed) return (req, _url, address) => admitFeed(req, address, options, seed, async () => ({ board: "global", limit: 10, resume: undefined }));
+  const boardId = BOARD_PATH.exec(pathname)?.[1];
+  if (boardId !== undefined) {
+    return (req, url, address) =>
+      admitFeed(req, address, options, boardDialect, async () => {
+        const board = await options.boards.resolve(boardIdOfPath(boardId));
+        return { board, limit: streamLimitOf(url.searchParams), resume: boardStreamResume(req, url.searchParams, board) };
+      });
+  }
+  if (pathname === LIVE_STREAM_PATH) {
+    return (req, url, address) =>
+      admitLiveSocket(options.live, req, address, () => subscriptionsOfQuery(url.searchParams, resumeVectorOf(req, url.searchParams)));
+  }
+  const standingBoard = STANDING_PATH.exec(pathname)?.[1];
+  if (standingBoard !== undefined) {
+    return (req, url, address) =>
+      admitLiveSocket(options.live, req, address, () =>
+        standingSubscriptionOf(boardIdOfPath(standingBoard), url.searchParams, resumeVectorOf(req, url.searchParams)),
+      );
+  }
+  return undefined;
+}
+
+/** What a feed stream shows: a board's top `limit`, from `resume` on (seed paths: the global top 10). */
+interface FeedTarget {
+  board: string;
+  limit: number;
+  resume: StreamPosition | undefined;
+}
+
+async function admitFeed(
+  req: IncomingMessage,
+  address: string,
+  options: WebSocketOptions,
+  dialect: Dialect,
+  target: () => Promise<FeedTarget>,
+): Promise<AdmittedSocket> {
+  await options.guard.throttlingRefusedTokens(address, () => authorize(req, dialect, options));
+  const { board, limit, resume } = await target();
+  const release = options.streamQuota.take(address);
+  return {
+    release,
+    start: (ws) => {
+      let previous: LeaderboardEntry[] | undefined;
+      const writer = new LatestOnlyWriter<LeaderboardUpdate, string[]>(new WebSocketBody(ws), (update) => {
+        const messages = dialect.messages(board, update, previous);
+        previous = update.entries;
+        return messages;
+      });
+      const unsubscribe = options.feeds.subscribe(board, limit, (update) => writer.send(update), resume);
+      return () => {
+        writer.stop();
+        unsubscribe();
+      };
+    },
+  };
+}
+
+/** A live stream over a WebSocket: live.ts's admission and stream (latest per subscription), messages as live-json renders them. */
+async function admitLiveSocket(
+  deps: Omit<LiveDeps, "openStreams">,
+  req: IncomingMessage,
+  address: string,
+  subscriptions: () => LiveSubscription[],
+): Promise<AdmittedSocket> {
+  const live = await admitLive(deps, address, streamToken(req), async () => subscriptions());
+  return {
+    release: live.release,
+    // The writer's heartbeat writes nothing: a WebSocket's is the ping (serve).
+    start: (ws) => streamLive(deps, live, new WebSocketBody(ws), (message) => (message ? [liveMessageJson(message)] : [])),
+  };
 }
 
 // A client this far behind is sent the latest state once it catches up,
@@ -102,7 +184,8 @@ const MAX_BUFFERED_BYTES = 64 * 1024;
  * A WebSocket as LatestOnlyWriter's body: an update's messages go out
  * together; the socket counts as full while more than MAX_BUFFERED_BYTES
  * wait, and drains when the last message of a write has left with no more
- * than that waiting. A socket no longer open takes (and drops) everything.
+ * than that waiting. A socket no longer open takes (and drops) everything;
+ * no messages (a live stream's heartbeat) never fill it.
  */
 export class WebSocketBody extends EventEmitter {
   constructor(private readonly ws: WebSocket) {
@@ -111,7 +194,7 @@ export class WebSocketBody extends EventEmitter {
 
   write(messages: string[]): boolean {
     const ws = this.ws;
-    if (ws.readyState !== ws.OPEN) return true;
+    if (ws.readyState !== ws.OPEN || messages.length === 0) return true;
     messages.forEach((message, i) => {
       ws.send(message, i === messages.length - 1 ? this.sent : undefined);
     });
@@ -124,9 +207,10 @@ export class WebSocketBody extends EventEmitter {
 }
 
 /**
- * WebSocket streams of the top 10 (seeds 002 and 003), fed by the same shared
- * leaderboard feed as SSE and Connect. Browsers cannot set headers on a
- * WebSocket, so the token may also come as the subprotocol pair
+ * WebSocket streams: the top 10 (seeds 002 and 003) and any board's top,
+ * fed by the same shared leaderboard feed as SSE and Connect, and live
+ * streams (boards' tops and the caller's standings). Browsers cannot set
+ * headers on a WebSocket, so the token may also come as the subprotocol pair
  * ["bearer", "<jwt>"] or as ?access_token= (streamToken).
  */
 export function createWebSocketUpgrade(options: WebSocketOptions) {
@@ -134,8 +218,8 @@ export function createWebSocketUpgrade(options: WebSocketOptions) {
 
   return (req: IncomingMessage, socket: Socket, head: Buffer): void => {
     const url = new URL(req.url ?? "/", "http://gateway");
-    const dialect = dialects[url.pathname] ?? (BOARD_PATH.test(url.pathname) ? boardDialect : undefined);
-    if (!dialect) {
+    const admit = admissionOf(url.pathname, options);
+    if (!admit) {
       refuse(socket, 404, "no such stream", "not_found");
       return;
     }
@@ -144,21 +228,17 @@ export function createWebSocketUpgrade(options: WebSocketOptions) {
       return;
     }
     const address = options.guard.clientAddress(req);
-    void options.guard
-      .throttlingRefusedTokens(address, () => authorize(req, dialect, options))
-      .then(() => streamOf(url, options))
-      .then((stream) => ({ stream, release: options.streamQuota.take(address) }))
-      .then(
-        ({ stream, release }) => {
-          // The socket, not the WebSocket: a handshake ws refuses never makes one.
-          socket.once("close", release);
-          server.handleUpgrade(req, socket, head, (ws) => serve(ws, stream, options));
-        },
-        (err: unknown) => {
-          const { status, code, message } = describeError(asRpcError(err));
-          refuse(socket, status, message, code);
-        },
-      );
+    void admit(req, url, address).then(
+      (admitted) => {
+        // The socket, not the WebSocket: a handshake ws refuses never makes one.
+        socket.once("close", admitted.release);
+        server.handleUpgrade(req, socket, head, (ws) => serve(ws, admitted, options));
+      },
+      (err: unknown) => {
+        const { status, code, message } = describeError(asRpcError(err));
+        refuse(socket, status, message, code);
+      },
+    );
   };
 }
 
@@ -168,14 +248,8 @@ async function authorize(req: IncomingMessage, dialect: Dialect, options: WebSoc
   await options.readGate.check(token);
 }
 
-function serve(ws: WebSocket, { dialect, board, limit }: WebSocketStream, options: WebSocketOptions): void {
-  let previous: LeaderboardEntry[] | undefined;
-  const writer = new LatestOnlyWriter<LeaderboardUpdate, string[]>(new WebSocketBody(ws), (update) => {
-    const messages = dialect.messages(board, update, previous);
-    previous = update.entries;
-    return messages;
-  });
-  const unsubscribe = options.feeds.subscribe(board, limit, (update) => writer.send(update));
+function serve(ws: WebSocket, admitted: AdmittedSocket, options: WebSocketOptions): void {
+  const stop = admitted.start(ws);
   options.openStreams?.inc();
   // The heartbeat is a ping: it keeps proxies from closing an idle stream and
   // finds dead peers (no pong since the last one), so it goes every interval
@@ -195,8 +269,7 @@ function serve(ws: WebSocket, { dialect, board, limit }: WebSocketStream, option
   ws.once("close", () => {
     options.openStreams?.dec();
     heartbeat.stop();
-    writer.stop();
-    unsubscribe();
+    stop();
     shutdown.removeEventListener("abort", onShutdown);
   });
   ws.on("error", (err) => options.logger.debug({ err: err.message }, "websocket error"));
