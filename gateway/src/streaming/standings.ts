@@ -28,9 +28,12 @@ export interface StandingWatchersOptions {
   lingerMs?: number;
   /** Users per GetStandings call. */
   batchSize?: number;
+  /** Counts the standings re-read (sb_standing_reads_total). */
+  reads?: { inc(count: number): void };
 }
 
-const DEFAULTS: Required<StandingWatchersOptions> = { intervalMs: 100, sweepMs: 30_000, lingerMs: 30_000, batchSize: 500 };
+const DEFAULTS: Required<Omit<StandingWatchersOptions, "reads">> = { intervalMs: 100, sweepMs: 30_000, lingerMs: 30_000, batchSize: 500 };
+type Options = Required<Omit<StandingWatchersOptions, "reads">> & Pick<StandingWatchersOptions, "reads">;
 
 /**
  * The standings the gateway's clients watch ("you are #4,812"), per board:
@@ -47,7 +50,7 @@ const DEFAULTS: Required<StandingWatchersOptions> = { intervalMs: 100, sweepMs: 
  */
 export class StandingWatchers {
   private readonly boards = new Map<string, BoardStandings>();
-  private readonly options: Required<StandingWatchersOptions>;
+  private readonly options: Options;
 
   constructor(
     private readonly ranking: Pick<Client<typeof RankingService>, "getStandings">,
@@ -118,7 +121,7 @@ class BoardStandings {
     private readonly ranking: Pick<Client<typeof RankingService>, "getStandings">,
     private readonly push: Pick<Client<typeof PushService>, "watchBoardMoves">,
     private readonly logger: Logger,
-    private readonly options: Required<StandingWatchersOptions>,
+    private readonly options: Options,
     private readonly onIdle: () => void,
   ) {
     this.sweep = setInterval(() => this.markAll(), options.sweepMs).unref();
@@ -290,6 +293,7 @@ class BoardStandings {
   }
 
   private async readBatch(batch: Tracked[]): Promise<void> {
+    this.options.reads?.inc(batch.length);
     try {
       const answer = await this.ranking.getStandings(
         { board: this.board, userIds: batch.map((t) => t.userId), around: batch[0]!.around },

@@ -133,6 +133,26 @@ export class ProcessMetrics {
     return this.openStreams.labels(kind);
   }
 
+  /** The gateway's tracked standings (StandingWatchers), watched or lingering; set at each scrape. */
+  trackStandings(count: () => number): void {
+    this.family(
+      "sb_standings_tracked",
+      () =>
+        new Gauge({
+          name: "sb_standings_tracked",
+          help: "Standings (board, user, around) the gateway tracks for its live streams, watched or lingering.",
+          registers: [this.registry],
+          collect() {
+            this.set(count());
+          },
+        }),
+    );
+  }
+
+  get standingReads(): Counter {
+    return this.counter("sb_standing_reads_total", "Standings the gateway re-read from ranking because a move spanned them, a new epoch or a sweep.");
+  }
+
   get fanoutLatency(): Histogram {
     return this.histogram("sb_fanout_latency_seconds", "From a board change (its asOf) to push handing it to its streams.", [], FANOUT_BUCKETS);
   }
