@@ -7,7 +7,7 @@ import type { Logger } from "@scoreboard/platform/logger";
 import { aliasOf } from "@scoreboard/platform/periods";
 import { Subjects } from "@scoreboard/platform/nats";
 import { toEntry, type RankedEntry } from "./boards.js";
-import { BoardEpochs, type EpochSource } from "./epochs.js";
+import { BoardEpochs, NO_DEFINED_BOARDS, type EpochSource } from "./epochs.js";
 import { MAX_LIMIT } from "@scoreboard/platform/board-params";
 import { SpanKind, injectNats, isTracing, startSpan } from "@scoreboard/platform/tracing";
 
@@ -48,7 +48,7 @@ export class BoardChangeAnnouncer {
     private readonly logger: Logger,
     private readonly windowMs = 20,
     /** Each message's epoch; without it, generation 0 (tests). */
-    private readonly epochs: EpochSource = new BoardEpochs(undefined, { currentSeasonOf: async () => undefined }),
+    private readonly epochs: EpochSource = new BoardEpochs(undefined, NO_DEFINED_BOARDS),
   ) {}
 
   /** Boards a reconciliation repaired: announced even when their top looks unchanged. */

@@ -14,6 +14,9 @@ export interface ShownSeasons {
   currentSeasonOf(name: string): Promise<string | undefined>;
 }
 
+/** For a process that names seed boards only (the reconcile job): no name is a defined board. */
+export const NO_DEFINED_BOARDS: ShownSeasons = { currentSeasonOf: async () => undefined };
+
 /** How long a generation read from Redis is used before it is read again. */
 const GENERATION_MAX_AGE_MS = 1_000;
 

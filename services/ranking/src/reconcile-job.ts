@@ -19,6 +19,8 @@ import { createRedis } from "@scoreboard/platform/redis";
 import { readJobWaitMs, waitForDatastore } from "@scoreboard/platform/startup";
 import { BoardChangeAnnouncer } from "./announcer.js";
 import { RedisBoards } from "./boards.js";
+import { BoardEpochs, NO_DEFINED_BOARDS } from "./epochs.js";
+import { BoardMoveAnnouncer } from "./move-announcer.js";
 import { rebuildBoards, type RebuildResult } from "./rebuild.js";
 import { reconcile, type ReconcileResult } from "./reconcile.js";
 
@@ -47,7 +49,9 @@ export async function runReconcileJob(env: EnvReader, logger: Logger, options: {
     const rebuilt = options.rebuild ? await rebuildBoards(db, boards, redis, retention) : undefined;
     const result = await reconcile(db, boards);
     const repairedBoards = [...new Set(result.repaired.map((drift) => drift.board))];
-    const announcement = repairedBoards.length > 0 ? await announce(natsUrl, boards, repairedBoards, logger) : undefined;
+    // In the boards' epoch (push and the gateway drop a state of an older one).
+    const epochs = new BoardEpochs(redis, NO_DEFINED_BOARDS);
+    const announcement = repairedBoards.length > 0 ? await announce(natsUrl, boards, epochs, repairedBoards, logger) : undefined;
     return { ...result, rebuilt, announcement };
   } finally {
     redis.disconnect();
@@ -56,18 +60,21 @@ export async function runReconcileJob(env: EnvReader, logger: Logger, options: {
 }
 
 /**
- * Tells push the repaired boards changed. Best effort: the repairs are made
+ * Tells push the repaired boards changed (BoardChanged with their top, and
+ * BoardMoved: any standing may have moved). Best effort: the repairs are made
  * either way, and push re-reads its boards every few seconds by itself.
  */
-async function announce(natsUrl: string, boards: RedisBoards, repairedBoards: string[], logger: Logger): Promise<string> {
+async function announce(natsUrl: string, boards: RedisBoards, epochs: BoardEpochs, repairedBoards: string[], logger: Logger): Promise<string> {
   const later = "open streams show the repairs at push's next refresh";
   if (!natsUrl) return `NATS_URL is not set: ${later}`;
   let nats: Awaited<ReturnType<typeof connectNats>> | undefined;
   try {
     nats = await connectNats(natsUrl, "reconcile", logger, { oneShot: true });
-    const announcer = new BoardChangeAnnouncer(nats, boards, logger);
+    const announcer = new BoardChangeAnnouncer(nats, boards, logger, undefined, epochs);
+    const moves = new BoardMoveAnnouncer(nats, {}, epochs, logger); // seed boards only: no season to check
     announcer.repaired(repairedBoards);
-    await announcer.stop(); // publishes what is pending
+    moves.everything(repairedBoards);
+    await Promise.all([announcer.stop(), moves.stop()]); // publish what is pending
     await nats.flush();
     return `announced ${repairedBoards.length} repaired board(s) to push`;
   } catch (err) {
