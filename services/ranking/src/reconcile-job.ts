@@ -21,7 +21,7 @@ import { BoardChangeAnnouncer } from "./announcer.js";
 import { RedisBoards } from "./boards.js";
 import { BoardEpochs, NO_DEFINED_BOARDS } from "./epochs.js";
 import { BoardMoveAnnouncer } from "./move-announcer.js";
-import { rebuildBoards, type RebuildResult } from "./rebuild.js";
+import { rebuildBoards, rebuiltBoards, type RebuildResult } from "./rebuild.js";
 import { reconcile, type ReconcileResult } from "./reconcile.js";
 
 export interface ReconcileJobReport extends ReconcileResult {
@@ -51,7 +51,10 @@ export async function runReconcileJob(env: EnvReader, logger: Logger, options: {
     const repairedBoards = [...new Set(result.repaired.map((drift) => drift.board))];
     // In the boards' epoch (push and the gateway drop a state of an older one).
     const epochs = new BoardEpochs(redis, NO_DEFINED_BOARDS);
-    const announcement = repairedBoards.length > 0 ? await announce(natsUrl, boards, epochs, repairedBoards, logger) : undefined;
+    // A rebuild is a new generation: every board's epoch changed (defined
+    // boards' streams see it at their next change or push's refresh).
+    const changed = rebuilt ? { boards: await rebuiltBoards(boards, async () => [], retention), why: "rebuilt" } : { boards: repairedBoards, why: "repaired" };
+    const announcement = changed.boards.length > 0 ? await announce(natsUrl, boards, epochs, changed, logger) : undefined;
     return { ...result, rebuilt, announcement };
   } finally {
     redis.disconnect();
@@ -60,11 +63,17 @@ export async function runReconcileJob(env: EnvReader, logger: Logger, options: {
 }
 
 /**
- * Tells push the repaired boards changed (BoardChanged with their top, and
+ * Tells push the repaired (or rebuilt) boards changed (BoardChanged with their top, and
  * BoardMoved: any standing may have moved). Best effort: the repairs are made
  * either way, and push re-reads its boards every few seconds by itself.
  */
-async function announce(natsUrl: string, boards: RedisBoards, epochs: BoardEpochs, repairedBoards: string[], logger: Logger): Promise<string> {
+async function announce(
+  natsUrl: string,
+  boards: RedisBoards,
+  epochs: BoardEpochs,
+  changed: { boards: string[]; why: string },
+  logger: Logger,
+): Promise<string> {
   const later = "open streams show the repairs at push's next refresh";
   if (!natsUrl) return `NATS_URL is not set: ${later}`;
   let nats: Awaited<ReturnType<typeof connectNats>> | undefined;
@@ -72,11 +81,11 @@ async function announce(natsUrl: string, boards: RedisBoards, epochs: BoardEpoch
     nats = await connectNats(natsUrl, "reconcile", logger, { oneShot: true });
     const announcer = new BoardChangeAnnouncer(nats, boards, logger, undefined, epochs);
     const moves = new BoardMoveAnnouncer(nats, {}, epochs, logger); // seed boards only: no season to check
-    announcer.repaired(repairedBoards);
-    moves.everything(repairedBoards);
+    announcer.repaired(changed.boards);
+    moves.everything(changed.boards);
     await Promise.all([announcer.stop(), moves.stop()]); // publish what is pending
     await nats.flush();
-    return `announced ${repairedBoards.length} repaired board(s) to push`;
+    return `announced ${changed.boards.length} ${changed.why} board(s) to push`;
   } catch (err) {
     return `could not announce the repairs (${err instanceof Error ? err.message : err}): ${later}`;
   } finally {
