@@ -4,6 +4,8 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 import { periodAt } from "@scoreboard/platform/periods";
 import type { Boards, PeriodTotal, RankedEntry, ScoreState } from "./boards.js";
+import type { BoardRules } from "./defined-boards/postgres-store.js";
+import { Leaderboards } from "./leaderboards.js";
 import { createRankingService } from "./service.js";
 
 /** An in-memory read model: boards ordered by score (highest first), ties by user id. */
@@ -249,6 +251,45 @@ describe("GetStandings", () => {
     const userIds = Array.from({ length: 1000 }, (_, i) => `user-${i + 1}`);
     const res = await setup(new FakeBoards().seed("global", 1000)).getStandings({ userIds });
     expect(res.standings.map((s) => s.standing?.entry?.rank)).toEqual(userIds.map((_, i) => BigInt(i + 1)));
+  });
+
+  it("reads a defined board's current season, in that season's epoch", async () => {
+    const laps: BoardRules = {
+      boardId: "laps",
+      order: "asc",
+      tieRule: "first",
+      title: "Laps",
+      resetSchedule: "daily",
+      timeZone: "UTC",
+      retainedSeasons: 1,
+      builtin: false,
+      archived: false,
+    };
+    const entries = [{ rank: 1, userId: "amy", username: "Amy", score: 61, subscore: 0, reachedAtMs: 0, version: 1, metadata: "" }];
+    const seasons: string[] = [];
+    const leaderboards = new Leaderboards(new FakeBoards(), {
+      definitions: { board: async (id: string) => (id === "laps" ? laps : undefined) },
+      reads: {
+        page: async () => ({ entries, total: 1 }),
+        around: async () => ({ entry: entries[0], page: { entries, total: 1 } }),
+        entriesOf: async (_board, season, userIds) => {
+          seasons.push(season.id);
+          return { entries: entries.filter((e) => userIds.includes(e.userId)), total: 1 };
+        },
+      },
+      now: () => new Date("2026-12-06T15:00:00Z"),
+    });
+    const client = createClient(
+      RankingService,
+      createRouterTransport((router) => router.service(RankingService, createRankingService(leaderboards))),
+    );
+    const res = await client.getStandings({ board: "laps", userIds: ["ben", "amy"] });
+    expect(res.standings.map((s) => [s.userId, s.standing?.entry?.score])).toEqual([
+      ["ben", undefined],
+      ["amy", 61n],
+    ]);
+    expect(seasons).toEqual(["20261206T0000Z"]);
+    expect(res.epoch).toBe("0.20261206T0000Z");
   });
 
   it("answers UNAVAILABLE when the store is", async () => {
