@@ -2,6 +2,9 @@
 // viewport: the Connect-Web stream of the top 10 (@scoreboard/client's
 // watchBoard) reacts to grants made over REST and through the page's own
 // form, and comes back by itself after the gateway restarts, without a reload.
+// With a player's token, the "You" panel beside the top list shows their rank
+// and neighbours from the same LiveService.Watch stream, moving when another
+// player passes them.
 import { existsSync } from "node:fs";
 import { mkdir, rm, stat } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
@@ -41,6 +44,10 @@ describe("demo page in a browser (phone viewport)", () => {
   const alice = { id: `alice-${suffix}`, name: "Alice" };
   const bob = { id: `bob-${suffix}`, name: "Bob" };
   const carol = { id: `carol-${suffix}`, name: "Carol" };
+  // Below everyone else, then past Alice: the "You" panel test.
+  const dan = { id: `dan-${suffix}`, name: "Dan" };
+  const erin = { id: `erin-${suffix}`, name: "Erin" };
+  const frank = { id: `frank-${suffix}`, name: "Frank" };
   const actions = { small: `demo-small-${suffix}`, big: `demo-big-${suffix}`, form: `demo-form-${suffix}` };
 
   let mesh: Mesh | undefined;
@@ -218,5 +225,60 @@ describe("demo page in a browser (phone viewport)", () => {
     expect(await page.textContent("#status")).toBe("live");
     expect(navigations).toBe(navigationsBefore);
     expect(pageProblems.filter((p) => p.startsWith("pageerror"))).toEqual([]);
+  });
+  it("shows the player's own rank and neighbours beside the top list, moving when another player passes", async () => {
+    // Alice is second (Carol 100, Alice 60, Bob 50); three more players below Bob, Frank last.
+    for (const player of [dan, erin, frank]) expect((await grant(player.id, player.name, actions.small)).status).toBe(200);
+    const desktop = await context!.browser()!.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-US" });
+    try {
+      const you = await desktop.newPage();
+      const problems: string[] = [];
+      you.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
+      you.on("console", (msg) => {
+        if (msg.type() === "error") problems.push(`console.error: ${msg.text()}`);
+      });
+      await you.goto(mesh!.urls.gateway, { waitUntil: "load" });
+      expect(await you.isHidden('[data-testid="you-panel"]')).toBe(true);
+      await you.getByLabel(/^Token/).fill(await mesh!.token(alice.id, { name: alice.name }));
+      await you.getByRole("button", { name: "List boards" }).click();
+
+      const readYou = (p: Page) =>
+        p.evaluate(() => {
+          const text = (id: string) => document.querySelector(`[data-testid="${id}"]`)?.textContent?.trim() ?? "";
+          return {
+            rank: text("you-rank"),
+            score: text("you-score"),
+            move: text("you-move"),
+            neighbours: [...document.querySelectorAll<HTMLElement>('[data-testid="you-neighbour"]')].map((li) => li.dataset.user ?? ""),
+          };
+        });
+      const waitForYou = (what: string, check: (shown: Awaited<ReturnType<typeof readYou>>) => boolean) =>
+        waitForPage(you, readYou, check, {
+          what,
+          timeoutMs: 20_000,
+          problems,
+          context: () => `gateway log:\n${mesh?.logs.gateway.slice(-15).join("\n")}`,
+        });
+
+      const before = await waitForYou(`${alice.id} at #2 in the You panel`, (shown) => shown.rank === "#2");
+      expect(before).toEqual({ rank: "#2", score: "60", move: "", neighbours: [carol.id, alice.id, bob.id, dan.id] });
+      // Beside the top list on a wide screen, and the top list still live on the same stream.
+      const [board, panel] = await Promise.all([you.locator("#board-panel").boundingBox(), you.locator('[data-testid="you-panel"]').boundingBox()]);
+      expect(panel!.x).toBeGreaterThanOrEqual(board!.x + board!.width);
+      await you.waitForFunction(() => document.querySelector("#status")?.textContent?.trim() === "live", undefined, { timeout: 15_000 });
+      expect(await you.$$eval("#rows tr", (trs) => trs.length)).toBe(6);
+
+      // Frank passes everyone: Alice goes down by one and Frank appears among her neighbours.
+      const passed = await grant(frank.id, frank.name, actions.form);
+      expect(passed.status, JSON.stringify(passed.body)).toBe(200);
+      const after = await waitForYou(`${alice.id} down to #3, ${frank.id} among the neighbours`, (shown) => shown.rank === "#3");
+      expect(after).toEqual({ rank: "#3", score: "60", move: "down 1", neighbours: [frank.id, carol.id, alice.id, bob.id, dan.id] });
+      expect(await you.getAttribute("#status", "data-state")).toBe("live");
+      await mkdir(resultsDir, { recursive: true });
+      await you.screenshot({ path: `${resultsDir}demo-page-you.png`, fullPage: true, animations: "disabled" });
+      expect(problems).toEqual([]);
+    } finally {
+      await desktop.close();
+    }
   });
 });
