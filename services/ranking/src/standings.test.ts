@@ -15,12 +15,12 @@ const logger = createLogger("standings-test", "silent");
 
 describe("ResilientBoards", () => {
   it("reads Redis while it is ready and complete", async () => {
-    const boards = new ResilientBoards(fromRedis, { status: "ready" } as Redis, fromPostgres, logger);
+    const boards = new ResilientBoards(fromRedis, { status: "ready", defineCommand: () => undefined } as unknown as Redis, fromPostgres, logger);
     expect((await boards.page("global", 0, 10))[0]?.userId).toBe("from-redis");
   });
 
   it("reads PostgreSQL while Redis is not connected", async () => {
-    const boards = new ResilientBoards(fromRedis, { status: "reconnecting" } as Redis, fromPostgres, logger);
+    const boards = new ResilientBoards(fromRedis, { status: "reconnecting", defineCommand: () => undefined } as unknown as Redis, fromPostgres, logger);
     expect((await boards.page("global", 0, 10))[0]?.userId).toBe("from-postgres");
     expect((await boards.rankOf("global", "u"))?.userId).toBe("from-postgres");
     // GetStandings' many-users read too (its Redis script is never defined on a connection that is away).
@@ -28,7 +28,7 @@ describe("ResilientBoards", () => {
   });
 
   it("reads PostgreSQL while a rebuild fills Redis, and Redis again once it is done", async () => {
-    const boards = new ResilientBoards(fromRedis, { status: "ready" } as Redis, fromPostgres, logger);
+    const boards = new ResilientBoards(fromRedis, { status: "ready", defineCommand: () => undefined } as unknown as Redis, fromPostgres, logger);
     boards.setRebuilding(true);
     expect((await boards.page("global", 0, 10))[0]?.userId).toBe("from-postgres");
     expect((await boards.rankOf("global", "u"))?.userId).toBe("from-postgres");

@@ -102,8 +102,12 @@ export class PostgresStandings {
 export class ResilientBoards implements Boards, ManyRanks {
   private degraded = false;
   private rebuilding = false;
-  /** Made at the first many-users read (it defines a script on the connection). */
-  private ranks: RedisRanks | undefined;
+  /**
+   * Made with the object, not at the first read: it defines a script on the
+   * connection, and ioredis' auto-pipelining crashes the process when a
+   * command is defined while a pipeline is being filled.
+   */
+  private readonly ranks: RedisRanks;
 
   constructor(
     private readonly redisBoards: Boards,
@@ -112,7 +116,9 @@ export class ResilientBoards implements Boards, ManyRanks {
     private readonly logger: Logger,
     /** Reads Redis failed or could not take (answered from PostgreSQL), and fallback reads that failed too. */
     private readonly errors: { redis?: Tally; postgres?: Tally } = {},
-  ) {}
+  ) {
+    this.ranks = new RedisRanks(redis);
+  }
 
   apply(state: ScoreState, boards: string[]): Promise<boolean> {
     return this.redisBoards.apply(state, boards);
@@ -138,10 +144,7 @@ export class ResilientBoards implements Boards, ManyRanks {
 
   ranksOf(board: string, userIds: string[]): Promise<(RankedEntry | undefined)[]> {
     return this.read(
-      () => {
-        this.ranks ??= new RedisRanks(this.redis);
-        return this.ranks.ranksOf(board, userIds);
-      },
+      () => this.ranks.ranksOf(board, userIds),
       () => this.standings.ranksOf(board, userIds),
     );
   }
