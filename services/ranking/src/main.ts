@@ -26,7 +26,7 @@ import { BoardChangeAnnouncer } from "./announcer.js";
 import { RedisBoards } from "./boards.js";
 import { BoardEpochs } from "./epochs.js";
 import { BoardMoveAnnouncer } from "./move-announcer.js";
-import { keepBoardsBuilt, rebuiltBoards } from "./rebuild.js";
+import { keepBoardsBuilt, rebuiltDefinedBoards, rebuiltSeedBoards } from "./rebuild.js";
 import { reconcile, scheduleReconciliation, type ReconcileResult } from "./reconcile.js";
 import { migrationsCheck } from "./schema.js";
 import { PostgresStandings, ResilientBoards } from "./standings.js";
@@ -94,10 +94,10 @@ async function main(): Promise<void> {
   // A new generation: every board's epoch changed, and any standing may have.
   const afterRebuild = () => {
     epochs.forget();
-    rebuiltBoards(redisBoards, async () => (await definitions.definedBoards()).map((board) => board.boardId), config.periodRetention).then(
-      (rebuilt) => {
-        announcer?.repaired(rebuilt);
-        moves?.everything(rebuilt);
+    Promise.all([rebuiltSeedBoards(redisBoards, config.periodRetention), rebuiltDefinedBoards(db)]).then(
+      ([seed, defined]) => {
+        announcer?.repaired([...seed, ...defined]);
+        moves?.everything([...seed, ...defined]);
       },
       (err: unknown) => logger.warn({ err: (err as Error).message }, "announcing the rebuilt boards failed"),
     );

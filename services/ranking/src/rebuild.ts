@@ -82,17 +82,19 @@ export async function rebuildBoards(
   return { users, periodRows, definedEntries, ms: Date.now() - started };
 }
 
+/** The seed boards a rebuild loaded, by the names streams watch: global, every region's, the live period boards. */
+export async function rebuiltSeedBoards(boards: RedisBoards, retention: PeriodRetention = DEFAULT_RETENTION_MS): Promise<string[]> {
+  return [DEFAULT_BOARD, ...(await boards.boardsNamed("region:")), ...livePeriodBoards(retention)];
+}
+
 /**
- * The boards a rebuild loaded, by the names streams watch: global, every
- * region's, the live period boards, and the defined boards (by id).
+ * The defined boards a rebuild loaded, by id. Read here rather than through
+ * the definitions' cache: filling that at start would hide a board created
+ * just after until its next reload.
  */
-export async function rebuiltBoards(
-  boards: RedisBoards,
-  definedBoardIds: () => Promise<string[]>,
-  retention: PeriodRetention = DEFAULT_RETENTION_MS,
-): Promise<string[]> {
-  const [regions, defined] = await Promise.all([boards.boardsNamed("region:"), definedBoardIds()]);
-  return [DEFAULT_BOARD, ...regions, ...livePeriodBoards(retention), ...defined];
+export async function rebuiltDefinedBoards(db: Db): Promise<string[]> {
+  const rows = await db.selectFrom("board_definitions").select("board_id").where("builtin", "=", false).execute();
+  return rows.map((r) => r.board_id);
 }
 
 /** Every period board whose retention has not run out, newest first. */

@@ -21,7 +21,7 @@ import { BoardChangeAnnouncer } from "./announcer.js";
 import { RedisBoards } from "./boards.js";
 import { BoardEpochs, NO_DEFINED_BOARDS } from "./epochs.js";
 import { BoardMoveAnnouncer } from "./move-announcer.js";
-import { rebuildBoards, rebuiltBoards, type RebuildResult } from "./rebuild.js";
+import { rebuildBoards, rebuiltSeedBoards, type RebuildResult } from "./rebuild.js";
 import { reconcile, type ReconcileResult } from "./reconcile.js";
 
 export interface ReconcileJobReport extends ReconcileResult {
@@ -53,7 +53,7 @@ export async function runReconcileJob(env: EnvReader, logger: Logger, options: {
     const epochs = new BoardEpochs(redis, NO_DEFINED_BOARDS);
     // A rebuild is a new generation: every board's epoch changed (defined
     // boards' streams see it at their next change or push's refresh).
-    const changed = rebuilt ? { boards: await rebuiltBoards(boards, async () => [], retention), why: "rebuilt" } : { boards: repairedBoards, why: "repaired" };
+    const changed = rebuilt ? { boards: await rebuiltSeedBoards(boards, retention), why: "rebuilt" } : { boards: repairedBoards, why: "repaired" };
     const announcement = changed.boards.length > 0 ? await announce(natsUrl, boards, epochs, changed, logger) : undefined;
     return { ...result, rebuilt, announcement };
   } finally {
