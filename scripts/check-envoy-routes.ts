@@ -1,7 +1,7 @@
 // Checks the rendered Envoy config against the gateway's code: every route the
 // gateway serves (gateway/src/routes.ts, its WebSocket streams in ws.ts, the
 // demo page's assets in demo-page.ts, and every RPC it proxies in
-// rpc-proxy.ts) reaches the gateway; streams have no route timeout and an
+// rpc-proxy.ts, live-service.ts) reaches the gateway; streams have no route timeout and an
 // idle timeout longer than their heartbeats, unary routes a bound on their
 // whole life; every request body is capped at Envoy at no more than the
 // gateway's own limit for it, and a WebSocket's is never buffered; writes
@@ -96,12 +96,17 @@ function pageRoutes(): GatewayRoute[] {
   return routes;
 }
 
-/** Every method of every service rpc-proxy.ts registers, from the generated descriptors. */
+/** The gateway's files that register services on its connect-node router. */
+const RPC_REGISTRARS = ["gateway/src/rpc-proxy.ts", "gateway/src/streaming/live-service.ts"];
+
+/** Every method of every service the gateway registers (RPC_REGISTRARS), from the generated descriptors. */
 async function rpcRoutes(): Promise<GatewayRoute[]> {
   const registered = new Set<string>();
-  walk(sourceOf("gateway/src/rpc-proxy.ts"), (node) => {
-    if (ts.isCallExpression(node) && node.expression.getText().endsWith(".service") && node.arguments[0]) registered.add(node.arguments[0].getText());
-  });
+  for (const file of RPC_REGISTRARS) {
+    walk(sourceOf(file), (node) => {
+      if (ts.isCallExpression(node) && node.expression.getText().endsWith(".service") && node.arguments[0]) registered.add(node.arguments[0].getText());
+    });
+  }
   const services: DescService[] = [];
   const genDir = "gen/scoreboard/v1";
   for (const file of readdirSync(join(root, genDir)).filter((f) => f.endsWith("_pb.ts"))) {
@@ -112,7 +117,7 @@ async function rpcRoutes(): Promise<GatewayRoute[]> {
     }
   }
   if (services.length !== registered.size)
-    throw new Error(`rpc-proxy.ts registers ${[...registered].join(", ")}; found descriptors for ${services.map((s) => s.name).join(", ")}`);
+    throw new Error(`${RPC_REGISTRARS.join(" and ")} register ${[...registered].join(", ")}; found descriptors for ${services.map((s) => s.name).join(", ")}`);
   return services.flatMap((service) =>
     service.methods.map((method) => ({
       method: "POST",

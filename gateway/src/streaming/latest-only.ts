@@ -52,6 +52,7 @@ export class LatestOnlyWriter<T, C = Buffer | string> {
   private readonly heartbeat: Heartbeat | undefined;
   private readonly keyOf: ((value: T) => string) | undefined;
   private blocked = false;
+  private written = false;
   /** Per key (one key without keyOf), the newest value waiting for the body to drain. */
   private readonly pending = new Map<string, T>();
   private readonly onDrain = () => {
@@ -85,7 +86,13 @@ export class LatestOnlyWriter<T, C = Buffer | string> {
     this.write(value);
   }
 
+  /** True until the first write: the client has not heard from the stream yet. */
+  get silent(): boolean {
+    return !this.written;
+  }
+
   private write(value: T): void {
+    this.written = true;
     this.heartbeat?.wrote();
     this.blocked = !this.body.write(this.render(value));
   }

@@ -34,7 +34,7 @@ export function registerLiveService(router: ConnectRouter, deps: LiveDeps): void
 async function* liveUpdates(deps: LiveDeps, ctx: HandlerContext, subscriptions: () => Promise<LiveSubscription[]>): AsyncGenerator<LiveUpdate> {
   const live: AdmittedLive = await admitLive(deps, ctx.values.get(clientAddressKey), streamToken({ headers: ctx.requestHeader, url: ctx.url }), subscriptions);
   const slot = new MessageSlot<LiveUpdate>();
-  yield* slot.messages(ctx.signal, streamLive(deps, live, slot, liveUpdateOf));
+  yield* slot.messages(ctx.signal, streamLive(deps, live, slot, liveUpdateOf, { heartbeatWhenHeldBack: true }));
 }
 
 /** A live message as LiveUpdate; undefined (a heartbeat) as a heartbeat message. */
@@ -62,7 +62,7 @@ export function liveFastPaths(deps: LiveDeps, clientAddress: (req: Request) => s
     method: name,
     async open(req, protocol, request) {
       const live = await admitLive(deps, clientAddress(req), streamToken(req), () => subscriptions(request));
-      return (res) => streamLive(deps, live, res, (message) => liveFrame(liveUpdateOf(message), protocol.json));
+      return (res) => streamLive(deps, live, res, (message) => liveFrame(liveUpdateOf(message), protocol.json), { heartbeatWhenHeldBack: true });
     },
   });
   return [

@@ -21,7 +21,7 @@ import type { StreamableBoards } from "./streamable-boards.js";
 
 export const MAX_SUBSCRIPTIONS = 10;
 export const MAX_AROUND = 10;
-const SUBSCRIPTION_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+const SUBSCRIPTION_ID = /^[A-Za-z0-9_.:-]{1,80}$/;
 
 /** What a subscription watches: a board's top N, or the caller's standing with `around` neighbours. */
 export type LiveTarget = { kind: "top"; limit: number } | { kind: "standing"; around: number };
@@ -73,7 +73,7 @@ export function liveSubscription(id: string, board: string, target: LiveTarget, 
   const name = boardName(board);
   const checked: LiveTarget = target.kind === "top" ? { kind: "top", limit: pageLimit(target.limit) } : { kind: "standing", around: aroundOf(target.around) };
   const named = id || `${target.kind}:${name}`;
-  if (!SUBSCRIPTION_ID.test(named)) throw new ConnectError("subscription id must be 1..64 of A-Z, a-z, 0-9, '_', '.', ':' or '-'", Code.InvalidArgument);
+  if (!SUBSCRIPTION_ID.test(named)) throw new ConnectError("subscription id must be 1..80 of A-Z, a-z, 0-9, '_', '.', ':' or '-'", Code.InvalidArgument);
   return { id: named, board: name, target: checked, resume: resume?.epoch ? resume : undefined };
 }
 
@@ -144,14 +144,19 @@ export async function admitLive(
 /**
  * A live stream: every subscription's states written through one
  * LatestOnlyWriter (latest per subscription while the body is full) with the
- * heartbeat (undefined). `frame` renders a message for the body. Returns how
- * to stop it.
+ * heartbeat (undefined). `frame` renders a message for the body. With
+ * `heartbeatWhenHeldBack` (RPCs: their streams have no opening message of
+ * their own, unlike SSE's `connected` or a WebSocket's open), a resume that
+ * held every state back (the client is current) gets a heartbeat at once, so
+ * the client knows the stream is live without waiting for a change. Returns
+ * how to stop it.
  */
 export function streamLive<C>(
   deps: LiveDeps,
   live: AdmittedLive,
   body: Body<C> & { stream?: Body<C> },
   frame: (message: LiveMessage | undefined) => C,
+  { heartbeatWhenHeldBack = false } = {},
 ): () => void {
   deps.openStreams?.inc();
   const writer = new LatestOnlyWriter<LiveMessage | undefined, C>(body, frame, {
@@ -178,6 +183,7 @@ export function streamLive<C>(
       resume,
     );
   });
+  if (heartbeatWhenHeldBack && writer.silent && live.subscriptions.some(({ subscription }) => subscription.resume)) writer.send(undefined);
   return () => {
     for (const stop of stops) stop();
     writer.stop();

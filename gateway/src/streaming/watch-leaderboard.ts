@@ -76,6 +76,9 @@ export function streamWatch<C>(
     heartbeat: { intervalMs: deps.heartbeatMs, value: undefined },
   });
   const unsubscribe = deps.feeds.subscribe(watch.board, watch.limit, (update) => writer.send(update), watch.resume);
+  // A resume that held the state back (the client is current): a heartbeat at
+  // once, so the client knows the stream is live without waiting for a change.
+  if (writer.silent && watch.resume) writer.send(undefined);
   return () => {
     unsubscribe();
     writer.stop();

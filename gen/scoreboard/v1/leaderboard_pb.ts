@@ -67,8 +67,9 @@ export type StreamPosition = Message<"scoreboard.v1.StreamPosition"> & {
    * Changes when the board's read model is rebuilt or a new season (period)
    * starts: states of different epochs are not comparable, so a client seeing
    * a new epoch replaces everything it shows. Ordered: "<generation>.<segment>",
-   * the generation the rebuild's start (ms since the Unix epoch), the segment
-   * the current season's or period's start ("20261207T0000Z") or "all".
+   * the generation when the last rebuild completed (ms since the Unix epoch; 0
+   * while none has), the segment the current season's or period's start
+   * ("20261207T0000Z") or "all".
    *
    * @generated from field: string epoch = 1;
    */

@@ -73,7 +73,7 @@ export const WatchRequestSchema: GenMessage<WatchRequest> = /*@__PURE__*/
  */
 export type Subscription = Message<"scoreboard.v1.Subscription"> & {
   /**
-   * Names the subscription in every message: 1..64 characters of
+   * Names the subscription in every message: 1..80 characters of
    * [A-Za-z0-9_.:-]. Empty means "top:<board>" or "standing:<board>".
    *
    * @generated from field: string id = 1;

@@ -9,7 +9,7 @@ import { ALL_TIME_SEASON } from "./seasons.js";
 
 /**
  * A board's epoch: the read model's generation (when its last rebuild
- * started, ms) and the segment shown (the current season's or period's id,
+ * completed, ms; 0 while none has) and the segment shown (the current season's or period's id,
  * `all` when the board never resets).
  */
 export function epochOf(generation: number, segment: string = ALL_TIME_SEASON): string {
