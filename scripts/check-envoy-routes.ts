@@ -186,7 +186,7 @@ function seconds(duration: string | undefined): number {
 /** The longest silence a healthy stream may have: heartbeats (the gateway's also paces WebSocket pings) from the code's defaults and the chart's values. */
 function longestStreamSilenceS(chartHeartbeatMs: number | undefined): number {
   const push = loadPushConfig(new EnvReader({})).heartbeatMs;
-  const gateway = loadGatewayConfig(new EnvReader({ JWT_SECRET: "x".repeat(32) })).sseHeartbeatMs;
+  const gateway = loadGatewayConfig(new EnvReader({ JWT_SECRET: "x".repeat(32) })).streamHeartbeatMs;
   return Math.max(push, gateway, chartHeartbeatMs ?? 0) / 1000;
 }
 

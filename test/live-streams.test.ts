@@ -19,7 +19,7 @@ let mesh: Mesh;
 beforeAll(async () => {
   // Its own Redis: the rebuild test empties it.
   redis = await startRedis();
-  mesh = await startMesh({ ...inject("infra"), redisUrl: redis.url }, { SSE_HEARTBEAT_MS: "1000" });
+  mesh = await startMesh({ ...inject("infra"), redisUrl: redis.url }, { STREAM_HEARTBEAT_MS: "1000" });
 });
 afterAll(async () => {
   await mesh?.stop();

@@ -11,7 +11,7 @@ import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
 let mesh: Mesh;
 
 beforeAll(async () => {
-  mesh = await startMesh(inject("infra"), { SSE_HEARTBEAT_MS: "1000" });
+  mesh = await startMesh(inject("infra"), { STREAM_HEARTBEAT_MS: "1000" });
   await mesh.sql("INSERT INTO actions (action_id, points) VALUES ('a', 10), ('b', 20)");
 });
 afterAll(async () => {

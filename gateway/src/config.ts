@@ -10,7 +10,8 @@ export interface GatewayConfig extends CommonConfig {
   port: number;
   upstreams: { score: string; ranking: string; push: string };
   /** Every stream's heartbeat interval (streaming/heartbeat.ts): SSE comments, Connect and gRPC heartbeats, WebSocket pings. */
-  sseHeartbeatMs: number;
+  /** Every gateway stream's heartbeat (SSE, WebSocket pings, Connect, gRPC-Web, gRPC). */
+  streamHeartbeatMs: number;
   /** Verifies tokens of writes so rate limits key on proven users. */
   auth: AuthConfig;
   redisUrl: string;
@@ -41,7 +42,8 @@ export function loadGatewayConfig(env = new EnvReader()): GatewayConfig {
       ranking: env.url("RANKING_URL", `http://127.0.0.1:${defaultPorts.rankingGrpc}`, grpcTargetProtocols),
       push: env.url("PUSH_URL", `http://127.0.0.1:${defaultPorts.pushGrpc}`, grpcTargetProtocols),
     },
-    sseHeartbeatMs: env.int("SSE_HEARTBEAT_MS", 15_000, 1_000, 300_000),
+    // One name with push's; SSE_HEARTBEAT_MS is what releases before 0.10 read (every stream's, despite the name).
+    streamHeartbeatMs: env.int("STREAM_HEARTBEAT_MS", env.int("SSE_HEARTBEAT_MS", 15_000, 1_000, 300_000), 1_000, 300_000),
     auth: readAuth(env, common.mode),
     redisUrl: env.url("REDIS_URL", "redis://127.0.0.1:6379", ["redis:", "rediss:"]),
     rateLimits: readWriteRules(env),

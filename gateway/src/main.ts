@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   const standings = new StandingWatchers(upstreams.ranking, upstreams.push, logger, { reads: metrics.standingReads });
   metrics.trackStandings(() => standings.trackedCount);
   const connectStreams = metrics.openStreamsOf("connect");
-  const live: Omit<LiveDeps, "openStreams"> = { feeds, standings, readGate, verifier, guard, boards, streamQuota, heartbeatMs: config.sseHeartbeatMs };
+  const live: Omit<LiveDeps, "openStreams"> = { feeds, standings, readGate, verifier, guard, boards, streamQuota, heartbeatMs: config.streamHeartbeatMs };
 
   let server: RpcServer | undefined;
   const rest = createRestHandler({
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     maxIncrement: config.maxIncrement,
     readGate,
     logger,
-    sseHeartbeatMs: config.sseHeartbeatMs,
+    streamHeartbeatMs: config.streamHeartbeatMs,
     shutdownSignal: () => server!.shutdownSignal,
     metrics,
     streamQuota,
@@ -84,7 +84,10 @@ async function main(): Promise<void> {
   // Server streams for Connect and gRPC-Web without connect-node's per-message machinery.
   const fastStreams = createFastStreamHandler(
     [
-      watchLeaderboardFastPath({ feeds, readGate, heartbeatMs: config.sseHeartbeatMs, boards, streamQuota, guard, openStreams: connectStreams }, clientAddress),
+      watchLeaderboardFastPath(
+        { feeds, readGate, heartbeatMs: config.streamHeartbeatMs, boards, streamQuota, guard, openStreams: connectStreams },
+        clientAddress,
+      ),
       ...liveFastPaths({ ...live, openStreams: connectStreams }, clientAddress),
     ],
     rpcRecorder(metrics),
@@ -105,7 +108,7 @@ async function main(): Promise<void> {
           guard,
           writeRule: config.rateLimits.rpc,
           readGate,
-          heartbeatMs: config.sseHeartbeatMs,
+          heartbeatMs: config.streamHeartbeatMs,
           boards,
           streamQuota,
           openStreams: connectStreams,
@@ -124,7 +127,7 @@ async function main(): Promise<void> {
       readGate,
       shutdownSignal: () => server!.shutdownSignal,
       logger,
-      heartbeatMs: config.sseHeartbeatMs,
+      heartbeatMs: config.streamHeartbeatMs,
       openStreams: metrics.openStreamsOf("websocket"),
       edge,
       streamQuota,

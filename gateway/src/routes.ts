@@ -30,7 +30,7 @@ export interface RestDeps {
   maxIncrement: number;
   readGate: ReadGate;
   shutdownSignal: () => AbortSignal;
-  sseHeartbeatMs: number;
+  streamHeartbeatMs: number;
   logger: Logger;
   /** Counts and times every route below, and the open SSE streams. */
   metrics?: ProcessMetrics;
@@ -70,7 +70,7 @@ export function createRestHandler(deps: RestDeps) {
     guard,
     streamQuota: deps.streamQuota,
     boards: deps.boards,
-    heartbeatMs: deps.sseHeartbeatMs,
+    heartbeatMs: deps.streamHeartbeatMs,
     shutdownSignal: deps.shutdownSignal,
     openStreams: deps.metrics?.openStreamsOf("sse"),
   });

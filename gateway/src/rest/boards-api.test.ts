@@ -175,7 +175,7 @@ beforeAll(async () => {
     maxIncrement: 5,
     readGate,
     shutdownSignal: () => new AbortController().signal,
-    sseHeartbeatMs: 15_000,
+    streamHeartbeatMs: 15_000,
     logger: createLogger("boards-api-test", "silent"),
     streamQuota: new StreamQuota(0),
     boards: streamableBoards,

@@ -1,6 +1,6 @@
 /**
  * The one heartbeat rule of the gateway's streams, at one interval
- * (SSE_HEARTBEAT_MS): a stream that wrote nothing for a whole interval gets
+ * (STREAM_HEARTBEAT_MS): a stream that wrote nothing for a whole interval gets
  * a beat, so it is never silent longer than that and proxies keep it open.
  * What a beat is belongs to the stream: an SSE comment, a heartbeat
  * LeaderboardUpdate, a WebSocket ping (which also finds dead peers, so a
