@@ -4,7 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { RpcRecorder } from "@scoreboard/platform/rpc-metrics";
 import type { NodeHandler } from "@scoreboard/platform/rpc-server";
 import { startRpcServerSpan } from "@scoreboard/platform/rpc-tracing";
-import { StreamRegistry } from "./stream-registry.js";
+import { stopOnCloseOrShutdown } from "./stream-registry.js";
 
 export type Request = Parameters<NodeHandler>[0];
 // Both response kinds have the few methods used here; one type keeps the calls simple.
@@ -106,20 +106,16 @@ async function serve(
 
   res.writeHead(200, { "content-type": protocol.contentType, "cache-control": "no-cache, no-transform", "x-accel-buffering": "no" });
   const stop = start(res);
-  let finished = false;
-  const finish = () => {
-    if (finished) return;
-    finished = true;
-    stop();
-    unregister();
-    record(shutdownSignal.aborted ? undefined : new ConnectError("the client went away", Code.Canceled));
-  };
-  // Shutdown ends the stream cleanly, so clients reconnect elsewhere.
-  const unregister = StreamRegistry.of(shutdownSignal).add(() => {
-    finish();
-    res.end(endFrame(protocol, undefined));
-  });
-  res.once("close", finish);
+  // Shutdown ends the stream cleanly (ok), so clients reconnect elsewhere; a client that left is canceled.
+  stopOnCloseOrShutdown(
+    res,
+    shutdownSignal,
+    (byShutdown) => {
+      stop();
+      record(byShutdown ? undefined : new ConnectError("the client went away", Code.Canceled));
+    },
+    () => res.end(endFrame(protocol, undefined)),
+  );
 }
 
 async function readBody(req: Request): Promise<Buffer> {

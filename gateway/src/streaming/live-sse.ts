@@ -5,7 +5,7 @@ import { liveMessageJson } from "./live-json.js";
 import { standingSubscriptionOf, subscriptionsOfQuery } from "./live-query.js";
 import { type ResumeVector, resumeVectorOf, SentPositions } from "./resume-vector.js";
 import { HEARTBEAT_FRAME, openEventStream } from "./sse.js";
-import { StreamRegistry } from "./stream-registry.js";
+import { stopOnCloseOrShutdown } from "./stream-registry.js";
 import { streamToken } from "./stream-token.js";
 
 // Live streams' SSE dialect: GET /api/live?subscribe=… (several boards' tops
@@ -55,18 +55,7 @@ export function serveLive(req: Request, res: Response, deps: LiveDeps, live: Adm
   openEventStream(req, res, { subscriptions: live.subscriptions.map(({ subscription }) => subscription.id) });
   const sent = new SentPositions(live.subscriptions.map(({ subscription }) => [subscription.id, subscription.resume]));
   const stop = streamLive(deps, live, res, (message) => (message ? liveFrameOf(message, sent) : HEARTBEAT_FRAME));
-  let finished = false;
-  const finish = () => {
-    if (finished) return;
-    finished = true;
-    stop();
-    unregister();
-  };
-  const unregister = StreamRegistry.of(shutdownSignal).add(() => {
-    finish();
-    res.end();
-  });
-  res.once("close", finish);
+  stopOnCloseOrShutdown(res, shutdownSignal, stop, () => res.end());
 }
 
 /** A message's frame, rendered when it is written: its `id:` is the positions the client has then. */

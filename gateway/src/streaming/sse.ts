@@ -10,7 +10,7 @@ import { LatestOnlyWriter } from "./latest-only.js";
 import type { LeaderboardFeeds } from "./leaderboard-feed.js";
 import { singleResumeToken } from "./resume-vector.js";
 import type { StreamQuota } from "./stream-quota.js";
-import { StreamRegistry } from "./stream-registry.js";
+import { stopOnCloseOrShutdown } from "./stream-registry.js";
 import { streamToken } from "./stream-token.js";
 import type { StreamableBoards } from "./streamable-boards.js";
 
@@ -164,16 +164,15 @@ function serveStream(req: Request, res: Response, feeds: LeaderboardFeeds, optio
   });
   const unsubscribe = feeds.subscribe(stream.board, stream.limit, (update) => writer.send(update), options.resume);
 
-  const finish = () => {
-    unsubscribe();
-    unregister();
-    writer.stop();
-  };
-  const unregister = StreamRegistry.of(options.shutdownSignal).add(() => {
-    finish();
-    res.end();
-  });
-  res.once("close", finish);
+  stopOnCloseOrShutdown(
+    res,
+    options.shutdownSignal,
+    () => {
+      unsubscribe();
+      writer.stop();
+    },
+    () => res.end(),
+  );
 }
 
 /** Heartbeats are comments: they keep proxies from closing an idle stream. */

@@ -46,3 +46,29 @@ export class StreamRegistry {
     return this.enders.size;
   }
 }
+
+/**
+ * Ties a stream to its response: `stop` runs once, when the client goes away
+ * (the response closes) or when `shutdown` fires; then `end` first writes the
+ * stream's last bytes and closes it cleanly, so clients reconnect elsewhere.
+ * `stop` is told whether the shutdown ended the stream.
+ */
+export function stopOnCloseOrShutdown(
+  res: { once(event: "close", listener: () => void): unknown },
+  shutdown: AbortSignal,
+  stop: (byShutdown: boolean) => void,
+  end: () => void,
+): void {
+  let stopped = false;
+  const finish = () => {
+    if (stopped) return;
+    stopped = true;
+    unregister();
+    stop(shutdown.aborted);
+  };
+  const unregister = StreamRegistry.of(shutdown).add(() => {
+    finish();
+    end();
+  });
+  res.once("close", finish);
+}

@@ -4,6 +4,7 @@ import type { NatsConnection } from "nats";
 import { ROOT_CONTEXT, context, type Context } from "@opentelemetry/api";
 import { BoardChangedSchema } from "@scoreboard/gen/scoreboard/v1/events_pb";
 import type { Logger } from "@scoreboard/platform/logger";
+import { AnnouncementWindow } from "./announcement-window.js";
 import { aliasOf } from "@scoreboard/platform/periods";
 import { Subjects } from "@scoreboard/platform/nats";
 import { toEntry, type RankedEntry } from "./boards.js";
@@ -37,8 +38,7 @@ export class BoardChangeAnnouncer {
   private readonly forced = new Set<string>();
   /** Per board, the top 100 last announced, as a string to compare. */
   private readonly announced = new Map<string, string>();
-  private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> = Promise.resolve();
+  private readonly window: AnnouncementWindow;
   /** Per pending board, the trace of the latest event that changed it: the state announced is that event's. */
   private causes = new Map<string, Context>();
 
@@ -46,10 +46,16 @@ export class BoardChangeAnnouncer {
     private readonly nats: NatsConnection,
     private readonly boards: AnnouncedBoards,
     private readonly logger: Logger,
-    private readonly windowMs = 20,
+    windowMs = 20,
     /** Each message's epoch; without it, generation 0 (tests). */
     private readonly epochs: EpochSource = new BoardEpochs(undefined, NO_DEFINED_BOARDS),
-  ) {}
+  ) {
+    this.window = new AnnouncementWindow(
+      windowMs,
+      () => this.flush(),
+      () => this.pending.size > 0,
+    );
+  }
 
   /** Boards a reconciliation repaired: announced even when their top looks unchanged. */
   repaired(boards: string[]): void {
@@ -76,22 +82,7 @@ export class BoardChangeAnnouncer {
   changed(boards: string[]): void {
     for (const board of boards) this.pending.add(board);
     if (isTracing()) for (const board of boards) this.causes.set(board, context.active());
-    if (this.timer) return; // inside a window: its end announces these
-    this.flushing = this.afterPrevious();
-    this.timer = setTimeout(() => this.endWindow(), this.windowMs);
-  }
-
-  private endWindow(): void {
-    this.timer = undefined;
-    if (this.pending.size === 0) return;
-    this.flushing = this.afterPrevious();
-    this.timer = setTimeout(() => this.endWindow(), this.windowMs);
-  }
-
-  // One flush at a time: two overlapping flushes could publish an older read
-  // after a newer one.
-  private afterPrevious(): Promise<void> {
-    return this.flushing.then(() => this.flush());
+    this.window.changed();
   }
 
   private async flush(): Promise<void> {
@@ -137,10 +128,7 @@ export class BoardChangeAnnouncer {
     }
   }
 
-  async stop(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.flushing;
-    if (this.pending.size > 0) await this.flush();
+  stop(): Promise<void> {
+    return this.window.stop();
   }
 }

@@ -3,6 +3,7 @@ import { timestampNow, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { NatsConnection } from "nats";
 import { BoardMovedSchema, type ScoreChanged } from "@scoreboard/gen/scoreboard/v1/events_pb";
 import type { Logger } from "@scoreboard/platform/logger";
+import { AnnouncementWindow } from "./announcement-window.js";
 import { Subjects } from "@scoreboard/platform/nats";
 import { aliasOf } from "@scoreboard/platform/periods";
 import type { EpochSource } from "./epochs.js";
@@ -42,16 +43,21 @@ interface PendingBoard {
  */
 export class BoardMoveAnnouncer {
   private pending = new Map<string, PendingBoard>();
-  private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> = Promise.resolve();
+  private readonly window: AnnouncementWindow;
 
   constructor(
     private readonly nats: Pick<NatsConnection, "publish">,
     private readonly boards: MovedBoards,
     private readonly epochs: EpochSource,
     private readonly logger: Logger,
-    private readonly windowMs = 20,
-  ) {}
+    windowMs = 20,
+  ) {
+    this.window = new AnnouncementWindow(
+      windowMs,
+      () => this.flush(),
+      () => this.pending.size > 0,
+    );
+  }
 
   /**
    * A grant (ScoreChanged without board_entry) changed these boards (the
@@ -96,11 +102,8 @@ export class BoardMoveAnnouncer {
     this.whenShown(boardId, season, () => this.everything([boardId]));
   }
 
-  async stop(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.flushing;
-    if (this.pending.size > 0) await this.flush();
+  stop(): Promise<void> {
+    return this.window.stop();
   }
 
   private whenShown(boardId: string, season: string, then: () => void): void {
@@ -142,21 +145,7 @@ export class BoardMoveAnnouncer {
   }
 
   private schedule(): void {
-    if (this.timer) return; // inside a window: its end publishes these
-    this.flushing = this.afterPrevious();
-    this.timer = setTimeout(() => this.endWindow(), this.windowMs);
-  }
-
-  private endWindow(): void {
-    this.timer = undefined;
-    if (this.pending.size === 0) return;
-    this.flushing = this.afterPrevious();
-    this.timer = setTimeout(() => this.endWindow(), this.windowMs);
-  }
-
-  // One flush at a time: messages of a board leave in the order of their windows.
-  private afterPrevious(): Promise<void> {
-    return this.flushing.then(() => this.flush());
+    this.window.changed();
   }
 
   private async flush(): Promise<void> {
