@@ -15,7 +15,8 @@
 // grant's 200 to the granted user's own watcher showing it (the first
 // standing whose score reaches the score the grant returned), and grants to
 // watched users not seen within 5 s; gateway and push memory per watcher
-// (VmRSS and V8 heap from /metrics, with the watchers open minus before);
+// (VmRSS and V8 heap from /metrics, with the watchers open minus before; the
+// SSE half opens first, so each protocol's share is measured too);
 // CPU ms per delivered message per process from /proc, the load generator
 // (this process: the grant driver and every watcher) apart; the gateway's
 // merge interval. Grants are paced by a fixed-rate driver in this process
@@ -23,14 +24,17 @@
 // whatever the earlier ones' answers, on a keep-alive pool, and its answer
 // time is counted from when it was due.
 import { readFileSync } from "node:fs";
-import { loadavg } from "node:os";
+import { mkdtemp, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { loadavg, tmpdir } from "node:os";
+import { bundleDeployable, bundleEntries, type Deployable } from "../scripts/bundle.js";
 import { Redis } from "ioredis";
 import { REBUILT_MARKER } from "../services/ranking/src/rebuild.js";
 import { startInfra, stopAll } from "../test/harness/infra.js";
 import { LeanHttp2Connection } from "../test/harness/lean-h2.js";
 import { startMesh } from "../test/harness/mesh.js";
 import { cpuSnapshot, ownCpuMs, settled } from "./process-cpu.js";
-import { processMemory } from "./process-memory.js";
+import { type ProcessMemory, processMemory } from "./process-memory.js";
 import { GRANT_SOCKETS, type GrantPlan, runGrants } from "./paced-grants.js";
 import { type Closable, connectWatcher, sseWatcher } from "./standing-watchers.js";
 
@@ -52,6 +56,12 @@ const OPENING_AT_ONCE = 500;
 const TARGET_P99_MS = 250;
 const TARGET_KIB_PER_WATCHER = 10;
 
+// The processes run their image bundles (scripts/bundle.ts), as deployed.
+// Under tsx (BENCH_SOURCES=1) every function carries a `name` property from
+// esbuild's keepNames, which puts each closure in dictionary mode: ~1 KiB
+// more per watcher in the gateway than its image spends.
+const bundles = process.env.BENCH_SOURCES ? undefined : await mkdtemp(join(tmpdir(), "sb-bench-standings-"));
+if (bundles) for (const name of Object.keys(bundleEntries) as Deployable[]) await bundleDeployable(name, join(bundles, name));
 const infra = await startInfra();
 const mesh = await startMesh(
   { databaseUrl: infra.postgres.url, redisUrl: infra.redis.url, natsUrl: infra.nats.url },
@@ -67,6 +77,7 @@ const mesh = await startMesh(
     GATEWAY_MAX_STREAMS_PER_IP: "0",
     ...(incrementMax > 5 ? { SCORE_MAX_INCREMENT: String(incrementMax) } : {}),
   },
+  { bundles },
 );
 const redis = new Redis(infra.redis.url);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -93,6 +104,7 @@ function checkAlive(): void {
 }
 
 type Kind = "sse" | "connect";
+type Memory = Record<"gateway" | "push", ProcessMemory>;
 interface Watched {
   userId: string;
   kind: Kind;
@@ -183,33 +195,30 @@ async function seedBoard(): Promise<void> {
   console.log(`ranking rebuilt Redis from it in ${ms(performance.now() - t)}`);
 }
 
-/** Opens every watcher, at most OPENING_AT_ONCE at a time; resolves when each had its first standing or failed. */
-async function openWatchers(userIds: string[]): Promise<{ seconds: number; connections: LeanHttp2Connection[] }> {
+/**
+ * Opens a watcher of `kind` for each user, at most OPENING_AT_ONCE at a time;
+ * resolves when each had its first standing or failed, with the seconds that
+ * took. Connect watchers share HTTP/2 connections, added to `connections`.
+ */
+async function openWatchers(userIds: string[], kind: Kind, connections: LeanHttp2Connection[]): Promise<number> {
   const gateway = mesh.urls.gateway;
-  const connections: LeanHttp2Connection[] = [];
   const started = performance.now();
   const deadline = Date.now() + CONNECT_TIMEOUT_MS;
-  let connectStreams = 0;
+  const done = connected + failed;
+  const settledHere = () => connected + failed - done;
+  const opened: Watched[] = [];
   for (const [i, userId] of userIds.entries()) {
-    // The first alone: ranking defines its many-users script at the first
+    // The very first alone: ranking defines its many-users script at its first
     // GetStandings, and a first call among others in flight crashed it (ioredis
-    // auto-pipelining builds a pipeline without the script).
-    const opening = i === 1 ? 1 : OPENING_AT_ONCE;
-    while (i - connected - failed >= opening && Date.now() < deadline) {
+    // auto-pipelining had built a pipeline without the script).
+    const opening = done === 0 && i === 1 ? 1 : OPENING_AT_ONCE;
+    while (i - settledHere() >= opening && Date.now() < deadline) {
       checkAlive();
       await sleep(2);
     }
-    const w: Watched = {
-      userId,
-      kind: i % 2 === 0 ? "sse" : "connect",
-      token: tokens.get(userId)!,
-      lastScore: -1,
-      firstAt: undefined,
-      failure: undefined,
-      pending: [],
-      stream: undefined,
-    };
+    const w: Watched = { userId, kind, token: tokenOf(userId), lastScore: -1, firstAt: undefined, failure: undefined, pending: [], stream: undefined };
     watchers.set(userId, w);
+    opened.push(w);
     const events = {
       standing: (score: number | undefined) => standingSeen(w, score),
       failed: (reason: string) => {
@@ -218,10 +227,10 @@ async function openWatchers(userIds: string[]): Promise<{ seconds: number; conne
         failed += 1;
       },
     };
-    if (w.kind === "sse") {
+    if (kind === "sse") {
       w.stream = sseWatcher(gateway, BOARD, around, w.token, events);
     } else {
-      const c = Math.floor(connectStreams++ / streamsPerConnection);
+      const c = Math.floor(i / streamsPerConnection);
       if (!connections[c]) {
         connections[c] = new LeanHttp2Connection(gateway);
         await connections[c].ready;
@@ -229,12 +238,11 @@ async function openWatchers(userIds: string[]): Promise<{ seconds: number; conne
       w.stream = connectWatcher(connections[c], gateway, BOARD, around, w.token, events);
     }
   }
-  while (connected + failed < userIds.length && Date.now() < deadline) {
+  while (settledHere() < userIds.length && Date.now() < deadline) {
     checkAlive();
     await sleep(10);
   }
-  const last = Math.max(started, ...[...watchers.values()].map((w) => w.firstAt ?? 0));
-  return { seconds: (last - started) / 1000, connections };
+  return (Math.max(started, ...opened.map((w) => w.firstAt ?? 0)) - started) / 1000;
 }
 
 const planGrants = (count: number): GrantPlan =>
@@ -246,7 +254,7 @@ const groupCounts = (reasons: Iterable<string>) => {
   return [...counts].map(([r, n]) => `${n} × ${r}`).join("; ");
 };
 
-let connections: LeanHttp2Connection[] = [];
+const connections: LeanHttp2Connection[] = [];
 try {
   const load = () =>
     loadavg()
@@ -282,9 +290,14 @@ try {
   const memory = () => processMemory({ gateway: { pid: mesh.pid("gateway"), url: mesh.urls.gateway }, push: { pid: mesh.pid("push"), url: mesh.urls.push } });
   const before = await memory();
 
-  const opened = await openWatchers(watched);
-  connections = opened.connections;
-  await sleep(2_000);
+  // One protocol, then the other: the memory each costs is measured apart.
+  const sseUsers = watched.filter((_, i) => i % 2 === 0);
+  const connectUsers = watched.filter((_, i) => i % 2 === 1);
+  const sseSeconds = await openWatchers(sseUsers, "sse", connections);
+  await sleep(1_000);
+  const withSse = await memory();
+  const connectSeconds = await openWatchers(connectUsers, "connect", connections);
+  await sleep(1_000);
   const open = await memory();
 
   // What the grants cause, from here on.
@@ -311,13 +324,16 @@ try {
 
   const sseCount = Math.ceil(watcherCount / 2);
   console.log(
-    `\nboard "${BOARD}", ${users} users; ${watcherCount} standing watchers of distinct users, around=${around}: ${sseCount} SSE (a HTTP/1.1 connection each), ${watcherCount - sseCount} Connect WatchStanding (binary, HTTP/2, ${streamsPerConnection} streams per connection: ${connections.length} connections); one gateway`,
+    `\nboard "${BOARD}", ${users} users; ${watcherCount} standing watchers of distinct users, around=${around}: ${sseCount} SSE (a HTTP/1.1 connection each), ${watcherCount - sseCount} Connect WatchStanding (binary, HTTP/2, ${streamsPerConnection} streams per connection: ${connections.length} connections); one gateway (${bundles ? "image bundles" : "sources under tsx"})`,
   );
   console.log(
     `grants: POST /api/score/{user} +1..${incrementMax} to random users, ${grantsPerSecond}/s for ${seconds} s, fixed-rate driver in this process (grant i due at start + i/${grantsPerSecond} s, keep-alive pool of ${GRANT_SOCKETS})`,
   );
   console.log(`merge interval: ${mergeIntervalMs()} ms (gateway/src/streaming/standings.ts DEFAULTS.intervalMs)`);
-  console.log(`\nwatchers connected               ${connected} of ${watcherCount} in ${opened.seconds.toFixed(1)} s (until each had its first standing)`);
+  const connectedOf = (kind: Kind) => [...watchers.values()].filter((w) => w.kind === kind && w.firstAt !== undefined).length;
+  console.log(
+    `\nwatchers connected               ${connected} of ${watcherCount}: SSE ${connectedOf("sse")} in ${sseSeconds.toFixed(1)} s, then Connect ${connectedOf("connect")} in ${connectSeconds.toFixed(1)} s (until each had its first standing)`,
+  );
   const failures = [...watchers.values()].filter((w) => w.failure).map((w) => `${w.kind}: ${w.failure}`);
   if (failures.length > 0) console.log(`  watchers failed: ${groupCounts(failures)}`);
   console.log(
@@ -346,11 +362,16 @@ try {
   console.log(
     `  grants to watched users ${grantsToWatched}; seen before their 200 was read ${seenBeforeAnswer} (counted as 0 ms); never seen within ${SEEN_WITHIN_MS / 1000} s: ${unseen}`,
   );
+  const kib = (from: Memory, to: Memory, name: keyof Memory, count: number) =>
+    `RSS ${(((to[name].rssMiB - from[name].rssMiB) * 1024) / count).toFixed(2)} KiB, V8 heap used ${(((to[name].heapMiB - from[name].heapMiB) * 1024) / count).toFixed(2)} KiB`;
   for (const name of ["gateway", "push"] as const) {
-    const rss = ((open[name].rssMiB - before[name].rssMiB) * 1024) / watcherCount;
-    const heap = ((open[name].heapMiB - before[name].heapMiB) * 1024) / watcherCount;
+    const worst = (Math.max(open[name].rssMiB - before[name].rssMiB, open[name].heapMiB - before[name].heapMiB) * 1024) / watcherCount;
     console.log(
-      `${`${name} memory per watcher`.padEnd(33)}RSS ${rss.toFixed(2)} KiB (${before[name].rssMiB.toFixed(0)} -> ${open[name].rssMiB.toFixed(0)} MiB), V8 heap used ${heap.toFixed(2)} KiB (${before[name].heapMiB.toFixed(0)} -> ${open[name].heapMiB.toFixed(0)} MiB)  (target <= ${TARGET_KIB_PER_WATCHER} KiB: ${Math.max(rss, heap) <= TARGET_KIB_PER_WATCHER ? "met" : "MISSED"})`,
+      `${`${name} memory per watcher`.padEnd(33)}${kib(before, open, name, watcherCount)}  (target <= ${TARGET_KIB_PER_WATCHER} KiB: ${worst <= TARGET_KIB_PER_WATCHER ? "met" : "MISSED"})`,
+    );
+    console.log(`  per SSE watcher ${kib(before, withSse, name, sseUsers.length)}; per Connect watcher ${kib(withSse, open, name, connectUsers.length)}`);
+    console.log(
+      `  RSS ${before[name].rssMiB.toFixed(0)} -> ${withSse[name].rssMiB.toFixed(0)} -> ${open[name].rssMiB.toFixed(0)} MiB, heap used ${before[name].heapMiB.toFixed(0)} -> ${withSse[name].heapMiB.toFixed(0)} -> ${open[name].heapMiB.toFixed(0)} MiB`,
     );
   }
   console.log(
@@ -378,4 +399,5 @@ try {
   redis.disconnect();
   await mesh.stop();
   await stopAll();
+  if (bundles) await rm(bundles, { recursive: true, force: true });
 }
