@@ -385,12 +385,6 @@ try {
   for (const [name, used] of Object.entries(cpuMs)) row(name, used, baselineMs[name]!);
   const meshOf = (cpu: Record<string, number>) => Object.entries(cpu).reduce((sum, [name, used]) => (name === "load generator" ? sum : sum + used), 0);
   row("mesh total", meshOf(cpuMs), meshOf(baselineMs));
-  // The grants cost the same with or without watchers: the rest is delivering.
-  const deliveryMs = meshOf(cpuMs) - (meshOf(baselineMs) / alone.ok) * grants.ok;
-  const gatewayDeliveryMs = cpuMs.gateway! - (baselineMs.gateway! / alone.ok) * grants.ok;
-  console.log(
-    `  watchers' share (with minus without, per grant scaled): mesh ${(deliveryMs / total).toFixed(4)} ms/message, gateway ${(gatewayDeliveryMs / total).toFixed(4)} ms/message`,
-  );
   console.log(`load average at the end: ${load()}`);
 } finally {
   if (process.env.BENCH_DEBUG) for (const [name, lines] of Object.entries(mesh.logs)) console.log(`--- ${name}\n${lines.slice(-15).join("\n")}`);
