@@ -208,11 +208,7 @@ async function openWatchers(userIds: string[], kind: Kind, connections: LeanHttp
   const settledHere = () => connected + failed - done;
   const opened: Watched[] = [];
   for (const [i, userId] of userIds.entries()) {
-    // The very first alone: ranking defines its many-users script at its first
-    // GetStandings, and a first call among others in flight crashed it (ioredis
-    // auto-pipelining had built a pipeline without the script).
-    const opening = done === 0 && i === 1 ? 1 : OPENING_AT_ONCE;
-    while (i - settledHere() >= opening && Date.now() < deadline) {
+    while (i - settledHere() >= OPENING_AT_ONCE && Date.now() < deadline) {
       checkAlive();
       await sleep(2);
     }
