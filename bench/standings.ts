@@ -34,7 +34,7 @@ import { startInfra, stopAll } from "../test/harness/infra.js";
 import { LeanHttp2Connection } from "../test/harness/lean-h2.js";
 import { startMesh } from "../test/harness/mesh.js";
 import { cpuSnapshot, ownCpuMs, settled } from "./process-cpu.js";
-import { type ProcessMemory, processMemory } from "./process-memory.js";
+import { counterValue, type ProcessMemory, processMemory } from "./process-metrics.js";
 import { GRANT_SOCKETS, type GrantPlan, runGrants } from "./paced-grants.js";
 import { type Closable, connectWatcher, sseWatcher } from "./standing-watchers.js";
 
@@ -84,10 +84,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const percentile = (v: number[], p: number) => [...v].sort((a, b) => a - b)[Math.min(v.length - 1, Math.floor(p * v.length))] ?? Number.NaN;
 const ms = (n: number) => `${n.toFixed(1)} ms`;
 
-/** The gateway's merge interval, as its source states it (StandingWatchers' DEFAULTS). */
-function mergeIntervalMs(): string {
+/** One of the gateway's standing-watcher defaults (intervalMs: the merge interval; sweepMs), as its source states it. */
+function standingsDefault(option: "intervalMs" | "sweepMs"): string {
   const source = readFileSync(new URL("../gateway/src/streaming/standings.ts", import.meta.url), "utf8");
-  return /DEFAULTS[^=]*=\s*\{[^}]*intervalMs:\s*([\d_]+)/.exec(source)?.[1]?.replace(/_/g, "") ?? "unknown";
+  return new RegExp(`DEFAULTS[^=]*=\\s*\\{[^}]*${option}:\\s*([\\d_]+)`).exec(source)?.[1]?.replace(/_/g, "") ?? "unknown";
 }
 
 /** Throws, with its last words, if a mesh process has exited: the figures would mean nothing. */
@@ -122,6 +122,8 @@ const watchers = new Map<string, Watched>();
 const delivered: Record<Kind, number> = { sse: 0, connect: 0 };
 let latencies: Record<Kind, number[]> = { sse: [], connect: [] };
 let seenBeforeAnswer = 0;
+/** BENCH_DEBUG: each grant seen, when it was answered, to tell a periodic stall from a steady tail. */
+const seenAt: { answeredAt: number; ms: number }[] = [];
 let connected = 0;
 let failed = 0;
 
@@ -138,6 +140,7 @@ function standingSeen(w: Watched, score: number | undefined): void {
   w.pending = w.pending.filter((p) => {
     if (p.score > score) return true;
     latencies[w.kind].push(now - p.answeredAt);
+    if (process.env.BENCH_DEBUG) seenAt.push({ answeredAt: p.answeredAt, ms: now - p.answeredAt });
     return false;
   });
 }
@@ -302,6 +305,7 @@ try {
   delivered.sse = 0;
   delivered.connect = 0;
   for (const w of watchers.values()) w.pending = [];
+  const readsBefore = await counterValue(mesh.urls.gateway, "sb_standing_reads_total");
   const cpu = cpuSnapshot(processes, { "load generator": ownCpuMs });
   const started = performance.now();
   const grants = await grantsOf(plan);
@@ -309,6 +313,7 @@ try {
   const windowS = (performance.now() - started) / 1000;
   const cpuMs = cpu.since();
   checkAlive();
+  const reads = (await counterValue(mesh.urls.gateway, "sb_standing_reads_total")) - readsBefore;
   const messages = { ...delivered };
   const total = messages.sse + messages.connect;
   const waitUntil = Date.now() + SEEN_WITHIN_MS;
@@ -325,7 +330,9 @@ try {
   console.log(
     `grants: POST /api/score/{user} +1..${incrementMax} to random users, ${grantsPerSecond}/s for ${seconds} s, fixed-rate driver in this process (grant i due at start + i/${grantsPerSecond} s, keep-alive pool of ${GRANT_SOCKETS})`,
   );
-  console.log(`merge interval: ${mergeIntervalMs()} ms (gateway/src/streaming/standings.ts DEFAULTS.intervalMs)`);
+  console.log(
+    `merge interval: ${standingsDefault("intervalMs")} ms (gateway/src/streaming/standings.ts DEFAULTS.intervalMs; every standing is also re-read every ${standingsDefault("sweepMs")} ms, its sweep)`,
+  );
   const connectedOf = (kind: Kind) => [...watchers.values()].filter((w) => w.kind === kind && w.firstAt !== undefined).length;
   console.log(
     `\nwatchers connected               ${connected} of ${watcherCount}: SSE ${connectedOf("sse")} in ${sseSeconds.toFixed(1)} s, then Connect ${connectedOf("connect")} in ${connectSeconds.toFixed(1)} s (until each had its first standing)`,
@@ -345,6 +352,7 @@ try {
   console.log(
     `delivered standing messages/s    ${(total / windowS).toFixed(0)} (SSE ${(messages.sse / windowS).toFixed(0)}, Connect ${(messages.connect / windowS).toFixed(0)}; ${total} in ${windowS.toFixed(1)} s)`,
   );
+  console.log(`standings the gateway re-read     ${reads} (${(reads / windowS).toFixed(0)}/s: those a move spanned, and all ${watcherCount} at each sweep)`);
   const p99 = percentile(all, 0.99);
   console.log(
     `grant 200 -> own watcher         p50 ${ms(percentile(all, 0.5))}  p99 ${ms(p99)}  max ${ms(percentile(all, 1))}  (target p99 <= ${TARGET_P99_MS} ms: ${p99 <= TARGET_P99_MS ? "met" : "MISSED"})`,
@@ -381,6 +389,13 @@ try {
   for (const [name, used] of Object.entries(cpuMs)) row(name, used, baselineMs[name]!);
   const meshOf = (cpu: Record<string, number>) => Object.entries(cpu).reduce((sum, [name, used]) => (name === "load generator" ? sum : sum + used), 0);
   row("mesh total", meshOf(cpuMs), meshOf(baselineMs));
+  if (process.env.BENCH_DEBUG) {
+    console.log("\nBENCH_DEBUG: grant 200 -> own watcher by the second the grant was answered in (from the phase's start)");
+    for (let second = 0; second <= Math.ceil(windowS); second++) {
+      const l = seenAt.filter((x) => Math.floor((x.answeredAt - started) / 1000) === second).map((x) => x.ms);
+      if (l.length > 0) console.log(`  ${String(second).padStart(3)} s: n ${l.length} p50 ${ms(percentile(l, 0.5))} max ${ms(percentile(l, 1))}`);
+    }
+  }
   console.log(`load average at the end: ${load()}`);
 } finally {
   if (process.env.BENCH_DEBUG) for (const [name, lines] of Object.entries(mesh.logs)) console.log(`--- ${name}\n${lines.slice(-15).join("\n")}`);

@@ -1,5 +1,6 @@
-// Memory of Node processes of the mesh: resident (VmRSS from /proc) and the
-// V8 heap used (nodejs_heap_size_used_bytes from their /metrics).
+// What the mesh's Node processes say of themselves: memory, resident (VmRSS
+// from /proc) and the V8 heap used (nodejs_heap_size_used_bytes from their
+// /metrics), and their counters.
 import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -37,4 +38,12 @@ async function heapMiB(baseUrl: string): Promise<number> {
   const metrics = await (await fetch(`${baseUrl}/metrics`)).text();
   const heap = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})? ([\d.e+]+)/m.exec(metrics)?.[1];
   return heap ? Number(heap) / 2 ** 20 : Number.NaN;
+}
+
+/** A counter's value (summed over its labels) in a process's /metrics. */
+export async function counterValue(baseUrl: string, name: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  let sum = 0;
+  for (const match of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.e+]+)$`, "gm"))) sum += Number(match[1]);
+  return sum;
 }
