@@ -156,6 +156,17 @@ describe("StandingWatchers", () => {
     watchers.close();
   });
 
+  it("a lost announcement is caught up by the sweep, which re-reads standings a slice at a time", async () => {
+    const board = fakeBoard({ alice: 300, bob: 200, carol: 100 });
+    const watchers = new StandingWatchers(board.ranking, board.push, logger, { intervalMs: 20, sweepMs: 1_000 });
+    const states: StandingState[] = [];
+    watchers.subscribe("global", "bob", 0, (s) => states.push(s));
+    await until(() => states.length === 1, "the first standing");
+    board.grant("carol", 250, false); // passes bob; the move is never announced
+    await until(() => rankOf(states.at(-1)) === 3, "the sweep's re-read");
+    watchers.close();
+  });
+
   it("a user without a score gets a standing without entry, then their entry once their own move comes", async () => {
     const board = fakeBoard({ alice: 300 });
     const watchers = new StandingWatchers(board.ranking, board.push, logger, { intervalMs: 20 });

@@ -32,6 +32,9 @@ export interface StandingWatchersOptions {
   reads?: { inc(count: number): void };
 }
 
+/** How often the sweep takes its next slice. */
+const SWEEP_TICK_MS = 1_000;
+
 const DEFAULTS: Required<Omit<StandingWatchersOptions, "reads">> = { intervalMs: 100, sweepMs: 30_000, lingerMs: 30_000, batchSize: 500 };
 type Options = Required<Omit<StandingWatchersOptions, "reads">> & Pick<StandingWatchersOptions, "reads">;
 
@@ -46,7 +49,8 @@ type Options = Required<Omit<StandingWatchersOptions, "reads">> & Pick<StandingW
  * re-read from ranking, many per GetStandings call, at most once per
  * interval per board. Watchers are told only when their standing really
  * changed. A new epoch (rebuild, new season), an announcement too big to
- * list, a reconnect to push or the periodic sweep re-read every standing.
+ * list or a reconnect to push re-read every standing; a sweep re-reads them
+ * all once per sweepMs anyway, a slice a second, behind real changes.
  */
 export class StandingWatchers {
   private readonly boards = new Map<string, BoardStandings>();
@@ -108,6 +112,9 @@ class BoardStandings {
   private readonly tracked = new Map<string, Tracked>();
   /** Trackers to re-read, in the order they became dirty. */
   private readonly dirty = new Set<Tracked>();
+  /** Trackers the sweep re-reads when a read has room after the dirty ones. */
+  private readonly sweeping = new Set<Tracked>();
+  private sweepCursor: Iterator<Tracked> | undefined;
   private readonly moved = new MovedScores();
   private readonly abort = new AbortController();
   private epoch = "";
@@ -124,7 +131,7 @@ class BoardStandings {
     private readonly options: Options,
     private readonly onIdle: () => void,
   ) {
-    this.sweep = setInterval(() => this.markAll(), options.sweepMs).unref();
+    this.sweep = setInterval(() => this.sweepSlice(), SWEEP_TICK_MS).unref();
     // Shared by every watcher of the board: not part of the trace of the request that opened it.
     void outsideAnyTrace(() => this.followMoves());
   }
@@ -159,11 +166,13 @@ class BoardStandings {
     for (const tracked of this.tracked.values()) clearTimeout(tracked.lingering);
     this.tracked.clear();
     this.dirty.clear();
+    this.sweeping.clear();
   }
 
   private forget(tracked: Tracked): void {
     this.tracked.delete(tracked.key);
     this.dirty.delete(tracked);
+    this.sweeping.delete(tracked);
     if (this.tracked.size === 0) {
       this.close();
       this.onIdle();
@@ -218,7 +227,30 @@ class BoardStandings {
     if (tracked.dirty) return;
     tracked.dirty = true;
     this.dirty.add(tracked);
+    this.sweeping.delete(tracked);
     this.schedule();
+  }
+
+  /**
+   * The sweep, a slice a second: every standing is re-read once per sweepMs,
+   * spread out, and behind the standings moves made dirty. (All at once, ten
+   * thousand standings took twenty reads, and real changes waited behind them.)
+   */
+  private sweepSlice(): void {
+    let count = Math.ceil((this.tracked.size * SWEEP_TICK_MS) / this.options.sweepMs);
+    for (let wrapped = false; count > 0; ) {
+      this.sweepCursor ??= this.tracked.values();
+      const next = this.sweepCursor.next();
+      if (next.done) {
+        this.sweepCursor = undefined;
+        if (wrapped) break; // fewer standings than a slice
+        wrapped = true;
+        continue;
+      }
+      if (!next.value.dirty) this.sweeping.add(next.value);
+      count -= 1;
+    }
+    if (this.sweeping.size > 0) this.schedule();
   }
 
   private markAll(): void {
@@ -260,13 +292,14 @@ class BoardStandings {
 
   private async read(): Promise<void> {
     this.takeMoves();
-    if (this.dirty.size === 0) return;
+    if (this.dirty.size === 0 && this.sweeping.size === 0) return;
     this.reading = true;
     this.lastReadAt = Date.now();
     // A call per `around` (GetStandings takes one), each at most batchSize users; the rest waits a turn.
     const batches = new Map<number, Tracked[]>();
     let taken = 0;
-    for (const tracked of this.dirty) {
+    // Standings moves made dirty first, then the sweep's.
+    for (const tracked of [...this.dirty, ...this.sweeping]) {
       if (taken >= this.options.batchSize * 4) break;
       let batch = batches.get(tracked.around);
       if (!batch) {
@@ -282,13 +315,14 @@ class BoardStandings {
         // Cleared before the read: a move during it marks the standing again.
         tracked.dirty = false;
         this.dirty.delete(tracked);
+        this.sweeping.delete(tracked);
       }
     }
     try {
       await Promise.all([...batches.values()].map((batch) => this.readBatch(batch)));
     } finally {
       this.reading = false;
-      if (this.dirty.size > 0 || !this.moved.isEmpty) this.schedule();
+      if (this.dirty.size > 0 || this.sweeping.size > 0 || !this.moved.isEmpty) this.schedule();
     }
   }
 
