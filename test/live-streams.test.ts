@@ -30,7 +30,8 @@ const POINTS: Record<string, number> = { one: 1, ten: 10, hundred: 100 };
 let actions = 0;
 /** Grants `points` ("one", "ten", "hundred") to a user: each action is granted once per user, so each grant is an action of its own. */
 async function grant(userId: string, points: keyof typeof POINTS): Promise<void> {
-  const actionId = `live-${(actions += 1)}`;
+  actions += 1;
+  const actionId = `live-${actions}`;
   await mesh.sql("INSERT INTO actions (action_id, points) VALUES ($1, $2)", [actionId, POINTS[points]]);
   const res = await mesh.submitAction(userId, actionId);
   expect(res.status, await res.clone().text()).toBe(200);
