@@ -13,6 +13,13 @@ import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
 let mesh: Mesh;
 beforeAll(async () => {
   mesh = await startMesh(inject("infra"));
+  // Ranking is serving before its first rebuild of an empty Redis ends; rows
+  // inserted meanwhile would be loaded by the rebuild, not by the read below.
+  await eventually(
+    async () => (mesh.logs.ranking.some((l) => l.includes("boards rebuilt from PostgreSQL")) ? true : undefined),
+    20_000,
+    "ranking's first rebuild",
+  );
 });
 afterAll(async () => {
   await mesh?.stop();

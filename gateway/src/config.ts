@@ -43,7 +43,7 @@ export function loadGatewayConfig(env = new EnvReader()): GatewayConfig {
       push: env.url("PUSH_URL", `http://127.0.0.1:${defaultPorts.pushGrpc}`, grpcTargetProtocols),
     },
     // One name with push's; SSE_HEARTBEAT_MS is what releases before 0.10 read (every stream's, despite the name).
-    streamHeartbeatMs: env.int("STREAM_HEARTBEAT_MS", env.int("SSE_HEARTBEAT_MS", 15_000, 1_000, 300_000), 1_000, 300_000),
+    streamHeartbeatMs: env.int("STREAM_HEARTBEAT_MS", env.int("SSE_HEARTBEAT_MS", 15_000, 100, 300_000), 100, 300_000),
     auth: readAuth(env, common.mode),
     redisUrl: env.url("REDIS_URL", "redis://127.0.0.1:6379", ["redis:", "rediss:"]),
     rateLimits: readWriteRules(env),

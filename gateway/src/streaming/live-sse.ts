@@ -61,5 +61,5 @@ export function serveLive(req: Request, res: Response, deps: LiveDeps, live: Adm
 /** A message's frame, rendered when it is written: its `id:` is the positions the client has then. */
 function liveFrameOf(message: LiveMessage, sent: SentPositions): string {
   const kind = message.standing ? "standing" : "top";
-  return `event: ${kind}\nid: ${sent.sent(message.subscription.id, message.position)}\ndata: ${liveMessageJson(message)}\n\n`;
+  return `event: ${kind}\ndata: ${liveMessageJson(message)}\nid: ${sent.sent(message.subscription.id, message.position)}\n\n`;
 }

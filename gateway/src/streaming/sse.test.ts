@@ -65,7 +65,7 @@ describe("board streams' ids and resume", () => {
   }
   const frames = (res: StuckResponse) => res.chunks.join("").split("\n\n").filter(Boolean);
 
-  it("seed 004's stream: each update has an id (top:global@<epoch>~<version>) and resumes from Last-Event-ID; its data is unchanged", async () => {
+  it("seed 004's stream: its frames are the seed's (no id: line), and a resume point still holds back a current state", async () => {
     const { sse, feeds } = routes();
     const first = topUpdate({ bob: 3 }, 1, "9.all");
     const res = new StuckResponse();
@@ -78,9 +78,7 @@ describe("board streams' ids and resume", () => {
     expect(feeds.subscriptions.map((s) => [s.board, s.limit, s.resume])).toEqual([["global", 10, first.position]]);
     const next = topUpdate({ bob: 4 }, 2, "9.all");
     feeds.publish("global", next);
-    expect(frames(res)[1]).toBe(
-      `event: score:update\nid: top:global@${positionToken(next.position!)}\ndata: {"topUsers":[{"userId":"bob","score":4}],"timestamp":"2026-12-06T12:00:00.002Z"}`,
-    );
+    expect(frames(res)[1]).toBe(`event: score:update\ndata: {"topUsers":[{"userId":"bob","score":4}],"timestamp":"2026-12-06T12:00:00.002Z"}`);
     res.emit("close");
   });
 
@@ -97,7 +95,7 @@ describe("board streams' ids and resume", () => {
     expect(feeds.subscriptions.map((s) => [s.board, s.limit, s.resume])).toEqual([["laps", 5, first.position]]);
     const next = topUpdate({ bob: 4 }, 2, "9.20261207T0000Z");
     feeds.publish("laps", next);
-    const [event, id, data] = frames(res)[1]!.split("\n");
+    const [event, data, id] = frames(res)[1]!.split("\n");
     expect([event, id]).toEqual(["event: board:update", `id: top:laps@${positionToken(next.position!)}`]);
     expect(JSON.parse(data!.slice("data: ".length))).toEqual({
       board: "laps",

@@ -25,7 +25,9 @@ function frameOf(update: LeaderboardUpdate): Buffer {
       topUsers: update.entries.map((e) => ({ userId: e.userId, score: Number(e.score) })),
       timestamp: (update.asOf ? timestampDate(update.asOf) : new Date()).toISOString(),
     };
-    frame = Buffer.from(`event: score:update\n${idLineOf(SEED_BOARD, update)}data: ${JSON.stringify(payload)}\n\n`);
+    // No id: line: seed 004's clients read everything after "data: " as the
+    // payload. Its resumable twin is /api/boards/global/stream.
+    frame = Buffer.from(`event: score:update\ndata: ${JSON.stringify(payload)}\n\n`);
     frames.set(update, frame);
   }
   return frame;
@@ -35,7 +37,7 @@ const boardFrames = new WeakMap<LeaderboardUpdate, Buffer>();
 function boardFrameOf(board: string, update: LeaderboardUpdate): Buffer {
   let frame = boardFrames.get(update);
   if (!frame) {
-    frame = Buffer.from(`event: board:update\n${idLineOf(board, update)}data: ${boardUpdateJson(board, update)}\n\n`);
+    frame = Buffer.from(`event: board:update\ndata: ${boardUpdateJson(board, update)}\n${idLineOf(board, update)}\n`);
     boardFrames.set(update, frame);
   }
   return frame;
@@ -46,7 +48,9 @@ const SEED_BOARD = "global";
 
 /**
  * `id: top:<board>@<epoch>~<version>`: EventSource sends it back as
- * Last-Event-ID when it reconnects, and the stream resumes from there.
+ * Last-Event-ID when it reconnects, and the stream resumes from there. It
+ * comes after `data:` (the order of an event's fields is free), so a frame
+ * still starts `event: …\ndata: …` as seed 004's clients parse it.
  */
 function idLineOf(board: string, update: LeaderboardUpdate): string {
   return update.position ? `id: ${singleResumeToken(boardStreamId(board), update.position)}\n` : "";

@@ -24,6 +24,7 @@ describe("service config", () => {
       "scoreboard.v1.CatalogService/PutAction",
       "scoreboard.v1.RankingService/GetLeaderboard",
       "scoreboard.v1.RankingService/GetRank",
+      "scoreboard.v1.RankingService/GetStandings",
     ]);
     expect(config.methodConfig[0]!.retryPolicy.retryableStatusCodes).toEqual(["UNAVAILABLE"]);
   });
