@@ -85,9 +85,15 @@ export async function showSeason(view: SeasonView, boardId: string, season: Seas
   if (!season.current) return;
   const refresh = async () => {
     try {
-      const again = await readTop(shown.length);
-      if (!signal.aborted) show(again.entries, again.next);
-      return true;
+      for (;;) {
+        const before = shown;
+        const again = await readTop(before.length);
+        if (signal.aborted) return true;
+        // "More" added rows during the read: read again with them, or they would vanish.
+        if (shown !== before) continue;
+        show(again.entries, again.next);
+        return true;
+      }
     } catch (err) {
       if (!signal.aborted) view.status("retrying", `retrying… (${ConnectError.from(err).rawMessage})`);
       return false;
