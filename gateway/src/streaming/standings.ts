@@ -35,7 +35,7 @@ export interface StandingWatchersOptions {
 /** How often the sweep takes its next slice. */
 const SWEEP_TICK_MS = 1_000;
 
-const DEFAULTS: Required<Omit<StandingWatchersOptions, "reads">> = { intervalMs: 100, sweepMs: 30_000, lingerMs: 30_000, batchSize: 500 };
+const DEFAULTS: Required<Omit<StandingWatchersOptions, "reads">> = { intervalMs: 50, sweepMs: 30_000, lingerMs: 30_000, batchSize: 500 };
 type Options = Required<Omit<StandingWatchersOptions, "reads">> & Pick<StandingWatchersOptions, "reads">;
 
 /**

@@ -262,8 +262,9 @@ export const TopEntriesSchema: GenMessage<TopEntries> = /*@__PURE__*/
  *
  * Every message says which subscription it belongs to and carries its
  * StreamPosition; changes are merged per subscription, at most one message
- * per 100 ms, always the latest state (a slow client is sent the latest
- * state once it catches up, never a queue). When nothing was sent for a
+ * per 50 ms for a standing and per 100 ms for a top, always the latest
+ * state (a slow client is sent the latest state once it catches up, never
+ * a queue). When nothing was sent for a
  * while (15 s by default) a heartbeat message keeps idle proxies from
  * closing the stream.
  *
