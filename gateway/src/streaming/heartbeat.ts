@@ -6,22 +6,21 @@
  * LeaderboardUpdate, a WebSocket ping (which also finds dead peers, so a
  * WebSocket never reports its writes and pings every interval).
  *
- * The timer ticks twice per interval and is never re-armed: a beat goes out
- * on the second tick without a write. Re-arming a timeout per stream per
- * change cost thousands of timer operations per change in the fan-out loop.
+ * Every stream of one interval shares one clock ticking twice per interval;
+ * a beat goes out on a stream's second tick without a write. Re-arming a
+ * timeout per stream per change cost thousands of timer operations per change
+ * in the fan-out loop, and a timer per stream held memory per stream.
  */
 export class Heartbeat {
   private quietTicks = 0;
-  private readonly timer: NodeJS.Timeout;
+  private readonly clock: HeartbeatClock;
 
-  constructor(intervalMs: number, beat: () => void) {
-    this.timer = setInterval(() => {
-      this.quietTicks += 1;
-      if (this.quietTicks < 2) return;
-      // The next beat is a whole interval away, also when this one was not sent (a full socket).
-      this.quietTicks = 0;
-      beat();
-    }, intervalMs / 2);
+  constructor(
+    intervalMs: number,
+    private readonly beat: () => void,
+  ) {
+    this.clock = HeartbeatClock.of(intervalMs);
+    this.clock.add(this);
   }
 
   /** Something went out: the stream is not quiet. */
@@ -30,6 +29,47 @@ export class Heartbeat {
   }
 
   stop(): void {
+    this.clock.remove(this);
+  }
+
+  /** Half an interval passed. */
+  tick(): void {
+    this.quietTicks += 1;
+    if (this.quietTicks < 2) return;
+    // The next beat is a whole interval away, also when this one was not sent (a full socket).
+    this.quietTicks = 0;
+    this.beat();
+  }
+}
+
+/** One timer for every heartbeat of an interval, running while it has any. */
+class HeartbeatClock {
+  private static readonly clocks = new Map<number, HeartbeatClock>();
+
+  static of(intervalMs: number): HeartbeatClock {
+    let clock = HeartbeatClock.clocks.get(intervalMs);
+    if (!clock) {
+      clock = new HeartbeatClock(intervalMs);
+      HeartbeatClock.clocks.set(intervalMs, clock);
+    }
+    return clock;
+  }
+
+  private readonly members = new Set<Heartbeat>();
+  private timer: NodeJS.Timeout | undefined;
+
+  private constructor(private readonly intervalMs: number) {}
+
+  add(heartbeat: Heartbeat): void {
+    this.members.add(heartbeat);
+    this.timer ??= setInterval(() => {
+      for (const member of this.members) member.tick();
+    }, this.intervalMs / 2);
+  }
+
+  remove(heartbeat: Heartbeat): void {
+    if (!this.members.delete(heartbeat) || this.members.size > 0) return;
     clearInterval(this.timer);
+    this.timer = undefined;
   }
 }

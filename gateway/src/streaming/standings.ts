@@ -98,8 +98,6 @@ interface Tracked {
   around: number;
   key: string;
   state: StandingState | undefined;
-  /** What the state shows, to tell a real change from a re-read that found the same. */
-  signature: string;
   /** The lowest and highest score the state shows: a move outside them changes nothing it shows. */
   low: number;
   high: number;
@@ -144,7 +142,7 @@ class BoardStandings {
     const key = `${around}\u0000${userId}`;
     let tracked = this.tracked.get(key);
     if (!tracked) {
-      tracked = { userId, around, key, state: undefined, signature: "", low: 0, high: 0, dirty: false, listeners: new Set(), lingering: undefined };
+      tracked = { userId, around, key, state: undefined, low: 0, high: 0, dirty: false, listeners: new Set(), lingering: undefined };
       this.tracked.set(key, tracked);
       this.markDirty(tracked);
     }
@@ -349,9 +347,9 @@ class BoardStandings {
   }
 
   private update(tracked: Tracked, standing: Standing, position: StreamPosition, asOf: Timestamp | undefined): void {
-    const signature = `${position.epoch}\u0002${signatureOf(standing)}`;
-    if (signature === tracked.signature) return;
-    tracked.signature = signature;
+    // A re-read that found the same standing in the same epoch changes nothing: its watchers keep their position.
+    const shown = tracked.state;
+    if (shown && shown.position.epoch === position.epoch && sameStanding(shown.standing, standing)) return;
     tracked.state = { standing, position, asOf };
     const scores = [standing.entry, ...standing.neighbourhood].filter((e): e is LeaderboardEntry => e !== undefined).map((e) => Number(e.score));
     // A user without an entry: any move may be the one that puts them on the board (their own is always checked).
@@ -361,9 +359,14 @@ class BoardStandings {
   }
 }
 
-function signatureOf(standing: Standing): string {
-  const entry = (e: LeaderboardEntry | undefined) => (e ? `${e.rank}\u0000${e.userId}\u0000${e.score}\u0000${e.username}` : "-");
-  return [entry(standing.entry), ...standing.neighbourhood.map(entry)].join("\u0001");
+function sameStanding(a: Standing, b: Standing): boolean {
+  if (!sameEntry(a.entry, b.entry) || a.neighbourhood.length !== b.neighbourhood.length) return false;
+  return a.neighbourhood.every((e, i) => sameEntry(e, b.neighbourhood[i]));
+}
+
+function sameEntry(a: LeaderboardEntry | undefined, b: LeaderboardEntry | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.rank === b.rank && a.userId === b.userId && a.score === b.score && a.username === b.username;
 }
 
 /** `listener`, told only of states newer than `resume`; once one passed, of every state. */
