@@ -10,8 +10,8 @@ import { PushService, type LeaderboardUpdate } from "@scoreboard/gen/scoreboard/
 import { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 import { Scopes } from "@scoreboard/platform/auth";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { WebSocket } from "ws";
 import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
+import { openWebSocket, readSse } from "./harness/stream-clients.js";
 
 let mesh: Mesh;
 
@@ -53,45 +53,9 @@ function watchConnect(board: string) {
 }
 const topOf = (update: Pick<LeaderboardUpdate, "entries">): Top => update.entries.map((e) => [e.userId, Number(e.score)]);
 
-function watchSse(path: string) {
-  const abort = new AbortController();
-  const events: { event: string; data: Record<string, unknown> }[] = [];
-  const opened = fetch(`${mesh.urls.gateway}${path}`, { signal: abort.signal });
-  const done = opened.then(async (res) => {
-    if (res.status !== 200) return;
-    const decoder = new TextDecoder();
-    let text = "";
-    for await (const chunk of res.body!) {
-      text += decoder.decode(chunk as Uint8Array, { stream: true });
-      let end = text.indexOf("\n\n");
-      while (end >= 0) {
-        const frame = text.slice(0, end);
-        text = text.slice(end + 2);
-        const event = /^event: (.*)$/m.exec(frame)?.[1];
-        const data = /^data: (.*)$/m.exec(frame)?.[1];
-        if (event && data) events.push({ event, data: JSON.parse(data) as Record<string, unknown> });
-        end = text.indexOf("\n\n");
-      }
-    }
-  });
-  return { opened, events, done: done.catch(() => undefined), stop: () => abort.abort() };
-}
+const watchSse = (path: string) => readSse(`${mesh.urls.gateway}${path}`);
 
-function watchWebSocket(path: string) {
-  const ws = new WebSocket(mesh.urls.gateway.replace("http://", "ws://") + path);
-  const messages: Record<string, unknown>[] = [];
-  ws.on("message", (data) => messages.push(JSON.parse(String(data)) as Record<string, unknown>));
-  const opened = new Promise<void>((resolve, reject) => {
-    ws.once("open", () => resolve());
-    ws.once("unexpected-response", (_req, res) => {
-      let body = "";
-      res.on("data", (chunk: Buffer) => (body += chunk));
-      res.on("end", () => reject(new Error(`HTTP ${res.statusCode} ${body}`)));
-    });
-    ws.once("error", reject);
-  });
-  return { ws, messages, opened };
-}
+const watchWebSocket = (path: string) => openWebSocket(mesh.urls.gateway.replace("http://", "ws://") + path);
 
 const entriesTop = (entries: unknown): Top => (entries as { userId: string; score: number }[]).map((e) => [e.userId, e.score]);
 

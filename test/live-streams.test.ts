@@ -5,13 +5,13 @@ import { create } from "@bufbuild/protobuf";
 import { createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { Redis } from "ioredis";
-import { WebSocket } from "ws";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type StreamPosition, StreamPositionSchema } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
 import { type LiveUpdate, LiveService, type Subscription, SubscriptionSchema } from "@scoreboard/gen/scoreboard/v1/live_pb";
 import { compareEpochs } from "@scoreboard/platform/stream-position";
 import { startRedis, type RedisInstance } from "./harness/infra.js";
 import { eventually, startMesh, type Mesh } from "./harness/mesh.js";
+import { openWebSocket, readSse } from "./harness/stream-clients.js";
 
 let redis: RedisInstance;
 let mesh: Mesh;
@@ -171,47 +171,26 @@ interface JsonMessage {
   neighbourhood?: { userId: string }[];
 }
 
-/** An SSE stream of the gateway read in the background: its events (name, id, JSON data) until stopped. */
+/** A live SSE stream of the gateway: its subscriptions' events (`connected` left out), the latest of one. */
 function sse(path: string, headers: Record<string, string> = {}) {
-  const abort = new AbortController();
-  const events: { event: string; id?: string; data: JsonMessage }[] = [];
-  const opened = fetch(`${mesh.urls.gateway}${path}`, { signal: abort.signal, headers });
-  const done = opened
-    .then(async (res) => {
-      const decoder = new TextDecoder();
-      let text = "";
-      for await (const chunk of res.body!) {
-        text += decoder.decode(chunk as Uint8Array, { stream: true });
-        for (let end = text.indexOf("\n\n"); end >= 0; end = text.indexOf("\n\n")) {
-          const frame = text.slice(0, end);
-          text = text.slice(end + 2);
-          const event = /^event: (.*)$/m.exec(frame)?.[1];
-          const data = /^data: (.*)$/m.exec(frame)?.[1];
-          if (event && event !== "connected" && data) events.push({ event, id: /^id: (.*)$/m.exec(frame)?.[1], data: JSON.parse(data) });
-        }
-      }
-    })
-    .catch(() => undefined);
+  const stream = readSse<JsonMessage>(`${mesh.urls.gateway}${path}`, headers);
   return {
-    opened,
-    events,
-    last: (id: string) => events.findLast((e) => e.data.subscription === id)?.data,
-    stop: async () => {
-      abort.abort();
-      await done;
+    opened: stream.opened,
+    get events() {
+      return stream.events.filter((e) => e.event !== "connected");
     },
+    last: (id: string) => stream.events.findLast((e) => e.data.subscription === id)?.data,
+    stop: stream.stop,
   };
 }
 
-/** A WebSocket of the gateway: its JSON messages until closed. */
+/** A live WebSocket of the gateway: its JSON messages, the latest of one subscription. */
 function ws(path: string, token: string) {
-  const socket = new WebSocket(`${mesh.urls.gateway.replace("http", "ws")}${path}`, ["bearer", token]);
-  const messages: JsonMessage[] = [];
-  socket.on("message", (data) => messages.push(JSON.parse(String(data)) as JsonMessage));
+  const socket = openWebSocket<JsonMessage>(`${mesh.urls.gateway.replace("http", "ws")}${path}`, ["bearer", token]);
   return {
-    messages,
-    last: (id: string) => messages.findLast((m) => m.subscription === id),
-    close: () => socket.close(),
+    messages: socket.messages,
+    last: (id: string) => socket.messages.findLast((m) => m.subscription === id),
+    close: () => socket.ws.close(),
   };
 }
 

@@ -3,7 +3,8 @@ import type { AddressInfo } from "node:net";
 import { positionToken } from "@scoreboard/platform/stream-position";
 import { createLogger } from "@scoreboard/platform/logger";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { WebSocket } from "ws";
+import type { WebSocket } from "ws";
+import { openWebSocket } from "../../../test/harness/stream-clients.js";
 import { EdgePolicy } from "../edge-policy.js";
 import { bearerFor, fakeLiveDeps, standingState, topUpdate } from "./live-fakes.js";
 import type { LiveDeps } from "./live.js";
@@ -45,21 +46,7 @@ afterAll(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 });
 
-function connect(path: string, protocols?: string[]) {
-  const ws = new WebSocket(base + path, protocols);
-  const messages: Record<string, unknown>[] = [];
-  ws.on("message", (data) => messages.push(JSON.parse(String(data)) as Record<string, unknown>));
-  const opened = new Promise<void>((resolve, reject) => {
-    ws.once("open", () => resolve());
-    ws.once("unexpected-response", (_req, res) => {
-      let body = "";
-      res.on("data", (chunk: Buffer) => (body += chunk));
-      res.on("end", () => reject(new Error(`HTTP ${res.statusCode} ${body}`)));
-    });
-    ws.once("error", reject);
-  });
-  return { ws, messages, opened };
-}
+const connect = (path: string, protocols?: string[]) => openWebSocket(base + path, protocols);
 
 async function until(probe: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !probe(); i++) await new Promise((resolve) => setTimeout(resolve, 5));
