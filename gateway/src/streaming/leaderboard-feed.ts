@@ -3,7 +3,7 @@ import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { StreamPosition } from "@scoreboard/gen/scoreboard/v1/leaderboard_pb";
 import type { LeaderboardUpdate, PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import type { Logger } from "@scoreboard/platform/logger";
-import { isNewerThanResume } from "@scoreboard/platform/stream-position";
+import { afterResume } from "@scoreboard/platform/stream-position";
 import { outsideAnyTrace } from "@scoreboard/platform/tracing";
 
 type Listener = (update: LeaderboardUpdate) => void;
@@ -47,7 +47,7 @@ export class LeaderboardFeeds {
       feed = new Feed(this.push, board, limit, this.logger, this.lingerMs, () => this.feeds.delete(key));
       this.feeds.set(key, feed);
     }
-    return feed.add(resume ? newerThan(resume, listener) : listener);
+    return feed.add(resume ? afterResume(resume, listener) : listener);
   }
 
   /**
@@ -162,14 +162,4 @@ class Feed {
       await delay(Math.min(100 * 2 ** failures, 5_000), undefined, { signal: this.abort.signal }).catch(() => undefined);
     }
   }
-}
-
-/** `listener`, told only of updates newer than `resume`; once one passed, of every update. */
-function newerThan(resume: StreamPosition, listener: Listener): Listener {
-  let waiting = true;
-  return (update) => {
-    if (waiting && update.position && !isNewerThanResume(update.position, resume)) return;
-    waiting = false;
-    listener(update);
-  };
 }

@@ -6,7 +6,7 @@ import type { LeaderboardEntry, Standing, StreamPosition } from "@scoreboard/gen
 import type { PushService } from "@scoreboard/gen/scoreboard/v1/push_pb";
 import type { RankingService } from "@scoreboard/gen/scoreboard/v1/ranking_pb";
 import type { Logger } from "@scoreboard/platform/logger";
-import { compareEpochs, isNewerThanResume, positionOf } from "@scoreboard/platform/stream-position";
+import { afterResume, compareEpochs, positionOf } from "@scoreboard/platform/stream-position";
 import { outsideAnyTrace } from "@scoreboard/platform/tracing";
 import { MovedScores } from "./moved-scores.js";
 
@@ -77,7 +77,7 @@ export class StandingWatchers {
       standings = new BoardStandings(board, this.ranking, this.push, this.logger, this.options, () => this.boards.delete(board));
       this.boards.set(board, standings);
     }
-    return standings.add(userId, around, resume ? newerThan(resume, listener) : listener);
+    return standings.add(userId, around, resume ? afterResume(resume, listener) : listener);
   }
 
   /** Standings tracked (watched or lingering) across boards. */
@@ -367,14 +367,4 @@ function sameStanding(a: Standing, b: Standing): boolean {
 function sameEntry(a: LeaderboardEntry | undefined, b: LeaderboardEntry | undefined): boolean {
   if (!a || !b) return a === b;
   return a.rank === b.rank && a.userId === b.userId && a.score === b.score && a.username === b.username;
-}
-
-/** `listener`, told only of states newer than `resume`; once one passed, of every state. */
-function newerThan(resume: StreamPosition, listener: Listener): Listener {
-  let waiting = true;
-  return (state) => {
-    if (waiting && !isNewerThanResume(state.position, resume)) return;
-    waiting = false;
-    listener(state);
-  };
 }

@@ -49,6 +49,20 @@ export function isNewerThanResume(current: StreamPosition, resume: StreamPositio
   return comparePositions(current, resume) > 0;
 }
 
+/**
+ * `listener`, told only of states newer than `resume` until one is; from
+ * then on, of every state (a resumed stream starts where the client was).
+ * A state without a position is passed on.
+ */
+export function afterResume<S extends { position?: StreamPosition }>(resume: StreamPosition, listener: (state: S) => void): (state: S) => void {
+  let waiting = true;
+  return (state) => {
+    if (waiting && state.position && !isNewerThanResume(state.position, resume)) return;
+    waiting = false;
+    listener(state);
+  };
+}
+
 /** A state's version: its time in microseconds (see StreamPosition.version). */
 export function versionAt(time: Timestamp | undefined): bigint {
   if (!time) return 0n;
